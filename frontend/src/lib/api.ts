@@ -1,0 +1,227 @@
+// The /api/v1 client: typed fetch wrappers with timeouts, cancellation and clear errors.
+// `reachable` listeners drive the "API unreachable" banner.
+
+import type {
+  AlertPage,
+  AlertRuleOut,
+  ChangeView,
+  Grid,
+  JobBreakdown,
+  RunOut,
+  RunPage,
+  SeriesPoint,
+  SystemDetail,
+  SystemSummary,
+  Window,
+} from './types';
+
+export type ApiErrorKind = 'network' | 'timeout' | 'http' | 'parse' | 'aborted';
+
+export class ApiError extends Error {
+  readonly kind: ApiErrorKind;
+  readonly status: number | null;
+  readonly path: string;
+
+  constructor(kind: ApiErrorKind, path: string, message: string, status: number | null = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.kind = kind;
+    this.status = status;
+    this.path = path;
+  }
+
+  /** The API (or the proxy in front of it) cannot be reached: show the banner, not a page error. */
+  get unreachable(): boolean {
+    return (
+      this.kind === 'network' ||
+      this.kind === 'timeout' ||
+      (this.kind === 'http' && (this.status === 502 || this.status === 503 || this.status === 504))
+    );
+  }
+
+  get notFound(): boolean {
+    return this.kind === 'http' && this.status === 404;
+  }
+}
+
+export function isAbort(e: unknown): boolean {
+  return e instanceof ApiError ? e.kind === 'aborted' : e instanceof DOMException && e.name === 'AbortError';
+}
+
+export type Query = Record<string, string | number | boolean | null | undefined>;
+
+export function buildQuery(q: Query | undefined): string {
+  if (!q) return '';
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === null || v === undefined || v === '') continue;
+    qs.set(k, String(v));
+  }
+  const s = qs.toString();
+  return s ? `?${s}` : '';
+}
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface ApiOptions {
+  /** Prefix of every path; relative by default so the app works at `/` and under a prefix. */
+  base?: string;
+  fetch?: FetchLike;
+  timeoutMs?: number;
+}
+
+export type ReachabilityListener = (reachable: boolean, error: ApiError | null) => void;
+
+const enc = encodeURIComponent;
+
+export class ApiClient {
+  private readonly base: string;
+  private readonly fetchImpl: FetchLike;
+  private readonly timeoutMs: number;
+  private readonly listeners = new Set<ReachabilityListener>();
+  private lastReachable: boolean | null = null;
+
+  constructor(opts: ApiOptions = {}) {
+    this.base = (opts.base ?? 'api/v1').replace(/\/+$/, '');
+    this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.timeoutMs = opts.timeoutMs ?? 15000;
+  }
+
+  onReachability(cb: ReachabilityListener): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  private report(reachable: boolean, error: ApiError | null): void {
+    if (reachable === this.lastReachable && reachable) return;
+    this.lastReachable = reachable;
+    for (const cb of this.listeners) cb(reachable, error);
+  }
+
+  url(path: string, query?: Query): string {
+    return `${this.base}/${path.replace(/^\/+/, '')}${buildQuery(query)}`;
+  }
+
+  async get<T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> {
+    const url = this.url(path, query);
+    const ctl = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctl.abort();
+    }, this.timeoutMs);
+    const onAbort = () => ctl.abort();
+    if (signal) {
+      if (signal.aborted) ctl.abort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { signal: ctl.signal, headers: { Accept: 'application/json' } });
+    } catch (e) {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      let err: ApiError;
+      if (timedOut) err = new ApiError('timeout', path, `The API did not answer within ${this.timeoutMs / 1000} s`);
+      else if (signal?.aborted) throw new ApiError('aborted', path, 'Request cancelled');
+      else err = new ApiError('network', path, `Cannot reach the API (${e instanceof Error ? e.message : String(e)})`);
+      this.report(false, err);
+      throw err;
+    }
+    try {
+      if (!res.ok) {
+        let detail = res.statusText || `HTTP ${res.status}`;
+        try {
+          const body: unknown = await res.json();
+          if (body && typeof body === 'object' && 'detail' in body) {
+            const d = (body as { detail: unknown }).detail;
+            detail = typeof d === 'string' ? d : JSON.stringify(d);
+          }
+        } catch {
+          /* not JSON: keep the status text */
+        }
+        const err = new ApiError('http', path, `${res.status}: ${detail}`, res.status);
+        this.report(!err.unreachable, err.unreachable ? err : null);
+        throw err;
+      }
+      let body: T;
+      try {
+        body = (await res.json()) as T;
+      } catch {
+        const err = new ApiError('parse', path, 'The API answered with something that is not JSON', res.status);
+        this.report(true, null);
+        throw err;
+      }
+      this.report(true, null);
+      return body;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  // ---- Endpoints ----
+  systems(q: { window?: Window; project?: string | null } = {}, signal?: AbortSignal) {
+    return this.get<SystemSummary[]>('systems', q, signal);
+  }
+  system(name: string, signal?: AbortSignal) {
+    return this.get<SystemDetail>(`systems/${enc(name)}`, undefined, signal);
+  }
+  systemRuns(name: string, q: { limit?: number; cursor?: string | null } = {}, signal?: AbortSignal) {
+    return this.get<RunPage>(`systems/${enc(name)}/runs`, q, signal);
+  }
+  systemSeries(name: string, q: { bucket: 'hour' | 'day'; from: string; to: string }, signal?: AbortSignal) {
+    return this.get<SeriesPoint[]>(`systems/${enc(name)}/series`, q, signal);
+  }
+  systemJobs(name: string, q: { window?: Window } = {}, signal?: AbortSignal) {
+    return this.get<JobBreakdown[]>(`systems/${enc(name)}/jobs`, q, signal);
+  }
+  runs(
+    q: {
+      ci?: string | null;
+      project?: string | null;
+      branch?: string | null;
+      result?: string | null;
+      from?: string | null;
+      to?: string | null;
+      limit?: number;
+      cursor?: string | null;
+    } = {},
+    signal?: AbortSignal,
+  ) {
+    return this.get<RunPage>('runs', q, signal);
+  }
+  run(id: number, signal?: AbortSignal) {
+    return this.get<RunOut>(`runs/${enc(String(id))}`, undefined, signal);
+  }
+  grid(q: { project?: string | null; limit?: number } = {}, signal?: AbortSignal) {
+    return this.get<Grid>('grid', q, signal);
+  }
+  projects(signal?: AbortSignal) {
+    return this.get<string[]>('projects', undefined, signal);
+  }
+  change(n: number, signal?: AbortSignal) {
+    return this.get<ChangeView>(`changes/${enc(String(n))}`, undefined, signal);
+  }
+  alerts(q: { ci?: string | null; limit?: number; cursor?: string | null } = {}, signal?: AbortSignal) {
+    return this.get<AlertPage>('alerts', q, signal);
+  }
+  alertRules(signal?: AbortSignal) {
+    return this.get<AlertRuleOut[]>('alerts/rules', undefined, signal);
+  }
+  badgeUrl(name: string): string {
+    return this.url(`badge/${enc(name)}.svg`);
+  }
+}
+
+export const api = new ApiClient();
+
+/** A one-line message for a failed load (the banner already explains an unreachable API). */
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) {
+    if (e.unreachable) return 'The API is unreachable; showing the last data loaded, if any.';
+    if (e.notFound) return `Not found (${e.path}).`;
+    return `The API answered with an error: ${e.message}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,183 @@
+// Mirrors src/cidash/api/schemas.py (the /api/v1 contract). Datetimes arrive as ISO strings,
+// rates are fractions in [0, 1], durations and latencies are seconds.
+
+export type State = 'healthy' | 'degraded' | 'failing' | 'silent' | 'unknown';
+export type Window = '1h' | '24h' | '7d' | '30d';
+export type FeedKind = 'run' | 'alert' | 'state';
+export type ResultClass = 'success' | 'failure' | 'infra' | 'other';
+
+export const WINDOWS: readonly Window[] = ['1h', '24h', '7d', '30d'];
+export const STATES: readonly State[] = ['healthy', 'degraded', 'failing', 'silent', 'unknown'];
+
+export interface JobOut {
+  name: string;
+  url: string | null;
+  result: string;
+  duration_s: number | null;
+  voting: boolean;
+}
+
+export interface RunOut {
+  id: number;
+  server: string;
+  ci: string;
+  project: string;
+  branch: string;
+  change: number;
+  patchset: number;
+  result: string;
+  result_class: ResultClass;
+  vote: number | null;
+  pipeline: string | null;
+  posted_at: string;
+  latency_s: number | null;
+  message_id: string | null;
+  source: string;
+  log_url: string | null;
+  jobs: JobOut[];
+  comment?: string | null;
+}
+
+export interface RunPage {
+  items: RunOut[];
+  next_cursor: string | null;
+}
+
+export interface HealthWindow {
+  window: Window;
+  runs: number;
+  success_rate: number | null;
+  failure_rate: number | null;
+  infra_error_rate: number | null;
+  latency_p50_s: number | null;
+  latency_p95_s: number | null;
+  coverage: number | null;
+  agreement: number | null;
+  disagreements: number;
+  flakiness: number | null;
+}
+
+export interface SystemSummary {
+  id: number;
+  name: string;
+  server: string;
+  display_name: string;
+  owner: string | null;
+  is_reference: boolean;
+  confirmed: boolean;
+  source: 'config' | 'group' | 'detected';
+  projects: string[];
+  state: State;
+  state_reason: string;
+  last_seen: string | null;
+  health: HealthWindow;
+  sparkline: (number | null)[];
+}
+
+export interface SystemDetail extends SystemSummary {
+  windows: HealthWindow[];
+}
+
+export interface SeriesPoint {
+  t: string;
+  runs: number;
+  successes: number;
+  failures: number;
+  infra_errors: number;
+  success_rate: number | null;
+  latency_p50_s: number | null;
+  latency_p95_s: number | null;
+}
+
+export interface JobBreakdown {
+  name: string;
+  runs: number;
+  failures: number;
+  infra_errors: number;
+  failure_rate: number;
+  last_failure_at: string | null;
+  last_failure_url: string | null;
+}
+
+export interface GridCell {
+  run_id: number;
+  result: string;
+  result_class: ResultClass;
+  vote: number | null;
+  posted_at: string;
+  log_url: string | null;
+  runs: number;
+}
+
+export interface GridRow {
+  server: string;
+  change: number;
+  patchset: number;
+  project: string;
+  branch: string;
+  subject: string | null;
+  url: string | null;
+  created_at: string | null;
+  cells: Record<string, GridCell>;
+}
+
+export interface Grid {
+  project: string | null;
+  systems: string[];
+  rows: GridRow[];
+}
+
+export interface ChangeView {
+  server: string;
+  change: number;
+  project: string;
+  branch: string;
+  subject: string | null;
+  url: string | null;
+  status: string | null;
+  systems: string[];
+  patchsets: GridRow[];
+}
+
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface AlertOut {
+  id: number;
+  rule: string;
+  kind: 'failure' | 'consecutive_failures' | 'failure_rate' | 'silent' | 'recovered';
+  ci: string;
+  server: string;
+  project: string | null;
+  severity: Severity;
+  message: string;
+  created_at: string;
+  run_id: number | null;
+  muted: boolean;
+}
+
+export interface AlertPage {
+  items: AlertOut[];
+  next_cursor: string | null;
+}
+
+export interface AlertRuleOut {
+  name: string;
+  kind: string;
+  ci: string[];
+  projects: string[];
+  params: Record<string, number | string | boolean | null>;
+  webhooks: string[];
+}
+
+export interface StateChange {
+  ci: string;
+  state: State;
+  state_reason: string;
+}
+
+/** A feed message as the websocket delivers it (`data` is checked by whoever consumes it). */
+export interface FeedMessage {
+  type: FeedKind;
+  id: number;
+  data: unknown;
+}

@@ -1,0 +1,9 @@
+import './app.css';
+import 'uplot/dist/uPlot.min.css';
+import { mount } from 'svelte';
+import App from './App.svelte';
+
+const target = document.getElementById('app');
+if (!target) throw new Error('#app is missing from index.html');
+
+export default mount(App, { target });

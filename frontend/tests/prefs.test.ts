@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { loadNotify, loadTheme, nextTheme, saveNotify, saveTheme, type StorageLike } from '../src/lib/prefs';
+
+function memory(): StorageLike & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+    removeItem: (k) => void data.delete(k),
+  };
+}
+
+describe('prefs', () => {
+  it('persists the theme, "auto" being the absence of a choice', () => {
+    const s = memory();
+    expect(loadTheme(s)).toBe('auto');
+    saveTheme('dark', s);
+    expect(s.data.get('cidash.theme')).toBe('dark');
+    expect(loadTheme(s)).toBe('dark');
+    saveTheme('auto', s);
+    expect(s.data.has('cidash.theme')).toBe(false);
+    s.data.set('cidash.theme', 'purple');
+    expect(loadTheme(s)).toBe('auto');
+    expect(loadTheme(null)).toBe('auto');
+  });
+
+  it('cycles auto → light → dark → auto', () => {
+    expect([nextTheme('auto'), nextTheme('light'), nextTheme('dark')]).toEqual(['light', 'dark', 'auto']);
+  });
+
+  it('persists the notification choice', () => {
+    const s = memory();
+    expect(loadNotify(s)).toBe(false);
+    saveNotify(true, s);
+    expect(loadNotify(s)).toBe(true);
+    saveNotify(false, s);
+    expect(loadNotify(s)).toBe(false);
+  });
+});

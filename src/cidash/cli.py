@@ -1,0 +1,229 @@
+"""The `cidash` command line. Errors a user can fix are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import orjson
+import typer
+
+from cidash.config import Settings, load_settings
+from cidash.errors import CidashError
+from cidash.spans import parse_span
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="cidash",
+    help="Live health of the CI systems that vote on Gerrit code review.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+_state: dict[str, Any] = {"config": None}
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (default ./cidash.toml when present; env CIDASH_CONFIG)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"cidash: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(_state["config"], **overrides)
+    except CidashError as exc:
+        _fail(str(exc))
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except CidashError as exc:
+        _fail(str(exc), 1)
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}", 1)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("asyncssh", "apscheduler", "aiosqlite", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def main_options(
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    _state["config"] = config
+    _setup_logging(log_level)
+
+
+# -- database ---------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[str | None, typer.Option(help="Overrides database_url from the config.")] = None,
+) -> None:
+    """Create or upgrade the schema (alembic migrations)."""
+    from cidash.store.migrate import upgrade
+
+    settings = _settings(database_url=database_url)
+    _run(upgrade(settings.database_url))
+    typer.echo("database is at the latest schema")
+
+
+# -- collection -------------------------------------------------------------------------------
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def serve(
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not upgrade the schema on start.")] = False,
+    insecure_host_key: Annotated[
+        bool, typer.Option("--insecure-host-key", help="Accept any SSH host key (DANGEROUS; labs only).")
+    ] = False,
+) -> None:
+    """Collect from every configured Gerrit server until interrupted."""
+    from cidash.runtime import Runtime
+
+    settings = _settings()
+    if insecure_host_key:
+        for server in settings.servers:
+            server.insecure_host_key = True
+    if not settings.servers:
+        _fail("no Gerrit server configured; add a [[servers]] table to the config file")
+
+    async def main() -> None:
+        async with Runtime(settings, migrate=not no_migrate):
+            typer.echo(f"cidash: collecting from {', '.join(s.name for s in settings.servers)}", err=True)
+            await _until_signalled()
+
+    _run(main())
+
+
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="How far back to import, e.g. 30d.")] = "1d",
+    server: Annotated[str | None, typer.Option(help="Only this configured server.")] = None,
+) -> None:
+    """One-off history import through the REST API, with a progress bar."""
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from cidash.collector.backfill import run_backfill
+    from cidash.gerrit.rest import GerritRestClient
+    from cidash.runtime import Runtime
+
+    try:
+        span = parse_span(since)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = _settings()
+    servers = [settings.server(server)] if server else settings.servers
+    if not servers:
+        _fail("no Gerrit server configured; add a [[servers]] table to the config file")
+
+    async def main() -> None:
+        async with Runtime(settings, collect=False) as runtime:
+            assert runtime.store is not None
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} changes"))
+            with Progress(*columns, TimeElapsedColumn(), transient=False) as progress:
+                for target in servers:
+                    task = progress.add_task(f"{target.name}", total=None)
+
+                    def advance(_done: int, page: int, task: TaskID = task) -> None:
+                        progress.advance(task, page)
+
+                    password = target.http_password.get_secret_value() if target.http_password else None
+                    async with GerritRestClient(target.http_url, user=target.http_user, password=password) as client:
+                        result = await run_backfill(
+                            target,
+                            client,
+                            runtime.store,
+                            runtime.parser,
+                            since=datetime.now(UTC) - span,
+                            progress=advance,
+                        )
+                    progress.update(task, total=result.changes, completed=result.changes)
+                    progress.console.print(
+                        f"{target.name}: {result.changes} changes, {result.comments} comments, "
+                        f"{result.runs_inserted} new CI runs in {result.duration_s:.1f} s"
+                    )
+
+    _run(main())
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="Archive of stream-events lines (JSON lines).")],
+    server: Annotated[str, typer.Option(help="Server name to file the events under.")] = "default",
+    batch_size: Annotated[int, typer.Option(min=1)] = 2000,
+) -> None:
+    """Store an archive of stream-events lines (saved streams, benchmarks)."""
+    from cidash.collector.ingest_file import ingest_file
+
+    if not file.is_file():
+        _fail(f"no such file: {file}")
+    settings = _settings()
+    stats = _run(ingest_file(settings, file, server, batch_size=batch_size, show_progress=sys.stderr.isatty()))
+    typer.echo(
+        f"{stats.lines} lines, {stats.events} events, {stats.comments} comments, "
+        f"{stats.runs_inserted} new CI runs, {stats.runs_duplicate} duplicates, "
+        f"{stats.dead_lettered} dead-lettered"
+    )
+
+
+@app.command()
+def explain(
+    author: Annotated[
+        str | None, typer.Option(help="Read ONE comment text from stdin, written by this account.")
+    ] = None,
+    server: Annotated[str, typer.Option(help="Server name for config matching.")] = "default",
+) -> None:
+    """Show how comments are read: comment-added JSON lines on stdin, one JSON verdict per line."""
+    from cidash.explain import explain_comment_text, explain_lines
+
+    settings = _settings()
+    if author is not None:
+        typer.echo(orjson.dumps(explain_comment_text(settings, author, sys.stdin.read(), server)).decode())
+        return
+    for verdict in explain_lines(settings, sys.stdin.buffer, server):
+        sys.stdout.write(orjson.dumps(verdict).decode() + "\n")
+
+
+def _register_optional_commands() -> None:
+    from cidash.sim.command import sim
+
+    app.command("sim")(sim)
+
+
+def main() -> None:
+    _register_optional_commands()
+    app()

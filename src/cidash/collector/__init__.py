@@ -1,0 +1,1 @@
+"""Collection: Gerrit (stream + backfill) -> parse -> store, per configured server."""

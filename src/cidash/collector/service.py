@@ -1,0 +1,194 @@
+"""Run collection for one Gerrit server: the live stream, its ingest loop and the backfill schedule.
+
+Loss-freeness comes from the combination: the stream gives real time, and the backfill, run
+every `backfill_interval_s`, at start, after every reconnect and after every `dropped-output`,
+re-reads everything since the committed watermark. The dedup key makes the overlap harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from cidash.collector.backfill import BackfillResult, run_backfill
+from cidash.collector.ingest import Ingestor
+from cidash.config import GerritServer
+from cidash.errors import GerritAuthError, GerritUnavailableError
+from cidash.gerrit.rest import GerritRestClient
+from cidash.gerrit.stream import StreamClient
+from cidash.parsing import CommentParser
+from cidash.store.writer import Store
+
+log = logging.getLogger(__name__)
+
+LINE_QUEUE_SIZE = 100_000
+DB_RETRY_S = 2.0
+
+
+@dataclass
+class CollectorHealth:
+    stream_connected: bool = False
+    last_backfill_at: float | None = None
+    last_backfill: BackfillResult | None = None
+    backfills: int = 0
+    backfill_errors: int = 0
+    last_error: str | None = None
+    fatal: str | None = None  # e.g. credentials refused: needs an operator
+
+
+class ServerCollector:
+    def __init__(
+        self,
+        server: GerritServer,
+        store: Store,
+        parser: CommentParser,
+        scheduler: AsyncIOScheduler,
+        *,
+        batch_size: int = 1000,
+    ) -> None:
+        self.server = server
+        self._store = store
+        self._parser = parser
+        self._scheduler = scheduler
+        password = server.http_password.get_secret_value() if server.http_password else None
+        self.rest = GerritRestClient(server.http_url, user=server.http_user, password=password)
+        self.ingestor = Ingestor(store, parser, server.name, batch_size=batch_size)
+        self.health = CollectorHealth()
+        self._lines: asyncio.Queue[tuple[bytes, float] | tuple[bytes, float, int]] = asyncio.Queue(LINE_QUEUE_SIZE)
+        self.stream = StreamClient(
+            server, self._on_line, on_connected=self._on_connected, on_oversized=self._on_oversized
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._backfill_lock = asyncio.Lock()
+        self._job_id = f"backfill:{server.name}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._scheduler.add_job(
+            self.backfill_now,
+            "interval",
+            seconds=self.server.backfill_interval_s,
+            id=self._job_id,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=None,
+        )
+        self._tasks.append(asyncio.create_task(self._ingest_loop(), name=f"ingest:{self.server.name}"))
+        if self.server.stream:
+            self._tasks.append(asyncio.create_task(self.stream.run(), name=f"stream:{self.server.name}"))
+        self.request_backfill("start")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._scheduler.remove_job(self._job_id)
+        await self.stream.stop()
+        # let the ingest loop write what it holds, then stop it
+        await self._drain()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.rest.aclose()
+
+    async def _drain(self, timeout_s: float = 10.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lines.join(), timeout=timeout_s)
+
+    # -- stream side ----------------------------------------------------------------------
+    async def _on_line(self, line: bytes, received_at: float) -> None:
+        await self._lines.put((line, received_at))
+
+    async def _on_oversized(self, head: bytes, size: int, received_at: float) -> None:
+        await self._lines.put((head, received_at, size))
+
+    async def _on_connected(self, first: bool) -> None:
+        self.health.stream_connected = True
+        if not first:
+            self.request_backfill("reconnect")
+
+    async def _ingest_loop(self) -> None:
+        """Drain the line queue in batches: large under load, immediate when traffic is light."""
+        while True:
+            item = await self._lines.get()
+            batch = [item]
+            while len(batch) < self.ingestor.batch_size:
+                try:
+                    batch.append(self._lines.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            dropped = False
+            for entry in batch:
+                if len(entry) == 3:
+                    self.ingestor.add_oversized(entry[0], entry[2])
+                    continue
+                event = self.ingestor.add_line(entry[0], entry[1])
+                dropped = dropped or (event is not None and event.type == "dropped-output")
+            if dropped:
+                self.request_backfill("dropped-output")
+            await self._flush_until_done()
+            for _ in batch:
+                self._lines.task_done()
+            self.health.stream_connected = self.stream.stats.connected
+
+    async def _flush_until_done(self) -> None:
+        """The database may be restarting: keep what we hold and retry; never drop it."""
+        while True:
+            try:
+                await self.ingestor.flush()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the DB driver raises many types; all mean "try again"
+                self.health.last_error = f"store: {type(exc).__name__}: {exc}"
+                log.warning("server %s: write failed, retrying in %.0f s: %s", self.server.name, DB_RETRY_S, exc)
+                await asyncio.sleep(DB_RETRY_S)
+
+    # -- backfill side --------------------------------------------------------------------
+    def request_backfill(self, reason: str) -> None:
+        log.info("server %s: backfill requested (%s)", self.server.name, reason)
+        job = self._scheduler.get_job(self._job_id)
+        if job is not None:
+            job.modify(next_run_time=_now_for(self._scheduler))
+
+    async def backfill_now(self) -> BackfillResult | None:
+        async with self._backfill_lock:
+            try:
+                result = await run_backfill(self.server, self.rest, self._store, self._parser)
+            except GerritAuthError as exc:
+                self.health.fatal = str(exc)
+                self.health.backfill_errors += 1
+                log.error("server %s: %s: backfill stopped until the configuration is fixed", self.server.name, exc)
+                return None
+            except (GerritUnavailableError, OSError) as exc:
+                self.health.backfill_errors += 1
+                self.health.last_error = str(exc)
+                log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
+                self._retry_soon()
+                return None
+            except Exception as exc:  # DB trouble: the watermark did not move, retry soon
+                self.health.backfill_errors += 1
+                self.health.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
+                self._retry_soon()
+                return None
+            self.health.backfills += 1
+            self.health.last_backfill = result
+            self.health.last_backfill_at = time.time()
+            self.health.fatal = None
+            return result
+
+    def _retry_soon(self, delay_s: float = 15.0) -> None:
+        job = self._scheduler.get_job(self._job_id)
+        if job is not None:
+            job.modify(next_run_time=_now_for(self._scheduler, delay_s))
+
+
+def _now_for(scheduler: AsyncIOScheduler, delay_s: float = 0.0) -> datetime:
+    return datetime.now(scheduler.timezone) + timedelta(seconds=delay_s)

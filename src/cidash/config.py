@@ -1,0 +1,163 @@
+"""Settings: a TOML file (``--config``, default ``./cidash.toml`` when present) plus ``CIDASH_*`` env vars.
+
+Environment variables win over the file; nested keys use ``__`` (``CIDASH_API__PORT=9000``).
+Secrets are ``SecretStr`` so they never show up in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cidash.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("cidash.toml")
+SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "mysql+aiomysql", "mariadb+aiomysql")
+
+
+class GerritServer(BaseModel):
+    """One Gerrit server to collect from."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    ssh_host: str = "127.0.0.1"
+    ssh_port: int = Field(default=29418, ge=1, le=65535)
+    ssh_user: str = "cidash"
+    ssh_key: Path | None = None  # private key file; None uses the SSH agent / default keys
+    known_hosts: Path | None = None  # OpenSSH known_hosts file to check the host key against
+    host_key_fingerprint: str | None = None  # pinned "SHA256:..." fingerprint, alternative to known_hosts
+    insecure_host_key: bool = False  # accept any host key (warns loudly); for labs only
+    http_url: str = "http://127.0.0.1:8080"
+    http_user: str | None = None
+    http_password: SecretStr | None = None
+    projects: list[str] = Field(default_factory=list)  # empty: every project
+    ci_group: str | None = None  # Gerrit group whose members are CI accounts, e.g. "Third-Party CI"
+    stream: bool = True
+    backfill_interval_s: float = Field(default=300.0, gt=0)
+    backfill_overlap_s: float = Field(default=120.0, ge=0)
+    backfill_page_size: int = Field(default=100, ge=1, le=500)
+    backfill_concurrency: int = Field(default=4, ge=1, le=64)
+    keepalive_s: float = Field(default=30.0, gt=0)
+    watchdog_s: float = Field(default=600.0, gt=0)  # no data at all for this long: reconnect
+
+    @field_validator("ssh_key", "known_hosts")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("http_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("http_url must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class CISystemConfig(BaseModel):
+    """A CI account an operator lists by hand (confirmed), with optional parsing overrides."""
+
+    account: str = Field(min_length=1)  # Gerrit username (or email / name when it has none)
+    server: str | None = None  # None: this account on every server
+    display_name: str | None = None
+    owner: str | None = None  # operator contact
+    reference: bool = False  # the CI every other one is compared with (OpenStack: Zuul)
+    projects: list[str] = Field(default_factory=list)
+    result_regex: str | None = None  # overrides; see cidash.parsing
+    job_regex: str | None = None
+    start_regex: str | None = None
+
+
+class ApiConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    write_token: SecretStr | None = None
+    read_token: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CIDASH_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./cidash.db"
+    journal_retention_days: float = Field(default=14.0, gt=0)
+    dead_letter_retention_days: float = Field(default=90.0, gt=0)
+    redis_url: str | None = None
+    role: Literal["all", "api", "collector"] = "all"
+    servers: list[GerritServer] = Field(default_factory=list)
+    ci: list[CISystemConfig] = Field(default_factory=list)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    auto_detect_ci: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if scheme not in SUPPORTED_DB_SCHEMES:
+            raise ValueError(f"unsupported database scheme {scheme!r}; use one of {', '.join(SUPPORTED_DB_SCHEMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_servers(self) -> Settings:
+        names = [server.name for server in self.servers]
+        if len(names) != len(set(names)):
+            raise ValueError("server names must be unique")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry the TOML file's content; the environment overrides it.
+        return (env_settings, init_settings)
+
+    def server(self, name: str) -> GerritServer:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise ConfigError(f"no Gerrit server named {name!r} in the configuration")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid configuration at {where}: {first['msg']}{more}"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (explicit path must exist; the default one is optional) and the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_toml(path)
+    elif os.environ.get("CIDASH_CONFIG"):
+        data = _read_toml(Path(os.environ["CIDASH_CONFIG"]))
+    elif DEFAULT_CONFIG_PATH.is_file():
+        data = _read_toml(DEFAULT_CONFIG_PATH)
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

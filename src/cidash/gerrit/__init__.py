@@ -1,0 +1,1 @@
+"""Everything cidash knows about Gerrit's wire protocols lives in this package."""

@@ -1,0 +1,130 @@
+"""Turn a stream `comment-added` event or a REST change message into an ObservedComment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cidash.gerrit.events import StreamEvent
+from cidash.gerrit.wire import from_epoch, loose_int, parse_timestamp
+from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def account_from_wire(data: Mapping[str, Any] | None) -> AccountRef:
+    """Stream AccountAttribute ({name,email,username}) or REST AccountInfo ({_account_id,...})."""
+    if not data:
+        return AccountRef()
+    return AccountRef(
+        account_id=loose_int(data.get("_account_id")),
+        username=_text(data.get("username")),
+        name=_text(data.get("name")) or _text(data.get("display_name")),
+        email=_text(data.get("email")),
+    )
+
+
+def comment_from_event(event: StreamEvent, server: str, source: Source = Source.STREAM) -> ObservedComment | None:
+    """None when the event is not a usable comment-added (the caller decides what that means)."""
+    if event.type != "comment-added":
+        return None
+    change = event.change
+    number = event.change_number
+    ps_number = event.patchset_number
+    posted = event.event_created_on
+    project = event.project
+    comment = event.comment
+    if number is None or ps_number is None or posted is None or project is None or comment is None:
+        return None
+    patchset = event.patchset
+    created = loose_int(patchset.get("createdOn"))
+    approvals: dict[str, int] = {}
+    changed: set[str] = set()
+    for label, value, was_changed in event.approvals():
+        approvals[label] = value
+        if was_changed:
+            changed.add(label)
+    uploader = patchset.get("uploader")
+    return ObservedComment(
+        server=server,
+        project=project,
+        branch=_text(change.get("branch")) or "",
+        change_number=number,
+        change_id=_text(change.get("id")),
+        patchset=ObservedPatchSet(
+            number=ps_number,
+            created_at=from_epoch(created) if created is not None else None,
+            kind=_text(patchset.get("kind")),
+            revision=_text(patchset.get("revision")),
+            uploader=account_from_wire(uploader) if isinstance(uploader, dict) else None,
+        ),
+        author=account_from_wire(event.account),
+        posted_at=from_epoch(posted),
+        message=comment,
+        source=source,
+        approvals=approvals,
+        changed_labels=frozenset(changed),
+        change_status=_text(change.get("status")),
+        change_url=_text(change.get("url")),
+        subject=_text(change.get("subject")),
+    )
+
+
+def patchsets_from_change(change: Mapping[str, Any]) -> dict[int, ObservedPatchSet]:
+    """Patch sets known from a REST ChangeInfo's `revisions` (ALL_REVISIONS / CURRENT_REVISION)."""
+    found: dict[int, ObservedPatchSet] = {}
+    revisions = change.get("revisions")
+    if not isinstance(revisions, dict):
+        return found
+    for sha, revision in revisions.items():
+        if not isinstance(revision, dict):
+            continue
+        number = loose_int(revision.get("_number"))
+        if number is None:
+            continue
+        created = _text(revision.get("created"))
+        uploader = revision.get("uploader")
+        found[number] = ObservedPatchSet(
+            number=number,
+            created_at=parse_timestamp(created) if created else None,
+            kind=_text(revision.get("kind")),
+            revision=sha,
+            uploader=account_from_wire(uploader) if isinstance(uploader, dict) else None,
+        )
+    return found
+
+
+def comments_from_change(change: Mapping[str, Any], server: str) -> Iterator[ObservedComment]:
+    """Every authored message of a REST ChangeInfo fetched with o=MESSAGES (system messages skipped)."""
+    number = loose_int(change.get("_number"))
+    project = _text(change.get("project"))
+    messages = change.get("messages")
+    if number is None or project is None or not isinstance(messages, list):
+        return
+    patchsets = patchsets_from_change(change)
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("author"), dict):
+            continue
+        ps_number = loose_int(message.get("_revision_number"))
+        date = _text(message.get("date"))
+        text = message.get("message")
+        if ps_number is None or date is None or not isinstance(text, str):
+            continue
+        yield ObservedComment(
+            server=server,
+            project=project,
+            branch=_text(change.get("branch")) or "",
+            change_number=number,
+            change_id=_text(change.get("change_id")),
+            patchset=patchsets.get(ps_number) or ObservedPatchSet(number=ps_number),
+            author=account_from_wire(message["author"]),
+            posted_at=parse_timestamp(date),
+            message=text,
+            source=Source.REST,
+            message_id=_text(message.get("id")),
+            tag=_text(message.get("tag")),
+            change_status=_text(change.get("status")),
+            subject=_text(change.get("subject")),
+        )

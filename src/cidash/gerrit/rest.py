@@ -1,0 +1,144 @@
+"""Gerrit REST client for the backfill: paged change queries, group members, version.
+
+429 and 5xx are retried with exponential backoff and full jitter (Gerrit sends no Retry-After);
+401/403 stop at once with GerritAuthError, because retrying cannot fix credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from cidash.errors import GerritAuthError, GerritUnavailableError
+from cidash.gerrit.wire import loads, loose_int, strip_xssi
+
+log = logging.getLogger(__name__)
+
+BACKFILL_OPTIONS = ("MESSAGES", "DETAILED_ACCOUNTS", "ALL_REVISIONS")
+
+
+class _Retryable(Exception):
+    def __init__(self, status: int | None, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}" if status else detail)
+        self.status = status
+
+
+def _log_retry(state: RetryCallState) -> None:
+    if state.outcome is not None and state.outcome.failed:
+        log.warning("gerrit REST attempt %d failed: %s", state.attempt_number, state.outcome.exception())
+
+
+class GerritRestClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 30.0,
+        max_attempts: int = 8,
+        backoff_max_s: float = 60.0,
+        backoff_multiplier_s: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        auth = httpx.BasicAuth(user, password) if user is not None and password is not None else None
+        self._prefix = "/a" if auth else ""
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), auth=auth, timeout=timeout_s, transport=transport
+        )
+        self._max_attempts = max_attempts
+        self._wait = wait_random_exponential(multiplier=backoff_multiplier_s, max=backoff_max_s)
+        self.retries = 0
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> GerritRestClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def get_json(self, path: str, params: Sequence[tuple[str, str | int]] = ()) -> Any:
+        """GET `/a/<path>` and decode Gerrit's `)]}'`-prefixed JSON, retrying what is transient."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
+            wait=self._wait,
+            stop=stop_after_attempt(self._max_attempts),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.retries += 1
+                    return await self._get_once(path, params)
+        except _Retryable as exc:
+            raise GerritUnavailableError(f"Gerrit REST {path} kept failing: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_once(self, path: str, params: Sequence[tuple[str, str | int]]) -> Any:
+        try:
+            response = await self._client.get(f"{self._prefix}/{path.lstrip('/')}", params=list(params))
+        except httpx.TransportError as exc:
+            raise _Retryable(None, f"{type(exc).__name__}: {exc}") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise GerritAuthError(
+                f"Gerrit refused the credentials (HTTP {status}) for {response.request.url.copy_with(query=None)}"
+            )
+        if status == 429 or status >= 500:
+            raise _Retryable(status, response.text.strip()[:200])
+        if status >= 400:
+            raise GerritUnavailableError(f"Gerrit answered HTTP {status} for {path}: {response.text.strip()[:200]}")
+        try:
+            return loads(strip_xssi(response.content))
+        except ValueError as exc:
+            raise _Retryable(status, f"undecodable body: {exc}") from None
+
+    async def query_changes(
+        self, query: str, *, options: Sequence[str] = BACKFILL_OPTIONS, page_size: int = 100
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield pages of ChangeInfo, following `_more_changes` with `S=` until the end.
+
+        Offset paging over an `updated`-descending list can serve a change twice when others are
+        updated meanwhile; each change number is yielded once per query.
+        """
+        seen: set[int] = set()
+        start = 0
+        while True:
+            params: list[tuple[str, str | int]] = [("q", query), ("n", page_size), ("S", start)]
+            params += [("o", option) for option in options]
+            page = await self.get_json("changes/", params)
+            if not isinstance(page, list):
+                raise GerritUnavailableError(f"Gerrit change query returned {type(page).__name__}, not a list")
+            fresh = []
+            for change in page:
+                number = loose_int(change.get("_number")) if isinstance(change, dict) else None
+                if number is not None and number not in seen:
+                    seen.add(number)
+                    fresh.append(change)
+            if fresh:
+                yield fresh
+            if not page or not isinstance(page[-1], dict) or not page[-1].get("_more_changes"):
+                return
+            start += len(page)
+
+    async def group_members(self, group: str) -> list[dict[str, Any]]:
+        members = await self.get_json(f"groups/{quote(group, safe='')}/members/")
+        return [member for member in members if isinstance(member, dict)] if isinstance(members, list) else []
+
+    async def version(self) -> str:
+        return str(await self.get_json("config/server/version"))

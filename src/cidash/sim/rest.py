@@ -1,0 +1,614 @@
+"""The simulated Gerrit's REST API (plain Starlette) and the SSH `gerrit query` command.
+
+Answers look like Gerrit 3.x: `)]}'` + compact Gson JSON + newline, `application/json;
+charset=UTF-8`; errors are text/plain ending with a newline; everything under `/a/` needs HTTP
+Basic. Faults (429/500 storms, latency) are read on every `/a/` request. Control endpoints
+live under `/__sim/` (no auth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import quote, unquote
+
+import orjson
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from cidash.gerrit.events import change_ref
+from cidash.gerrit.wire import XSSI_PREFIX, gson_dumps
+from cidash.sim.faults import FaultRequest, Faults
+from cidash.sim.personas import Account
+from cidash.sim.query import QueryError, parse_query
+from cidash.sim.world import LABELS, Change, Message, PatchSet, World, rest_time
+
+MAX_LIMIT = 500  # Gerrit's default Query Limit capability
+_JSON_TYPE = "application/json; charset=UTF-8"
+_TEXT_TYPE = "text/plain; charset=UTF-8"
+_JSON_HEADERS = {"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
+_UNAUTHORIZED_PAGE = (
+    '<html>\n<head>\n<meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>\n'
+    "<title>Error 401 Unauthorized</title>\n</head>\n<body><h2>HTTP ERROR 401 Unauthorized</h2>\n"
+    "<table>\n<tr><th>STATUS:</th><td>401</td></tr>\n<tr><th>MESSAGE:</th><td>Unauthorized</td></tr>\n"
+    "</table>\n</body>\n</html>\n"
+)
+LIST_CHANGES_OPTIONS = frozenset(
+    {
+        "LABELS",
+        "DETAILED_LABELS",
+        "SUBMIT_REQUIREMENTS",
+        "CURRENT_REVISION",
+        "ALL_REVISIONS",
+        "CURRENT_COMMIT",
+        "ALL_COMMITS",
+        "CURRENT_FILES",
+        "ALL_FILES",
+        "DETAILED_ACCOUNTS",
+        "REVIEWER_UPDATES",
+        "MESSAGES",
+        "CURRENT_ACTIONS",
+        "CHANGE_ACTIONS",
+        "REVIEWED",
+        "SKIP_MERGEABLE",
+        "SKIP_DIFFSTAT",
+        "SUBMITTABLE",
+        "WEB_LINKS",
+        "CHECK",
+        "COMMIT_FOOTERS",
+        "PUSH_CERTIFICATES",
+        "TRACKING_IDS",
+        "DOWNLOAD_COMMANDS",
+        "STAR",
+        "CUSTOM_KEYED_VALUES",
+        "PARENTS",
+    }
+)
+
+
+# -- JSON shapes ----------------------------------------------------------------------------------
+
+
+def _account(account: Account, detailed: bool) -> dict[str, Any]:
+    return account.info_detailed if detailed else account.info
+
+
+def message_info(world: World, message: Message, detailed: bool) -> dict[str, Any]:
+    """ChangeMessageInfo: id, tag, author, real_author, date, message, _revision_number."""
+    author = _account(message.author, detailed)
+    info: dict[str, Any] = {"id": message.id}
+    if message.tag is not None:
+        info["tag"] = message.tag
+    info["author"] = author
+    if not world.legacy_2x:
+        info["real_author"] = author
+    info["date"] = rest_time(message.date)
+    info["message"] = message.text
+    info["_revision_number"] = message.patchset
+    return info
+
+
+def _git_person(account: Account, when: int) -> dict[str, Any]:
+    return {"name": account.name, "email": account.email or "", "date": rest_time(when), "tz": 0}
+
+
+def _revision_info(change: Change, ps: PatchSet, options: frozenset[str], detailed: bool) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "kind": ps.kind,
+        "_number": ps.number,
+        "created": rest_time(ps.created),
+        "uploader": _account(ps.uploader, detailed),
+        "ref": change_ref(change.number, ps.number),
+    }
+    if "ALL_COMMITS" in options or ("CURRENT_COMMIT" in options and ps is change.current):
+        info["commit"] = {
+            "parents": [{"commit": ps.parent, "subject": 'Merge "Bump the branch"'}],
+            "author": _git_person(change.owner, ps.created),
+            "committer": _git_person(ps.uploader, ps.created),
+            "subject": change.subject,
+            "message": change.commit_message,
+        }
+    return info
+
+
+def change_info(world: World, change: Change, options: frozenset[str]) -> dict[str, Any]:
+    """ChangeInfo in Gerrit's field order, shaped by the ListChangesOptions given."""
+    detailed = "DETAILED_ACCOUNTS" in options
+    project = quote(change.project, safe="")
+    triplet = f"{project}~{quote(change.branch, safe='')}~{change.change_id}"
+    current = change.current
+    info: dict[str, Any]
+    if world.legacy_2x:
+        info = {"id": triplet}
+    else:
+        info = {"id": f"{project}~{change.number}", "triplet_id": triplet}
+    info["project"] = change.project
+    info["branch"] = change.branch
+    info["hashtags"] = []
+    info["change_id"] = change.change_id
+    info["subject"] = change.subject
+    info["status"] = change.status
+    info["created"] = rest_time(change.created)
+    info["updated"] = rest_time(change.updated)
+    if change.submitted is not None:
+        info["submitted"] = rest_time(change.submitted)
+        info["submitter"] = _account(world.zuul, detailed)
+    info["insertions"] = current.insertions
+    info["deletions"] = current.deletions
+    if not world.legacy_2x:
+        info["total_comment_count"] = change.inline_comments
+        info["unresolved_comment_count"] = 0
+        info["has_review_started"] = True
+        info["meta_rev_id"] = change.meta_rev
+    info["_number"] = change.number
+    info["owner"] = _account(change.owner, detailed)
+    if "LABELS" in options or "DETAILED_LABELS" in options:
+        info["labels"] = _labels(current, world, detailed)
+    if "MESSAGES" in options:
+        info["messages"] = [message_info(world, message, detailed) for message in change.messages]
+    if "ALL_REVISIONS" in options:
+        info["current_revision"] = current.revision
+        info["revisions"] = {ps.revision: _revision_info(change, ps, options, detailed) for ps in change.patchsets}
+    elif "CURRENT_REVISION" in options or "CURRENT_COMMIT" in options:
+        info["current_revision"] = current.revision
+        info["revisions"] = {current.revision: _revision_info(change, current, options, detailed)}
+    return info
+
+
+_LABEL_RANGES = {"Verified": (-2, 2), "Code-Review": (-2, 2), "Workflow": (-1, 1)}
+
+
+def _labels(ps: PatchSet, world: World, detailed: bool) -> dict[str, Any]:
+    """LabelInfo, quick form: the decisive vote per label (rejected/approved/disliked/recommended)."""
+    labels: dict[str, Any] = {}
+    for label in LABELS:
+        entry: dict[str, Any] = {}
+        values = sorted((votes[label][0], account_id) for account_id, votes in ps.votes.items() if label in votes)
+        if values:
+            lowest, highest = _LABEL_RANGES[label]
+            (low, low_by), (high, high_by) = values[0], values[-1]
+            if low == lowest:
+                entry["rejected"] = _account(world.accounts[low_by], detailed)
+            elif high == highest:
+                entry["approved"] = _account(world.accounts[high_by], detailed)
+            elif low < 0:
+                entry["disliked"] = _account(world.accounts[low_by], detailed)
+            else:
+                entry["recommended"] = _account(world.accounts[high_by], detailed)
+            entry["value"] = low if low < 0 else high
+        labels[label] = entry
+    return labels
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    body = (XSSI_PREFIX + gson_dumps(value) + "\n").encode("utf-8")
+    return Response(body, status_code=status, media_type=_JSON_TYPE, headers=_JSON_HEADERS)
+
+
+def _text(message: str, status: int) -> Response:
+    return Response(message if message.endswith("\n") else message + "\n", status_code=status, media_type=_TEXT_TYPE)
+
+
+def _plain_json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _int_param(request: Request, *names: str) -> int | None:
+    for name in names:
+        raw = request.query_params.get(name)
+        if raw is not None:
+            try:
+                return int(raw)
+            except ValueError:
+                raise _BadRequest(f'"{raw}" is not a valid value for "{name}"') from None
+    return None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _options(request: Request) -> frozenset[str]:
+    found = set()
+    for raw in request.query_params.getlist("o"):
+        name = raw.strip().upper()
+        if name not in LIST_CHANGES_OPTIONS:
+            raise _BadRequest(f'"{raw}" is not a valid value for "o"')
+        found.add(name)
+    return frozenset(found)
+
+
+def _check_auth(header: str | None, user: str, password: str) -> bool:
+    if not header or not header[:6].lower() == "basic ":
+        return False
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    given_user, sep, given_password = decoded.partition(":")
+    if not sep or not given_password:
+        return False
+    ok_user = secrets.compare_digest(given_user.encode(), user.encode())
+    ok_password = secrets.compare_digest(given_password.encode(), password.encode())
+    return ok_user and ok_password
+
+
+def _segments(request: Request) -> list[str]:
+    """Path segments after `/a/`, percent-decoded one by one (so `%2F` stays inside a segment)."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes | bytearray):
+        path = bytes(raw).split(b"?", 1)[0].decode("latin-1")
+    else:
+        path = quote(request.url.path)
+    parts = path.split("/")[2:]  # drop "" and "a"
+    return [unquote(part) for part in parts]
+
+
+# -- the app -----------------------------------------------------------------------------------------
+
+
+def create_rest_app(
+    world: World,
+    faults: Faults,
+    *,
+    user: str = "admin",
+    password: str = "secret",
+    stats: Callable[[], dict[str, object]] | None = None,
+) -> Starlette:
+    """Gerrit's REST API over `world`, with `faults` applied to every `/a/` request."""
+
+    def query_changes(request: Request) -> Response:
+        params = request.query_params
+        queries = params.getlist("q") or params.getlist("query") or ["status:open"]
+        if len(queries) > 10:
+            raise _BadRequest("limit of 10 queries")
+        limit = _int_param(request, "n", "limit")
+        start = _int_param(request, "S", "start") or 0
+        if start < 0:
+            raise _BadRequest("'start' parameter cannot be less than zero")
+        if limit is not None and limit < 0:
+            raise _BadRequest("'limit' parameter cannot be less than zero")
+        options = _options(request)
+        pages: list[list[dict[str, Any]]] = []
+        for text in queries:
+            query = parse_query(text, world)
+            found = query.filter(world.changes.values())
+            size = min(limit or MAX_LIMIT, MAX_LIMIT, query.limit or MAX_LIMIT)
+            page = [change_info(world, change, options) for change in found[start : start + size]]
+            if page and len(found) > start + size:
+                page[-1]["_more_changes"] = True
+            pages.append(page)
+        return _json(pages[0] if len(pages) == 1 else pages)
+
+    def get_change(ident: str, request: Request, extra: frozenset[str] = frozenset()) -> Response:
+        change = world.find_change(ident)
+        if change is None:
+            return _text(f"Not found: {ident}", 404)
+        return _json(change_info(world, change, _options(request) | extra))
+
+    def list_messages(ident: str) -> Response:
+        change = world.find_change(ident)
+        if change is None:
+            return _text(f"Not found: {ident}", 404)
+        return _json([message_info(world, message, True) for message in change.messages])
+
+    def group_members(ident: str) -> Response:
+        name = ident.replace("+", " ")
+        if ident not in (world.group_uuid, world.group_name) and name != world.group_name:
+            return _text(f"Not found: {ident}", 404)
+        members = sorted(world.group_members(), key=lambda account: (account.name, account.account_id))
+        return _json([account.info_detailed for account in members])
+
+    def account(ident: str) -> Response:
+        if ident == "self":
+            return _json(world.admin.info_detailed)
+        found = world.resolve_accounts(ident)
+        if len(found) != 1:
+            return _text(f"Not found: {ident}", 404)
+        return _json(world.accounts[next(iter(found))].info_detailed)
+
+    def route(parts: list[str], request: Request) -> Response:
+        head = parts[0] if parts else ""
+        rest = parts[1:]
+        if head == "changes":
+            if not rest or rest == [""]:
+                return query_changes(request)
+            ident, tail = rest[0], [p for p in rest[1:] if p]
+            if not tail:
+                return get_change(ident, request)
+            if tail == ["messages"]:
+                return list_messages(ident)
+            if tail == ["detail"]:
+                detail = frozenset({"DETAILED_ACCOUNTS", "MESSAGES", "LABELS", "DETAILED_LABELS"})
+                return get_change(ident, request, detail)
+        elif head == "config" and [p for p in rest if p] == ["server", "version"]:
+            return _json(world.version)
+        elif head == "groups" and len(rest) >= 2 and rest[1] == "members" and all(not p for p in rest[2:]):
+            return group_members(rest[0])
+        elif head == "accounts" and len(rest) >= 1 and all(not p for p in rest[1:]):
+            return account(rest[0])
+        return _text("Not found", 404)
+
+    async def api(request: Request) -> Response:
+        delay = faults.rest_delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not _check_auth(request.headers.get("authorization"), user, password):
+            return Response(
+                _UNAUTHORIZED_PAGE,
+                status_code=401,
+                media_type="text/html;charset=utf-8",
+                headers={"WWW-Authenticate": 'Basic realm="Gerrit Code Review"'},
+            )
+        storm = faults.rest_status()
+        if storm == 429:
+            faults.count("rest_429")
+            return _text("Quota limit reached", 429)
+        if storm == 500:
+            faults.count("rest_500")
+            return _text("Internal server error", 500)
+        if request.method not in ("GET", "HEAD"):
+            return _text("Method Not Allowed", 405)
+        try:
+            return route(_segments(request), request)
+        except (QueryError, _BadRequest) as exc:
+            return _text(str(exc), 400)
+
+    async def get_faults(request: Request) -> Response:
+        return _plain_json(faults.snapshot())
+
+    async def post_faults(request: Request) -> Response:
+        body = await request.body()
+        try:
+            fault_request = FaultRequest.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            return _text(f"invalid fault request: {exc}", 400)
+        faults.apply(fault_request)
+        return _plain_json(faults.snapshot())
+
+    async def truth(request: Request) -> StreamingResponse:
+        async def lines() -> AsyncIterator[bytes]:
+            chunk: list[bytes] = []
+            for line in world.truth_lines():
+                chunk.append(line)
+                if len(chunk) >= 2000:
+                    yield b"".join(chunk)
+                    chunk = []
+            if chunk:
+                yield b"".join(chunk)
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    async def sim_stats(request: Request) -> Response:
+        data: dict[str, object] = {
+            "changes": len(world.changes),
+            "messages": world.message_count,
+            "truth_records": len(world.truth),
+            "events_generated": world.events_emitted,
+        }
+        if stats is not None:
+            data.update(stats())
+        return _plain_json(data)
+
+    routes = [
+        Route("/__sim/faults", get_faults, methods=["GET"]),
+        Route("/__sim/faults", post_faults, methods=["POST"]),
+        Route("/__sim/truth", truth, methods=["GET"]),
+        Route("/__sim/stats", sim_stats, methods=["GET"]),
+        Route("/a/{path:path}", api, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+    ]
+    return Starlette(routes=routes)
+
+
+# -- SSH `gerrit query` ----------------------------------------------------------------------------
+
+_IGNORED_FLAGS = frozenset(
+    {
+        "--files",
+        "--dependencies",
+        "--submit-records",
+        "--all-reviewers",
+        "--no-limit",
+        "--allow-incomplete-results",
+    }
+)
+
+
+def _approval_attrs(world: World, ps: PatchSet) -> list[dict[str, Any]]:
+    found: list[tuple[int, dict[str, Any]]] = []
+    legacy_types = {"Verified": "VRIF", "Code-Review": "CRVW", "Workflow": "APRV"}
+    for account_id, votes in ps.votes.items():
+        by = world.accounts[account_id].attr
+        for label, (value, granted) in votes.items():
+            found.append(
+                (
+                    granted,
+                    {
+                        "type": legacy_types.get(label, label) if world.legacy_2x else label,
+                        "description": label,
+                        "value": str(value),
+                        "grantedOn": granted,
+                        "by": by,
+                    },
+                )
+            )
+    found.sort(key=lambda item: item[0])
+    return [attr for _, attr in found]
+
+
+def _query_patchset(world: World, change: Change, ps: PatchSet, approvals: bool) -> dict[str, Any]:
+    legacy = world.legacy_2x
+    attr: dict[str, Any] = {
+        "number": str(ps.number) if legacy else ps.number,
+        "revision": ps.revision,
+        "parents": [ps.parent],
+        "ref": change_ref(change.number, ps.number),
+        "uploader": ps.uploader.attr,
+        "createdOn": ps.created,
+        "author": change.owner.attr,
+    }
+    if legacy:
+        attr["isDraft"] = False
+    attr["kind"] = ps.kind
+    if approvals:
+        found = _approval_attrs(world, ps)
+        if found:
+            attr["approvals"] = found
+    attr["sizeInsertions"] = ps.insertions
+    attr["sizeDeletions"] = -ps.deletions if legacy else ps.deletions
+    return attr
+
+
+def query_change_attr(
+    world: World,
+    change: Change,
+    *,
+    commit_message: bool,
+    comments: bool,
+    current_patch_set: bool,
+    patch_sets: bool,
+    all_approvals: bool,
+) -> dict[str, Any]:
+    """json.txt's `change` as `gerrit query` prints it."""
+    attr: dict[str, Any] = {
+        "project": change.project,
+        "branch": change.branch,
+        "id": change.change_id,
+        "number": str(change.number) if world.legacy_2x else change.number,
+        "subject": change.subject,
+        "owner": change.owner.attr,
+        "url": world.change_url(change),
+    }
+    if commit_message:
+        attr["commitMessage"] = change.commit_message
+    attr["createdOn"] = change.created
+    attr["lastUpdated"] = change.updated
+    attr["open"] = change.is_open
+    attr["status"] = change.status
+    if comments:
+        attr["comments"] = [
+            {"timestamp": message.date, "reviewer": message.author.attr, "message": message.text}
+            for message in change.messages
+        ]
+    if current_patch_set:
+        attr["currentPatchSet"] = _query_patchset(world, change, change.current, True)
+    if patch_sets:
+        attr["patchSets"] = [_query_patchset(world, change, ps, all_approvals) for ps in change.patchsets]
+    return attr
+
+
+def gerrit_query_lines(world: World, args: list[str]) -> tuple[list[bytes], int]:
+    """Run `gerrit query ARGS` (args after `query`); returns (output lines, exit status).
+
+    Exit 0: one JSON change per line then the stats line. Exit 1: a single `fatal: ...` line
+    (for stderr).
+    """
+    began = time.perf_counter()
+    if args[:2] == ["gerrit", "query"]:
+        args = args[2:]
+    elif args[:1] == ["query"]:
+        args = args[1:]
+    output_format: str | None = None
+    start = 0
+    flags: set[str] = set()
+    words: list[str] = []
+    i = 0
+
+    def fatal(message: str) -> tuple[list[bytes], int]:
+        return [f"fatal: {message}\n".encode()], 1
+
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            words.extend(args[i + 1 :])
+            break
+        name, has_value, inline = arg.partition("=")
+        if name in ("--format", "--start", "-S"):
+            if has_value:
+                value = inline
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                return fatal(f'Option "{name}" takes an operand')
+            if name == "--format":
+                output_format = value.upper()
+            else:
+                try:
+                    start = int(value)
+                except ValueError:
+                    return fatal(f'"{value}" is not a valid value for "{name}"')
+                if start < 0:
+                    return fatal("start must be >= 0")
+        elif arg in (
+            "--current-patch-set",
+            "--patch-sets",
+            "--all-approvals",
+            "--comments",
+            "--commit-message",
+            "-c",
+        ):
+            flags.add(arg)
+        elif arg in _IGNORED_FLAGS:
+            pass
+        elif arg.startswith("-") and len(arg) > 1 and ":" not in arg:
+            return fatal(f'"{arg}" is not a valid option')
+        else:
+            words.append(arg)
+        i += 1
+    if output_format != "JSON":
+        return fatal("only --format=JSON is supported by the simulated Gerrit")
+    if not words:
+        return fatal('Argument "QUERY" is required')
+    text = " ".join(_requote(word) for word in words)
+    try:
+        query = parse_query(text, world)
+    except QueryError as exc:
+        return fatal(str(exc))
+    found = query.filter(world.changes.values())
+    size = min(query.limit or MAX_LIMIT, MAX_LIMIT)
+    page = found[start : start + size]
+    lines = [
+        (
+            gson_dumps(
+                query_change_attr(
+                    world,
+                    change,
+                    commit_message="--commit-message" in flags or "-c" in flags,
+                    comments="--comments" in flags,
+                    current_patch_set="--current-patch-set" in flags,
+                    patch_sets="--patch-sets" in flags or "--all-approvals" in flags,
+                    all_approvals="--all-approvals" in flags,
+                )
+            )
+            + "\n"
+        ).encode("utf-8")
+        for change in page
+    ]
+    stats = {
+        "type": "stats",
+        "rowCount": len(page),
+        "runTimeMilliseconds": int((time.perf_counter() - began) * 1000),
+        "moreChanges": len(found) > start + size,
+    }
+    lines.append((gson_dumps(stats) + "\n").encode("utf-8"))
+    return lines, 0
+
+
+def _requote(word: str) -> str:
+    """Re-quote `op:value with spaces` that the shell split/unquoted (e.g. after:"2024-01-01 10:00:00")."""
+    op, sep, value = word.partition(":")
+    if sep and any(ch.isspace() for ch in value) and value[:1] not in ('"', "'", "{"):
+        return f'{op}:"{value}"'
+    return word

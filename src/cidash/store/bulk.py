@@ -1,0 +1,169 @@
+"""Set-based helpers for the write path: a few statements per batch, never one per row.
+
+:func:`resolve` maps natural keys (``(scope, key)`` such as ``(server_id, change number)``) to
+row ids for a whole batch: cached ids first, then one ``IN`` query for the rest, one multi-row
+``INSERT`` for the missing ones and one query to read their ids back (portable: no RETURNING and
+no guessing from ``lastrowid``), and one ``UPDATE`` for rows whose attributes changed
+(:mod:`cidash.store.fast`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cidash.store.fast import can_return, insert_rows, select_in, update_rows
+
+T = TypeVar("T")
+Key = tuple[Any, Any]
+Attrs = tuple[Any, ...]
+Merge = Callable[[Any, Any], Any]
+
+IN_CHUNK = 500  # values per IN list (well under SQLite's 32766 variables)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def newer(old: Any, new: Any) -> Any:
+    """A known value is only replaced by another known value (None and "" mean unknown)."""
+    return old if new is None or new == "" else new
+
+
+def latest(old: Any, new: Any) -> Any:
+    if old is None:
+        return new
+    if new is None:
+        return old
+    return max(old, new)
+
+
+def earliest(old: Any, new: Any) -> Any:
+    if old is None:
+        return new
+    if new is None:
+        return old
+    return min(old, new)
+
+
+@dataclass(slots=True)
+class Entity:
+    """A table with a two-column natural key and mergeable attribute columns, plus its id cache."""
+
+    table: sa.Table
+    scope: str
+    key: str
+    attrs: tuple[str, ...]
+    merges: tuple[Merge, ...]
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # extra columns for new rows only
+    stamp: str | None = None  # column set to the time of the write whenever the row is written
+    cache: dict[Key, tuple[int, Attrs]] = field(default_factory=dict)
+    max_cache: int = 200_000
+
+    def merge(self, old: Attrs | None, new: Attrs) -> Attrs:
+        if old is None:
+            return new
+        if old == new:
+            return old
+        return tuple([merge(a, b) for merge, a, b in zip(self.merges, old, new, strict=True)])
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+
+@dataclass(slots=True)
+class Resolved:
+    ids: dict[Key, int]
+    inserted: set[Key]
+    changed: list[tuple[int, Attrs | None, Attrs]]  # (id, attrs before, attrs after); before None: new row
+
+
+async def _load(conn: AsyncConnection, entity: Entity, keys: Sequence[Key]) -> None:
+    """Cache the stored rows for exactly these keys."""
+    columns = ("id", entity.scope, entity.key, *entity.attrs)
+    for row in await select_in(conn, entity.table, columns, entity.scope, entity.key, keys):
+        entity.cache[(row[1], row[2])] = (row[0], row[3:])
+
+
+async def _load_ids(conn: AsyncConnection, entity: Entity, rows: Sequence[tuple[Key, Attrs]]) -> None:
+    """Cache the ids of rows this transaction just inserted (their attributes are known)."""
+    attrs = dict(rows)
+    columns = ("id", entity.scope, entity.key)
+    for row_id, scope, key in await select_in(conn, entity.table, columns, entity.scope, entity.key, list(attrs)):
+        entity.cache[(scope, key)] = (row_id, attrs[(scope, key)])
+
+
+async def resolve(
+    conn: AsyncConnection,
+    entity: Entity,
+    wanted: Mapping[Key, Attrs],
+    *,
+    new_scopes: set[Any] | frozenset[Any] = frozenset(),
+) -> Resolved:
+    """Ids for every wanted key, inserting missing rows and merging attributes into existing ones.
+
+    `new_scopes`: scopes created in this transaction (nothing under them can exist yet).
+    Updated rows are grouped by the set of columns that changed (usually just one, such as a
+    change's ``updated_at``), one statement per group.
+    """
+    if len(entity.cache) > entity.max_cache:
+        entity.cache.clear()
+    cache = entity.cache
+    missing = [key for key in wanted if key not in cache and key[0] not in new_scopes]
+    if missing:
+        await _load(conn, entity, missing)
+    ids: dict[Key, int] = {}
+    inserts: list[tuple[Key, Attrs]] = []
+    changed: list[tuple[int, Attrs | None, Attrs]] = []
+    updates: dict[tuple[int, ...], list[tuple[int, Attrs]]] = {}
+    for key, new in wanted.items():
+        known = cache.get(key)
+        if known is None:
+            inserts.append((key, entity.merge(None, new)))
+            continue
+        row_id, old = known
+        merged = entity.merge(old, new)
+        ids[key] = row_id
+        if merged != old:
+            changed.append((row_id, old, merged))
+            cache[key] = (row_id, merged)
+            columns = tuple(index for index, (a, b) in enumerate(zip(old, merged, strict=True)) if a != b)
+            updates.setdefault(columns, []).append((row_id, tuple(merged[index] for index in columns)))
+    now = datetime.now(UTC)
+    for columns, rows in updates.items():
+        names = [entity.attrs[index] for index in columns]
+        if entity.stamp is not None:
+            names.append(entity.stamp)
+            rows = [(row_id, (*values, now)) for row_id, values in rows]
+        await update_rows(conn, entity.table, names, rows)
+    inserted: set[Key] = set()
+    if inserts:
+        fixed = tuple(entity.fixed.values()) + ((now,) if entity.stamp is not None else ())
+        stamped = (entity.stamp,) if entity.stamp is not None else ()
+        returning = ("id", entity.scope, entity.key) if can_return(conn) else ()
+        new_rows = await insert_rows(
+            conn,
+            entity.table,
+            (entity.scope, entity.key, *entity.fixed, *stamped, *entity.attrs),
+            [(key[0], key[1], *fixed, *attrs) for key, attrs in inserts],
+            returning,
+        )
+        inserted = {key for key, _ in inserts}
+        if returning:
+            attrs_by_key = dict(inserts)
+            for row_id, scope, key in new_rows:
+                cache[(scope, key)] = (row_id, attrs_by_key[(scope, key)])
+        else:
+            await _load_ids(conn, entity, inserts)
+        for key, attrs in inserts:
+            row_id = cache[key][0]
+            ids[key] = row_id
+            changed.append((row_id, None, attrs))
+    return Resolved(ids, inserted, changed)

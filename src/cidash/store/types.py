@@ -1,0 +1,98 @@
+"""Column types shared by the models and the migrations (both engines, one schema).
+
+* :class:`UTCDateTime`: naive UTC in the database (``DATETIME(6)`` on MySQL/MariaDB), aware UTC
+  in Python. Aware values are converted to UTC on the way in; naive ones are taken as UTC.
+* :class:`KeyString`: a ``VARCHAR`` compared byte for byte. MySQL's default utf8mb4 collations
+  are case- and trailing-space-insensitive, which would merge ``Zuul`` with ``zuul`` in a unique
+  key; keys get a binary NO PAD collation there (SQLite compares binary already).
+* :class:`LongText`: ``TEXT`` on SQLite, ``MEDIUMTEXT`` (16 MiB) on MySQL/MariaDB.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+MYSQL_DIALECTS = ("mysql", "mariadb")
+
+
+def is_mysql(dialect: Dialect) -> bool:
+    return dialect.name in MYSQL_DIALECTS
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    """The database form of a datetime: UTC without tzinfo (naive input is taken as UTC)."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def to_aware_utc(value: datetime) -> datetime:
+    """The public form of a datetime: aware UTC (naive input is taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if is_mysql(dialect):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return to_naive_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def binary_collation(dialect: Dialect) -> str:
+    """A case-sensitive, NO PAD collation for utf8mb4 on this server."""
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    version = getattr(dialect, "server_version_info", None) or (0,)
+    return "utf8mb4_0900_bin" if tuple(version) >= (8, 0, 17) else "utf8mb4_bin"
+
+
+class KeyString(sa.types.TypeDecorator[str]):
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if is_mysql(dialect):
+            return dialect.type_descriptor(
+                mysql.VARCHAR(self.length, charset="utf8mb4", collation=binary_collation(dialect))
+            )
+        return dialect.type_descriptor(sa.String(self.length))
+
+
+class LongText(sa.types.TypeDecorator[str]):
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if is_mysql(dialect):
+            return dialect.type_descriptor(mysql.MEDIUMTEXT(charset="utf8mb4"))
+        return dialect.type_descriptor(sa.Text())
+
+
+def id_type() -> sa.types.TypeEngine[int]:
+    """BIGINT ids on MySQL (bulk upserts can burn auto-increment values); SQLite needs INTEGER."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -1,0 +1,249 @@
+"""The :class:`Store`: the one object the collector and the tests write through.
+
+Writes are serialised inside a Store (one ``asyncio.Lock``): the dedup of a stream copy against
+a REST copy of the same comment is only sound if two batches never look for each other's rows
+concurrently, and the id caches must only see committed rows. Use one Store per process, and
+one writing process per Gerrit server. Each write is one transaction; an ``IntegrityError``
+(another writer got there first) or a MySQL deadlock clears the caches and retries once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from cidash import parsing
+from cidash.config import CISystemConfig
+from cidash.errors import ConfigError
+from cidash.observations import AccountRef, ObservedComment
+from cidash.parsing import ParsedComment
+from cidash.store import ci_sync, journal, reader
+from cidash.store import models as m
+from cidash.store.comments import AfterInsert, CommentWriter, WriteStats
+from cidash.store.engine import create_engine, writer_engine
+from cidash.store.journal import DeadLetter, JournalEvent, StoredDeadLetter
+from cidash.store.migrate import current_revision, head_revision
+from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
+from cidash.store.types import to_aware_utc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+
+
+def parser_version() -> str:
+    """``cidash.parsing.PARSER_VERSION`` when the parser defines one."""
+    return str(getattr(parsing, "PARSER_VERSION", "unversioned"))
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
+        return len(args) > 0 and args[0] in _MYSQL_RETRYABLE
+    return False
+
+
+class Store:
+    """Everything cidash persists. Create with :meth:`open`, finish with :meth:`close`."""
+
+    def __init__(self, engine: AsyncEngine, *, after_insert: AfterInsert | None = None) -> None:
+        self.engine = engine
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
+        self._writes = writer_engine(engine)
+        self._lock = asyncio.Lock()
+        self._writer = CommentWriter(after_insert=after_insert)
+
+    @property
+    def after_insert(self) -> AfterInsert | None:
+        """``async (conn, runs: Sequence[InsertedRun]) -> object``, awaited inside the transaction of
+        every write_comments call that inserted runs (derived tables stay consistent with ci_runs;
+        if it raises, the whole batch rolls back). Its result is ``WriteStats.after_insert``."""
+        return self._writer.after_insert
+
+    @after_insert.setter
+    def after_insert(self, hook: AfterInsert | None) -> None:
+        self._writer.after_insert = hook
+
+    @classmethod
+    async def open(
+        cls,
+        database_url: str,
+        *,
+        check_schema: bool = True,
+        after_insert: AfterInsert | None = None,
+        **engine_options: Any,
+    ) -> Store:
+        """Connect; with `check_schema`, refuse a database the migrations have not brought to head."""
+        engine = create_engine(database_url, **engine_options)
+        try:
+            if check_schema:
+                async with engine.connect() as conn:
+                    revision = await conn.run_sync(current_revision)
+                head = head_revision()
+                if revision is None or revision != head:
+                    raise ConfigError(
+                        f"database schema is at revision {revision or 'none'}, expected {head}; "
+                        "run the migrations first (cidash.store.migrate.upgrade)"
+                    )
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, after_insert=after_insert)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def invalidate_caches(self) -> None:
+        """Forget cached ids (call after another process changed servers/accounts/CI systems)."""
+        self._writer.clear()
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    async with self._writes.begin() as conn:
+                        return await work(conn)
+                except BaseException as exc:
+                    self._writer.clear()
+                    if attempt == 2 or not _retryable(exc):
+                        raise
+                    log.warning("store write conflicted (%s); retrying once with fresh caches", type(exc).__name__)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- comments ------------------------------------------------------------------------------
+    async def write_comments(
+        self, items: Sequence[tuple[ObservedComment, ParsedComment]], *, parsed_with: str | None = None
+    ) -> WriteStats:
+        """Store a batch idempotently (one transaction); see :class:`WriteStats` for the counts."""
+        if not items:
+            return WriteStats()
+        version = parsed_with or parser_version()
+        return await self._write(lambda conn: self._writer.write(conn, items, version))
+
+    async def sync_ci_configs(self, configs: Sequence[CISystemConfig], servers: Sequence[str]) -> None:
+        await self._write(lambda conn: ci_sync.sync_ci_configs(conn, self._writer, configs, servers))
+
+    async def sync_group_members(self, server: str, members: Sequence[AccountRef]) -> None:
+        await self._write(lambda conn: ci_sync.sync_group_members(conn, self._writer, server, members))
+
+    # -- journal and dead letters -------------------------------------------------------------
+    async def journal_events(self, server: str, events: Sequence[JournalEvent]) -> None:
+        """Append raw stream lines: (received_at, event type, eventCreatedOn, raw line)."""
+        if not events:
+            return
+
+        async def work(conn: AsyncConnection) -> None:
+            server_id = (await self._writer.server_ids(conn, [server]))[server]
+            await conn.execute(sa.insert(m.journal_t), journal.journal_rows(server_id, events))
+
+        await self._write(work)
+
+    async def _purge(self, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
+        total = 0
+        while True:  # chunked, one short transaction each, so the collector is never held up long
+            removed = await self._write(lambda conn: journal.purge_ids(conn, table, where))
+            total += removed
+            if removed < journal.PURGE_CHUNK:
+                return total
+
+    async def purge_journal(self, older_than: datetime) -> int:
+        """Delete journal entries received before `older_than`; how many went."""
+        table = m.journal_t
+        return await self._purge(table, table.c.received_at < to_aware_utc(older_than))
+
+    async def purge_dead_letters(self, older_than: datetime, *, resolved_only: bool = False) -> int:
+        table = m.dead_letters_t
+        where = table.c.received_at < to_aware_utc(older_than)
+        if resolved_only:
+            where = sa.and_(where, table.c.resolved.is_(True))
+        return await self._purge(table, where)
+
+    async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep inputs that could not be used: (server or None, source, reason, raw bytes/text)."""
+        if not letters:
+            return
+        received_at = datetime.now(UTC)
+
+        async def work(conn: AsyncConnection) -> None:
+            names = [server for server, *_ in letters if server is not None]
+            server_ids = await self._writer.server_ids(conn, names) if names else {}
+            await conn.execute(sa.insert(m.dead_letters_t), journal.dead_letter_rows(server_ids, letters, received_at))
+
+        await self._write(work)
+
+    async def dead_letter(self, server: str | None, source: str, reason: str, raw: bytes | str) -> None:
+        await self.dead_letters([(server, source, reason, raw)])
+
+    async def dead_letter_count(self, *, unresolved_only: bool = False) -> int:
+        table = m.dead_letters_t
+        query = sa.select(sa.func.count()).select_from(table)
+        if unresolved_only:
+            query = query.where(table.c.resolved.is_(False))
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def recent_dead_letters(self, limit: int = 100) -> list[StoredDeadLetter]:
+        letters, servers = m.dead_letters_t, m.servers_t
+        query = (
+            sa.select(letters, servers.c.name.label("server_name"))
+            .outerjoin(servers, servers.c.id == letters.c.server_id)
+            .order_by(letters.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            StoredDeadLetter(
+                row.id, row.server_name, row.received_at, row.source, row.reason, row.raw, row.raw_length, row.resolved
+            )
+            for row in rows
+        ]
+
+    # -- watermarks ----------------------------------------------------------------------------
+    async def get_watermark(self, server: str, name: str) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return await journal.get_watermark(conn, server, name)
+
+    async def set_watermark(self, server: str, name: str, value: datetime) -> None:
+        """Move a watermark forward; an older `value` is ignored (it never moves backwards)."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            server_id = (await self._writer.server_ids(conn, [server]))[server]
+            return await journal.set_watermark(conn, server_id, name, value)
+
+        await self._write(work)
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def all_runs(self, server: str | None = None) -> list[StoredRun]:
+        async with self.engine.connect() as conn:
+            return await reader.all_runs(conn, server)
+
+    async def run_count(self) -> int:
+        async with self.engine.connect() as conn:
+            return await reader.run_count(conn)
+
+    async def ci_systems(self, server: str | None = None) -> list[StoredCISystem]:
+        async with self.engine.connect() as conn:
+            return await reader.ci_systems(conn, server)
+
+    async def patchset(self, server: str, change_number: int, number: int) -> StoredPatchSet | None:
+        async with self.engine.connect() as conn:
+            return await reader.patchset(conn, server, change_number, number)

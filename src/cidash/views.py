@@ -1,0 +1,207 @@
+"""Read models: the JSON shapes of `/api/v1`, shared by the store queries, the API, the dashboard and the CLI.
+
+Times are ISO 8601 UTC strings; rates are fractions in [0, 1]; durations and latencies are seconds.
+A CI system is addressed by its `name` (the Gerrit account key: username, else email or name).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+State = Literal["healthy", "degraded", "failing", "silent", "unknown"]
+Window = Literal["1h", "24h", "7d", "30d"]
+FeedKind = Literal["run", "alert", "state"]
+
+
+class JobOut(BaseModel):
+    name: str
+    url: str | None
+    result: str
+    duration_s: int | None
+    voting: bool
+
+
+class RunOut(BaseModel):
+    id: int
+    server: str
+    ci: str  # CI system name
+    project: str
+    branch: str
+    change: int
+    patchset: int
+    result: str
+    result_class: Literal["success", "failure", "infra", "other"]
+    vote: int | None
+    pipeline: str | None
+    posted_at: datetime
+    latency_s: float | None
+    message_id: str | None
+    source: str
+    log_url: str | None  # first job URL (http/https only), for one-click logs
+    jobs: list[JobOut] = Field(default_factory=list)
+    comment: str | None = None  # raw comment text, only on single-run views
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None  # opaque; pass back as ?cursor= ; None when this is the last page
+
+
+class HealthWindow(BaseModel):
+    window: Window
+    runs: int
+    success_rate: float | None
+    failure_rate: float | None  # test failures
+    infra_error_rate: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    coverage: float | None  # share of eligible patchsets in its projects it commented on
+    agreement: float | None  # share of patchsets shared with the reference CI where both agree
+    disagreements: int  # fails where the reference passed, or the reverse
+    flakiness: float | None  # share of rechecked patchsets with differing results
+
+
+class SystemSummary(BaseModel):
+    id: int
+    name: str
+    server: str
+    display_name: str
+    owner: str | None
+    is_reference: bool
+    confirmed: bool
+    source: Literal["config", "group", "detected"]
+    projects: list[str]
+    state: State
+    state_reason: str
+    last_seen: datetime | None
+    health: HealthWindow  # the window asked for (default 24h)
+    sparkline: list[float | None]  # success rate per bucket, oldest first (24 hourly or 14 daily buckets)
+
+
+class SystemDetail(SystemSummary):
+    windows: list[HealthWindow]
+
+
+class SystemPatch(BaseModel):
+    display_name: str | None = None
+    owner: str | None = None
+    confirmed: bool | None = None
+    is_reference: bool | None = None
+
+
+class SeriesPoint(BaseModel):
+    t: datetime  # bucket start
+    runs: int
+    successes: int
+    failures: int
+    infra_errors: int
+    success_rate: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+
+
+class JobBreakdown(BaseModel):
+    name: str
+    runs: int
+    failures: int
+    infra_errors: int
+    failure_rate: float
+    last_failure_at: datetime | None
+    last_failure_url: str | None
+
+
+class GridCell(BaseModel):
+    run_id: int
+    result: str
+    result_class: Literal["success", "failure", "infra", "other"]
+    vote: int | None
+    posted_at: datetime
+    log_url: str | None
+    runs: int  # how many results this CI posted on the patchset (rechecks)
+
+
+class GridRow(BaseModel):
+    server: str
+    change: int
+    patchset: int
+    project: str
+    branch: str
+    subject: str | None
+    url: str | None
+    created_at: datetime | None
+    cells: dict[str, GridCell]  # CI name -> newest result on that patchset
+
+
+class Grid(BaseModel):
+    project: str | None
+    systems: list[str]  # column order: reference CI first, then by name
+    rows: list[GridRow]  # newest patchset first
+
+
+class ChangeView(BaseModel):
+    server: str
+    change: int
+    project: str
+    branch: str
+    subject: str | None
+    url: str | None
+    status: str | None
+    systems: list[str]
+    patchsets: list[GridRow]
+
+
+class AlertOut(BaseModel):
+    id: int  # monotonically increasing
+    rule: str
+    kind: Literal["failure", "consecutive_failures", "failure_rate", "silent", "recovered"]
+    ci: str
+    server: str
+    project: str | None
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    created_at: datetime
+    run_id: int | None
+    muted: bool
+
+
+class AlertPage(BaseModel):
+    items: list[AlertOut]
+    next_cursor: str | None
+
+
+class AlertRuleOut(BaseModel):
+    name: str
+    kind: str
+    ci: list[str]
+    projects: list[str]
+    params: dict[str, float | int | str | bool | None]
+    webhooks: list[str]  # URLs with any credentials removed
+
+
+class FeedMessage(BaseModel):
+    """What websocket and SSE subscribers receive; `id` orders the feed and resumes it (`since`)."""
+
+    type: FeedKind
+    id: int
+    data: dict[str, object]
+
+
+class ServerStatus(BaseModel):
+    name: str
+    stream_connected: bool
+    last_backfill_at: datetime | None
+    last_error: str | None
+    fatal: str | None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    database: bool
+    servers: list[ServerStatus]
+
+
+class ErrorOut(BaseModel):
+    detail: str
