@@ -28,7 +28,7 @@ from cidash.parsing import (
     strip_patchset_header,
 )
 
-DATA = Path(__file__).parent / "data" / "parsing"
+DATA = Path(__file__).parent / "data" / "gerrit-samples"
 T0 = datetime(2020, 7, 15, 23, 1, 13, tzinfo=UTC)
 
 

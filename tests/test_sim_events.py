@@ -24,7 +24,7 @@ from cidash.gerrit.events import (
 from cidash.sim.faults import FaultRequest, Faults
 from cidash.sim.hub import BATCH_SIZE, MAX_EVENTS, EventHub, event_line
 
-SAMPLES = Path("/work/shared/gerrit-samples")
+SAMPLES = Path(__file__).parent / "data" / "gerrit-samples"  # verbatim copies of ../shared/gerrit-samples
 TVL = SAMPLES / "tvl_depot_clbot_watcher_test_cl_tvl_fyi_comment_added.jsonl"
 GERRITBOT = SAMPLES / "gerritbot_rs_test_event_json_constants.txt"
 

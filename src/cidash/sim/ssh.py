@@ -1,6 +1,6 @@
 """The simulator's SSH side: Gerrit's port 29418 as far as a stream-events client can tell.
 
-Behaviour copied from Gerrit's SSHD (see /work/shared/gerrit-protocol-notes.md, section 1):
+Behaviour copied from Gerrit's SSHD (see gerrit-protocol-notes.md, section 1, in the shared material):
 identification `SSH-2.0-GerritCodeReview_3.10.1 (APACHE-SSHD-2.12.0)`, public-key auth only,
 `keepalive@openssh.com` answered, exec commands `gerrit stream-events [-s TYPE]...`,
 `gerrit version`, `gerrit query ...`, `fatal: ...` + exit 1 for the rest, and the "interactive
