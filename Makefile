@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint typecheck pytest services soak bench clean
+.PHONY: test demo lint typecheck pytest services browser frontend frontend-test soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,22 @@ $(STAMP): pyproject.toml
 services:
 	@scripts/ensure-services
 
+browser:
+	@scripts/ensure-browser
+
+# The dashboard: rebuilt when its sources change (npm ci is skipped when node_modules is current).
+FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/package.json
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(FRONTEND_SRC)
+	cd frontend && npm run build
+
+frontend: frontend/dist/index.html
+
+frontend-test: frontend/node_modules/.package-lock.json
+	cd frontend && npm run check && npm test
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks migrations
 	$(BIN)/ruff format --check src tests benchmarks migrations
@@ -24,12 +40,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) services
+pytest: $(STAMP) services browser frontend
 	$(BIN)/pytest -q -m "not soak"
 
-test: lint typecheck pytest
+test: lint typecheck frontend-test pytest
 
 demo: $(STAMP)
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory frontend; else echo "npm not found: the API runs, the dashboard needs 'cd frontend && npm ci && npm run build'"; fi
 	$(BIN)/cidash demo
 
 soak: $(STAMP) services

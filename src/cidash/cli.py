@@ -106,27 +106,52 @@ async def _until_signalled() -> None:
 
 @app.command()
 def serve(
+    role: Annotated[
+        str | None, typer.Option(help="all (default), api (dashboard + API only) or collector (collection only).")
+    ] = None,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not upgrade the schema on start.")] = False,
     insecure_host_key: Annotated[
         bool, typer.Option("--insecure-host-key", help="Accept any SSH host key (DANGEROUS; labs only).")
     ] = False,
 ) -> None:
-    """Collect from every configured Gerrit server until interrupted."""
+    """Collect from every configured Gerrit server and serve the dashboard and API until interrupted."""
     from cidash.runtime import Runtime
 
-    settings = _settings()
+    settings = _settings(role=role)
     if insecure_host_key:
         for server in settings.servers:
             server.insecure_host_key = True
-    if not settings.servers:
+    collect = settings.role in ("all", "collector")
+    if collect and not settings.servers:
         _fail("no Gerrit server configured; add a [[servers]] table to the config file")
 
     async def main() -> None:
-        async with Runtime(settings, migrate=not no_migrate):
-            typer.echo(f"cidash: collecting from {', '.join(s.name for s in settings.servers)}", err=True)
+        async with Runtime(
+            settings, migrate=not no_migrate, collect=collect, serve_api=settings.role != "collector"
+        ) as rt:
+            what = f"collecting from {', '.join(s.name for s in settings.servers)}" if collect else "not collecting"
+            where = f"; API on http://{settings.api.host}:{rt.api_port}/" if rt.api_port else ""
+            typer.echo(f"cidash: {what}{where}", err=True)
             await _until_signalled()
 
     _run(main())
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard port (0: any free port).")] = 8080,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+    rate: Annotated[float, typer.Option(min=0.1, help="Live simulated events per second.")] = 4.0,
+    history: Annotated[str, typer.Option(help="Simulated history to backfill first.")] = "7d",
+) -> None:
+    """Run the Gerrit simulator and cidash together on loopback: a live dashboard in seconds."""
+    from cidash.demo import run_demo
+
+    try:
+        span = parse_span(history)
+    except ValueError as exc:
+        _fail(str(exc))
+    _run(run_demo(port=port, seed=seed, rate=rate, history=span, until=_until_signalled, announce=typer.echo))
 
 
 @app.command()
@@ -218,12 +243,14 @@ def explain(
         sys.stdout.write(orjson.dumps(verdict).decode() + "\n")
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
+    from cidash.client.commands import register
     from cidash.sim.command import sim
 
     app.command("sim")(sim)
+    register(app)
 
 
 def main() -> None:
-    _register_optional_commands()
+    _register_commands()
     app()

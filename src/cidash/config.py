@@ -39,6 +39,7 @@ class GerritServer(BaseModel):
     stream: bool = True
     backfill_interval_s: float = Field(default=300.0, gt=0)
     backfill_overlap_s: float = Field(default=120.0, ge=0)
+    backfill_initial_s: float = Field(default=86400.0, gt=0)  # first run with no watermark: this far back
     backfill_page_size: int = Field(default=100, ge=1, le=500)
     backfill_concurrency: int = Field(default=4, ge=1, le=64)
     keepalive_s: float = Field(default=30.0, gt=0)
@@ -79,6 +80,54 @@ class ApiConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
 
 
+AlertKind = Literal["failure", "consecutive_failures", "failure_rate", "silent", "recovered"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class WebhookConfig(BaseModel):
+    """Where an alert rule POSTs its alerts (JSON of AlertOut), signed with `secret` when set."""
+
+    model_config = {"extra": "forbid"}
+
+    url: str
+    secret: SecretStr | None = None  # X-Cidash-Signature: sha256=<hex HMAC-SHA256 of the body>
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("webhook url must start with http:// or https://")
+        return value
+
+
+class AlertRuleConfig(BaseModel):
+    """One alert rule; the parameters a kind does not use are ignored.
+
+    * ``failure``: every failure (test failure or infra error) of a CI; with
+      ``only_when_reference_passed`` only when the reference CI passed the same patch set.
+    * ``consecutive_failures``: ``count`` failures in a row (once per streak).
+    * ``failure_rate``: more than ``threshold`` of the runs failed over ``window_s`` with at least
+      ``min_runs`` runs (at most once per window until the rate falls back).
+    * ``silent``: no comment for ``silent_s`` although patch sets arrived in its projects.
+    * ``recovered``: the first success after a failing or silent alert.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=128)
+    kind: AlertKind
+    ci: list[str] = Field(default_factory=list)  # CI names (account keys); empty: every CI
+    projects: list[str] = Field(default_factory=list)  # empty: every project
+    severity: Severity = "warning"
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    only_when_reference_passed: bool = False  # failure
+    count: int = Field(default=3, ge=1, le=1000)  # consecutive_failures
+    threshold: float = Field(default=0.5, ge=0.0, lt=1.0)  # failure_rate
+    window_s: float = Field(default=6 * 3600.0, gt=0)  # failure_rate
+    min_runs: int = Field(default=10, ge=1)  # failure_rate
+    silent_s: float = Field(default=6 * 3600.0, gt=0)  # silent
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CIDASH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -93,6 +142,7 @@ class Settings(BaseSettings):
     ci: list[CISystemConfig] = Field(default_factory=list)
     api: ApiConfig = Field(default_factory=ApiConfig)
     auto_detect_ci: bool = True
+    alerts: list[AlertRuleConfig] = Field(default_factory=list)
 
     @field_validator("database_url")
     @classmethod

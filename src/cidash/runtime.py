@@ -1,52 +1,239 @@
-"""Assemble a running collector from settings: store, parser, scheduler, one ServerCollector per server."""
+"""Assemble a running cidash from settings: store, bus, alert engine, collectors, and the API server.
+
+The flow is one way: each collector writes a batch; the store's insert hook returns the `run`
+feed messages; they go to the bus (websocket/SSE subscribers of every replica) and to the alert
+engine, whose `alert`/`state` messages go to the bus too.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 
+import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import FastAPI
 
+from cidash.alerts import AlertEngine
+from cidash.bus import Bus, make_bus
+from cidash.collector.election import Leadership
 from cidash.collector.service import ServerCollector
-from cidash.config import Settings
+from cidash.config import GerritServer, Settings
+from cidash.httpserver import QuietServer
 from cidash.parsing import CommentParser
+from cidash.store import hooks
+from cidash.store.comments import WriteStats
 from cidash.store.migrate import upgrade
 from cidash.store.writer import Store
+from cidash.views import FeedMessage, ServerStatus
 
 log = logging.getLogger(__name__)
 
+ALERT_TICK_S = 60.0
+PURGE_EVERY_S = 3600.0
+
 
 class Runtime:
-    """`async with Runtime(settings) as runtime:` collects until the block exits."""
+    """`async with Runtime(settings) as runtime:` collects (and serves the API) until the block exits."""
 
-    def __init__(self, settings: Settings, *, migrate: bool = True, collect: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        migrate: bool = True,
+        collect: bool = True,
+        serve_api: bool = False,
+        frontend_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
         self._migrate = migrate
         self._collect = collect
-        self.store: Store | None = None
+        self._serve_api = serve_api
+        self._frontend_dir = frontend_dir
+        self._store: Store | None = None
+        self._bus: Bus | None = None
+        self._alerts: AlertEngine | None = None
         self.parser = CommentParser(settings.ci, auto_detect=settings.auto_detect_ci)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.collectors: list[ServerCollector] = []
+        self._slots: list[_CollectorSlot] = []
+        self.app: FastAPI | None = None
+        self._http: QuietServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "Runtime not started"
+        return self._store
+
+    @property
+    def bus(self) -> Bus:
+        assert self._bus is not None, "Runtime not started"
+        return self._bus
+
+    @property
+    def alerts(self) -> AlertEngine:
+        assert self._alerts is not None, "Runtime not started"
+        return self._alerts
+
+    @property
+    def collectors(self) -> list[ServerCollector]:
+        """The collectors this replica runs now (those whose leadership it holds)."""
+        return [slot.collector for slot in self._slots if slot.collector is not None]
+
+    @property
+    def api_port(self) -> int | None:
+        if self._http is None or not self._http.servers:
+            return None
+        sockets = self._http.servers[0].sockets
+        return int(sockets[0].getsockname()[1]) if sockets else None
 
     async def __aenter__(self) -> Runtime:
         if self._migrate:
             await upgrade(self.settings.database_url)
-        self.store = await Store.open(self.settings.database_url)
-        await self.store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
+        self._store = await Store.open(self.settings.database_url, after_insert=hooks.after_insert)
+        await self._store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
+        self._bus = make_bus(self.settings.redis_url)
+        await self._bus.start()
+        # each CI is evaluated by the replica collecting its server (time-based rules included)
+        self._alerts = AlertEngine.from_settings(
+            self._store, self.settings, servers=lambda: [c.server.name for c in self.collectors]
+        )
+        self.scheduler.start()
         if self._collect:
-            self.scheduler.start()
-            for server in self.settings.servers:
-                collector = ServerCollector(server, self.store, self.parser, self.scheduler)
-                self.collectors.append(collector)
-                await collector.start()
+            await self._start_collectors()
+        if self._serve_api:
+            await self._start_api()
         return self
+
+    async def _start_collectors(self) -> None:
+        for server in self.settings.servers:
+            slot = _CollectorSlot(self, server)
+            self._slots.append(slot)
+            slot.task = asyncio.create_task(slot.leadership.run(slot.elected, slot.deposed), name=f"lead:{server.name}")
+        # give each election its first decision, so a lone replica starts collecting right away
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(slot.leadership.tried.wait() for slot in self._slots)), 10)
+        self.scheduler.add_job(self._alert_tick, "interval", seconds=ALERT_TICK_S, id="alerts:tick", coalesce=True)
+        self.scheduler.add_job(self._purge, "interval", seconds=PURGE_EVERY_S, id="purge", coalesce=True)
+
+    async def _start_api(self) -> None:
+        from cidash.api import alert_routes, live
+        from cidash.api.app import create_app
+
+        app = create_app(
+            self.settings,
+            self.store,
+            status=self.server_status,
+            extra_routers=[live.router, alert_routes.router],
+            frontend_dir=self._frontend_dir,
+        )
+        app.state.bus = self.bus
+        app.state.alerts = self.alerts
+        self.app = app
+        api = self.settings.api
+        config = uvicorn.Config(
+            app, host=api.host, port=api.port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._http = QuietServer(config)
+        self._http_task = asyncio.create_task(self._http.serve(), name="api")
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises the start-up error (port in use...)
+                raise OSError(f"the API server could not listen on {api.host}:{api.port}")
+            await asyncio.sleep(0.02)
+
+    async def publish_written(self, stats: WriteStats) -> None:
+        """After a committed batch: push its runs, then the alerts they caused. Never raises: the
+        runs are safely stored, and subscribers can always catch up from the feed with `since`."""
+        derived = stats.after_insert
+        messages = [item for item in derived if isinstance(item, FeedMessage)] if isinstance(derived, list) else []
+        if not messages:
+            return
+        try:
+            await self.bus.publish(messages)
+            await self.bus.publish(await self.alerts.on_feed(messages))
+        except Exception:
+            log.exception("publishing %d feed messages failed (they stay replayable from the feed)", len(messages))
+
+    async def _alert_tick(self) -> None:
+        try:
+            await self.bus.publish(await self.alerts.tick(datetime.now(UTC)))
+        except Exception:
+            log.exception("time-based alert evaluation failed")
+
+    async def _purge(self) -> None:
+        now = datetime.now(UTC)
+        try:
+            await self.store.purge_journal(now - timedelta(days=self.settings.journal_retention_days))
+            await self.store.purge_dead_letters(now - timedelta(days=self.settings.dead_letter_retention_days))
+        except Exception:
+            log.exception("retention purge failed; will retry")
+
+    def server_status(self) -> list[ServerStatus]:
+        statuses = []
+        for collector in self.collectors:
+            health = collector.health
+            last = health.last_backfill_at
+            statuses.append(
+                ServerStatus(
+                    name=collector.server.name,
+                    stream_connected=collector.stream.stats.connected,
+                    last_backfill_at=datetime.fromtimestamp(last, UTC) if last else None,
+                    last_error=health.last_error,
+                    fatal=health.fatal,
+                )
+            )
+        return statuses
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for collector in self.collectors:
-            await collector.stop()
+        if self.app is not None:
+            from cidash.api.live import close_live
+
+            await close_live(self.app)
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._http_task, timeout=5)
+        for slot in self._slots:
+            if slot.task is not None:
+                slot.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await slot.task
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.store is not None:
-            await self.store.close()
+        if self._alerts is not None:
+            await self._alerts.close()
+        if self._bus is not None:
+            await self._bus.close()
+        if self._store is not None:
+            await self._store.close()
+
+
+class _CollectorSlot:
+    """One configured server: collected by this replica only while it holds the server's leadership."""
+
+    def __init__(self, runtime: Runtime, server: GerritServer) -> None:
+        self._runtime = runtime
+        self.server = server
+        self.leadership = Leadership(runtime.settings.database_url, f"collector:{server.name}")
+        self.collector: ServerCollector | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def elected(self) -> None:
+        runtime = self._runtime
+        collector = ServerCollector(
+            self.server, runtime.store, runtime.parser, runtime.scheduler, on_written=runtime.publish_written
+        )
+        self.collector = collector
+        await collector.start()  # starts with a backfill from the committed watermark: the gap is covered
+
+    async def deposed(self) -> None:
+        collector, self.collector = self.collector, None
+        if collector is not None:
+            await collector.stop()

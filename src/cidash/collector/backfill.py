@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cidash.collector.ingest import Ingestor
+from cidash.collector.ingest import Ingestor, OnWritten
 from cidash.config import GerritServer
 from cidash.gerrit.normalize import account_from_wire, comments_from_change
 from cidash.gerrit.rest import GerritRestClient
@@ -65,19 +65,23 @@ async def run_backfill(
     parser: CommentParser,
     *,
     since: datetime | None = None,
-    initial: timedelta = timedelta(days=1),
     progress: Callable[[int, int], None] | None = None,
+    on_written: OnWritten | None = None,
 ) -> BackfillResult:
     """Backfill one server; `since` overrides the stored watermark (one-off imports)."""
     started = time.monotonic()
     query_started_at = datetime.now(UTC)
     if since is None:
         watermark = await store.get_watermark(server.name, WATERMARK)
-        since = (watermark - timedelta(seconds=server.backfill_overlap_s)) if watermark else query_started_at - initial
+        since = (
+            watermark - timedelta(seconds=server.backfill_overlap_s)
+            if watermark
+            else query_started_at - timedelta(seconds=server.backfill_initial_s)
+        )
     result = BackfillResult(since=since, watermark=query_started_at - CLOCK_SKEW)
     await refresh_group(server, client, store, parser)
 
-    ingestor = Ingestor(store, parser, server.name, journal=False, batch_size=2000)
+    ingestor = Ingestor(store, parser, server.name, journal=False, batch_size=2000, on_written=on_written)
     limit = asyncio.Semaphore(server.backfill_concurrency)
     write_lock = asyncio.Lock()
 

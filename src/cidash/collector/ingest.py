@@ -7,7 +7,7 @@ Each stream line is journaled; a line that cannot be used is dead-lettered with 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +16,10 @@ from cidash.gerrit.normalize import comment_from_event
 from cidash.gerrit.wire import from_epoch
 from cidash.observations import ObservedComment, Source
 from cidash.parsing import CommentParser, ParsedComment
+from cidash.store.comments import WriteStats
 from cidash.store.writer import Store
+
+OnWritten = Callable[[WriteStats], Awaitable[None]]  # after each committed batch of comments
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +50,14 @@ class Ingestor:
         source: Source = Source.STREAM,
         batch_size: int = 1000,
         journal: bool = True,
+        on_written: OnWritten | None = None,
     ) -> None:
         self._store = store
         self._parser = parser
         self._server = server
         self._source = source
         self._journal_enabled = journal
+        self._on_written = on_written
         self.batch_size = batch_size
         self.stats = IngestStats()
         self._comments: list[tuple[ObservedComment, ParsedComment]] = []
@@ -120,4 +125,6 @@ class Ingestor:
             self.stats.runs_inserted += result.runs_inserted
             self.stats.runs_duplicate += result.runs_duplicate
             self.stats.runs_merged += result.runs_merged
+            if self._on_written is not None and result.runs_inserted:
+                await self._on_written(result)
         self.stats.flushes += 1

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from cidash.collector.backfill import BackfillResult, run_backfill
-from cidash.collector.ingest import Ingestor
+from cidash.collector.ingest import Ingestor, OnWritten
 from cidash.config import GerritServer
 from cidash.errors import GerritAuthError, GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient
@@ -51,15 +51,18 @@ class ServerCollector:
         scheduler: AsyncIOScheduler,
         *,
         batch_size: int = 1000,
+        on_written: OnWritten | None = None,
     ) -> None:
         self.server = server
+        self._on_written = on_written
         self._store = store
         self._parser = parser
         self._scheduler = scheduler
         password = server.http_password.get_secret_value() if server.http_password else None
         self.rest = GerritRestClient(server.http_url, user=server.http_user, password=password)
-        self.ingestor = Ingestor(store, parser, server.name, batch_size=batch_size)
+        self.ingestor = Ingestor(store, parser, server.name, batch_size=batch_size, on_written=on_written)
         self.health = CollectorHealth()
+        self.backfilled = asyncio.Event()  # set after the first successful backfill
         self._lines: asyncio.Queue[tuple[bytes, float] | tuple[bytes, float, int]] = asyncio.Queue(LINE_QUEUE_SIZE)
         self.stream = StreamClient(
             server, self._on_line, on_connected=self._on_connected, on_oversized=self._on_oversized
@@ -160,7 +163,9 @@ class ServerCollector:
     async def backfill_now(self) -> BackfillResult | None:
         async with self._backfill_lock:
             try:
-                result = await run_backfill(self.server, self.rest, self._store, self._parser)
+                result = await run_backfill(
+                    self.server, self.rest, self._store, self._parser, on_written=self._on_written
+                )
             except GerritAuthError as exc:
                 self.health.fatal = str(exc)
                 self.health.backfill_errors += 1
@@ -182,6 +187,7 @@ class ServerCollector:
             self.health.last_backfill = result
             self.health.last_backfill_at = time.time()
             self.health.fatal = None
+            self.backfilled.set()
             return result
 
     def _retry_soon(self, delay_s: float = 15.0) -> None:

@@ -15,7 +15,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ import uvicorn
 
 from cidash.errors import CidashError
 from cidash.gerrit.events import StreamEvent
+from cidash.httpserver import QuietServer
 from cidash.sim.faults import FaultRequest, Faults
 from cidash.sim.hub import EventHub
 from cidash.sim.ssh import SshServerHandle, SshSetupError, start_ssh_server
@@ -106,14 +107,6 @@ class SimInfo:
         return f"ssh -p {self.ssh_port} {user}@{self.host} gerrit stream-events"
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the simulator owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _bind(host: str, port: int, what: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -168,7 +161,7 @@ class RunningSim:
         self.emitted = 0
         self.error: BaseException | None = None
         self._emit_task: asyncio.Task[None] | None = None
-        self._http: _QuietServer | None = None
+        self._http: QuietServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_sock: socket.socket | None = None
         self._ssh: SshServerHandle | None = None
@@ -281,7 +274,7 @@ class RunningSim:
             lifespan="off",
             timeout_graceful_shutdown=_HTTP_GRACE_S,
         )
-        self._http = _QuietServer(config)
+        self._http = QuietServer(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[self._http_sock]))
         while not self._http.started:
             if self._http_task.done():

@@ -43,15 +43,19 @@ def _epoch(value: int | None) -> datetime | None:
         return None
 
 
-def journal_rows(server_id: int, events: Sequence[JournalEvent]) -> list[dict[str, Any]]:
+JOURNAL_COLUMNS = ("server_id", "received_at", "event_type", "event_created_on", "raw")
+
+
+def journal_rows(server_id: int, events: Sequence[JournalEvent]) -> list[tuple[Any, ...]]:
+    """Rows in JOURNAL_COLUMNS order, for the bulk insert path."""
     return [
-        {
-            "server_id": server_id,
-            "received_at": to_aware_utc(received_at),
-            "event_type": clip_required(event_type, 64, "unknown"),
-            "event_created_on": _epoch(created_on),
-            "raw": clean(raw[:MAX_STORED_RAW_CHARS]),
-        }
+        (
+            server_id,
+            to_aware_utc(received_at),
+            clip_required(event_type, 64, "unknown"),
+            _epoch(created_on),
+            clean(raw[:MAX_STORED_RAW_CHARS]),
+        )
         for received_at, event_type, created_on, raw in events
     ]
 

@@ -29,6 +29,7 @@ from cidash.store import ci_sync, journal, reader
 from cidash.store import models as m
 from cidash.store.comments import AfterInsert, CommentWriter, WriteStats
 from cidash.store.engine import create_engine, writer_engine
+from cidash.store.fast import insert_rows
 from cidash.store.journal import DeadLetter, JournalEvent, StoredDeadLetter
 from cidash.store.migrate import current_revision, head_revision
 from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
@@ -152,7 +153,7 @@ class Store:
 
         async def work(conn: AsyncConnection) -> None:
             server_id = (await self._writer.server_ids(conn, [server]))[server]
-            await conn.execute(sa.insert(m.journal_t), journal.journal_rows(server_id, events))
+            await insert_rows(conn, m.journal_t, journal.JOURNAL_COLUMNS, journal.journal_rows(server_id, events))
 
         await self._write(work)
 

@@ -1,0 +1,237 @@
+"""The FastAPI application: ``/api/v1``, probes, metrics, security headers and the dashboard.
+
+JSON responses are serialised by pydantic-core straight from the response models (FastAPI's
+fast path; ``ORJSONResponse`` is deprecated in the FastAPI this project uses and would go
+through ``jsonable_encoder`` first, which is slower).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import cidash
+from cidash.api import metrics
+from cidash.api.routes import api_router
+from cidash.config import Settings
+from cidash.health import TTLCache
+from cidash.store import queries
+from cidash.store.writer import Store
+from cidash.views import ServerStatus
+
+log = logging.getLogger(__name__)
+
+FRONTEND_ENV = "CIDASH_FRONTEND_DIR"
+HEALTH_CACHE_TTL_S = 30.0
+"""Run-level health metrics (coverage, agreement, flakiness) and the project list are reused for
+this long: they scan a window of ``ci_runs`` and change slowly; counts come fresh from rollups."""
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self' ws: wss:"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+FALLBACK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cidash</title></head>
+<body>
+<h1>cidash</h1>
+<p>The API is running at <a href="api/v1/systems">api/v1/</a> (schema: <a href="openapi.json">openapi.json</a>).</p>
+<p>The dashboard is not built. Build it with:</p>
+<pre>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</pre>
+<p>then restart cidash (or point CIDASH_FRONTEND_DIR at a built <code>dist/</code> directory).</p>
+</body></html>
+"""
+
+
+def default_frontend_dir() -> Path:
+    """``$CIDASH_FRONTEND_DIR``, else ``frontend/dist`` of the repository this package lives in."""
+    override = os.environ.get(FRONTEND_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(cidash.__file__).resolve().parents[2] / "frontend" / "dist"
+
+
+class Observe:
+    """ASGI middleware: security headers on every HTTP response, and request metrics labelled by
+    route template (matched against the OpenAPI paths, so the label set stays small)."""
+
+    def __init__(self, app: ASGIApp, templates: Callable[[], list[tuple[re.Pattern[str], str]]]) -> None:
+        self.app = app
+        self._templates = templates
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def template(self, path: str) -> str:
+        if self._compiled is None:
+            self._compiled = self._templates()
+        for pattern, template in self._compiled:
+            if pattern.match(path):
+                return template
+        return "other"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (name, value) for name, value in message.get("headers", []) if name.lower() not in _SECURITY_NAMES
+                ]
+                headers.extend(SECURITY_HEADERS)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            template = self.template(scope.get("path", ""))
+            metrics.HTTP_REQUESTS.labels(scope.get("method", ""), template, str(status)).inc()
+            metrics.HTTP_DURATION.labels(template).observe(time.perf_counter() - started)
+
+
+def _route_templates(app: FastAPI) -> Callable[[], list[tuple[re.Pattern[str], str]]]:
+    """The documented paths plus the root probes, literal ones first ("/runs/reparse" before
+    "/runs/{run_id}")."""
+
+    def build() -> list[tuple[re.Pattern[str], str]]:
+        paths = [*app.openapi().get("paths", {}), "/healthz", "/readyz", "/metrics", "/openapi.json", "/"]
+        ordered = sorted(set(paths), key=lambda path: (path.count("{"), -len(path)))
+        return [(compile_path(path)[0], path) for path in ordered]
+
+    return build
+
+
+_SECURITY_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+
+
+def _location(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("query", "path", "body", "header")]
+    return ".".join(parts) or "request"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    messages = []
+    for error in exc.errors()[:5]:
+        messages.append(f"{_location(error.get('loc', ()))}: {error.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "; ".join(messages) or "invalid request"}, status_code=422)
+
+
+async def _query_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    return JSONResponse({"detail": "the database is unavailable"}, status_code=503)
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    status: Callable[[], list[ServerStatus]] | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+    frontend_dir: Path | None = None,
+) -> FastAPI:
+    """The cidash web application over `store`.
+
+    `status` reports each Gerrit server's collector (``/readyz``); `extra_routers` (the live
+    feed, the alerts) are included as they are, with their own ``/api/v1`` prefix; every route
+    reads ``app.state.settings`` / ``app.state.store``. The built dashboard is served at ``/``
+    from `frontend_dir` (default :func:`default_frontend_dir`) when it holds an ``index.html``.
+    """
+    app = FastAPI(
+        lifespan=_lifespan,
+        title="cidash",
+        version=cidash.__version__ if hasattr(cidash, "__version__") else "0",
+        description="Health of the third-party CI systems voting on Gerrit code review.",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.status = status
+    app.state.health_cache = TTLCache(ttl_s=HEALTH_CACHE_TTL_S)
+
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(queries.QueryError, _query_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+
+    app.include_router(api_router())
+    for router in extra_routers:  # they carry their own prefix (the live feed, the alerts: /api/v1)
+        app.include_router(router)
+    # probes and metrics also at the root, where orchestrators and Prometheus look for them
+    app.include_router(_root_probes())
+
+    directory = frontend_dir if frontend_dir is not None else default_frontend_dir()
+    if (directory / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=directory, html=True), name="frontend")
+    else:
+
+        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def fallback() -> HTMLResponse:
+            return HTMLResponse(FALLBACK_PAGE)
+
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(Observe, templates=_route_templates(app))
+    return app
+
+
+async def close_app(app: FastAPI) -> None:
+    """Stop what the application runs in the background (health refreshes). The lifespan does it;
+    call it yourself when the server runs with ``lifespan="off"``."""
+    cache: TTLCache[Any, Any] | None = getattr(app.state, "health_cache", None)
+    if cache is not None:
+        await cache.close()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await close_app(app)
+
+
+def _root_probes() -> APIRouter:
+    from cidash.api.auth import require_read
+    from cidash.api.routes_misc import get_metrics, healthz, readyz
+
+    router = APIRouter(include_in_schema=False)
+    router.add_api_route("/healthz", healthz, methods=["GET"])
+    router.add_api_route("/readyz", readyz, methods=["GET"])
+    router.add_api_route("/metrics", get_metrics, methods=["GET"], dependencies=[Depends(require_read)])
+    return router

@@ -1,0 +1,193 @@
+"""``/runs``: filtered, cursor-paged run lists (JSON or CSV), one run, and re-parsing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cidash.api.auth import require_write
+from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
+from cidash.store import queries
+from cidash.views import RunOut, RunPage
+
+router = APIRouter(tags=["runs"])
+
+ResultParam = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="A result class (success, failure, infra, other) or a result word (e.g. NODE_FAILURE)",
+    ),
+]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "With ?format=csv: one row per run"}
+}
+CSV_COLUMNS = (
+    "id",
+    "server",
+    "ci",
+    "project",
+    "branch",
+    "change",
+    "patchset",
+    "result",
+    "result_class",
+    "vote",
+    "pipeline",
+    "posted_at",
+    "latency_s",
+    "message_id",
+    "source",
+    "log_url",
+    "jobs",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ReparseOut(BaseModel):
+    runs: int  # stored runs read
+    changed: int  # result, vote, pipeline or jobs changed
+    unchanged: int
+    not_results: int  # no longer read as a CI result (left as they were)
+
+
+def run_filters(
+    ci: str | None,
+    server: str | None,
+    project: str | None,
+    branch: str | None,
+    result: str | None,
+    from_: str | None,
+    to: str | None,
+) -> queries.RunFilters:
+    try:
+        return queries.RunFilters(
+            ci=ci or None,
+            server=server or None,
+            project=project or None,
+            branch=branch or None,
+            result=queries.check_result_filter(result),
+            since=queries.parse_time(from_, "from"),
+            until=queries.parse_time(to, "to"),
+        )
+    except queries.QueryError as exc:
+        raise query_error(exc) from None
+
+
+def _cell(value: Any) -> Any:
+    """Text cells that a spreadsheet would run as a formula get a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _csv_line(run: RunOut | None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if run is None:
+        writer.writerow(CSV_COLUMNS)
+    else:
+        writer.writerow(
+            [
+                run.id,
+                _cell(run.server),
+                _cell(run.ci),
+                _cell(run.project),
+                _cell(run.branch),
+                run.change,
+                run.patchset,
+                _cell(run.result),
+                run.result_class,
+                "" if run.vote is None else run.vote,
+                _cell(run.pipeline or ""),
+                run.posted_at.isoformat(),
+                "" if run.latency_s is None else run.latency_s,
+                _cell(run.message_id or ""),
+                run.source,
+                _cell(run.log_url or ""),
+                len(run.jobs),
+            ]
+        )
+    return buffer.getvalue()
+
+
+async def csv_response(
+    request: Request, filters: queries.RunFilters, limit: int | None, cursor: str | None, filename: str
+) -> Response:
+    """Every matching run (or `limit` of them), newest first, streamed as CSV with a header line."""
+    if cursor:
+        try:
+            queries.decode_cursor(cursor)
+        except queries.QueryError as exc:
+            raise query_error(exc) from None
+    engine = store_of(request).engine
+
+    async def lines() -> AsyncIterator[str]:
+        yield _csv_line(None)
+        async with engine.connect() as conn:
+            async for run in queries.iter_runs(conn, filters, limit=limit, cursor=cursor):
+                yield _csv_line(run)
+
+    safe_name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in filename)
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+    )
+
+
+@router.get("/runs", response_model=RunPage, responses=CSV_RESPONSE)
+async def list_runs(
+    request: Request,
+    conn: Annotated[AsyncConnection, Depends(connection)],
+    ci: Annotated[str | None, Query(max_length=255, description="CI system name (account key)")] = None,
+    server: Annotated[str | None, Query(max_length=255)] = None,
+    project: Annotated[str | None, Query(max_length=255)] = None,
+    branch: Annotated[str | None, Query(max_length=255)] = None,
+    result: ResultParam = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=64, description="ISO 8601, inclusive")] = None,
+    to: Annotated[str | None, Query(max_length=64, description="ISO 8601, exclusive")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=500, description="Page size (default 50); CSV: all without it")] = None,
+    cursor: Annotated[str | None, Query(max_length=256, description="next_cursor of the previous page")] = None,
+    format: Literal["json", "csv"] = "json",
+) -> RunPage | Response:
+    """Runs newest first, filtered; pages are stable under inserts (keyset on posted_at, id)."""
+    filters = run_filters(ci, server, project, branch, result, from_, to)
+    if format == "csv":
+        return await csv_response(request, filters, limit, cursor, "runs.csv")
+    try:
+        return await queries.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
+    except queries.QueryError as exc:
+        raise query_error(exc) from None
+
+
+@router.post("/runs/reparse", response_model=ReparseOut, dependencies=[Depends(require_write)])
+async def reparse_runs(
+    request: Request,
+    ci: Annotated[str | None, Query(max_length=255, description="Only this CI system's runs")] = None,
+) -> ReparseOut:
+    """Re-parse the stored raw comments with the current rules, then rebuild the rollups."""
+    counts = await queries.reparse(store_of(request).engine, settings_of(request).ci, ci=ci or None)
+    cache_of(request).clear()
+    return ReparseOut(
+        runs=counts.runs, changed=counts.changed, unchanged=counts.unchanged, not_results=counts.not_results
+    )
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, responses=NOT_FOUND)
+async def get_run(
+    conn: Annotated[AsyncConnection, Depends(connection)],
+    run_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> RunOut:
+    """One run, with its raw comment."""
+    run = await queries.run_by_id(conn, run_id)
+    if run is None:
+        raise not_found(f"no run {run_id}")
+    return run

@@ -1,0 +1,350 @@
+"""Rich tables and lines for the client commands.
+
+Everything that comes from Gerrit or the server (names, subjects, reasons, messages, URLs) is user
+data: it goes into :class:`rich.text.Text` (never parsed as markup) after :func:`printable`, so
+``[bold]``, ``<script>`` or an escape sequence in a name shows literally and cannot restyle the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from cidash.client.http import one_line, printable, safe_url
+from cidash.views import (
+    AlertOut,
+    FeedMessage,
+    Grid,
+    HealthWindow,
+    RunOut,
+    SystemDetail,
+    SystemSummary,
+)
+
+DASH = "—"
+
+STATE_STYLES = {
+    "healthy": "bold green",
+    "degraded": "bold yellow",
+    "failing": "bold red",
+    "silent": "bold magenta",
+    "unknown": "dim",
+}
+RESULT_STYLES = {"success": "green", "failure": "red", "infra": "yellow", "other": "dim"}
+SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+# -- formatting (pure) ---------------------------------------------------------------------------
+
+
+def utc(moment: datetime) -> datetime:
+    """Aware UTC (a naive time from the server is UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def time_ago(moment: datetime | None, now: datetime) -> str:
+    """ "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago", "4 mo ago", "2 y ago"; None → "never"."""
+    if moment is None:
+        return "never"
+    diff = round((utc(now) - utc(moment)).total_seconds())
+    future = diff < 0
+    s = abs(diff)
+    if s < 10 or (future and s < 60):
+        return "just now"
+    if s < 60:
+        span = f"{s} s"
+    elif s < 3600:
+        span = f"{s // 60} min"
+    elif s < 86400:
+        span = f"{s // 3600} h"
+    elif s < 86400 * 60:
+        span = f"{s // 86400} d"
+    elif s < 86400 * 365 * 2:
+        span = f"{s // (86400 * 30)} mo"
+    else:
+        span = f"{s // (86400 * 365)} y"
+    return f"in {span}" if future else f"{span} ago"
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds → "45s", "42m", "1h02m", "2d03h"; None → "—"."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def pct(value: float | None) -> str:
+    """Fraction → "95.3%" ("100%" and "0%" without decimals); None → "—"."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    v = value * 100
+    if 99.95 <= v <= 100:
+        return "100%"
+    if v == 0:
+        return "0%"
+    return f"{v:.1f}%"
+
+
+def vote(value: int | None) -> str:
+    if value is None:
+        return ""
+    return f"+{value}" if value > 0 else str(value)
+
+
+def when(moment: datetime | None) -> str:
+    """Compact absolute UTC time: "2026-11-25 10:04"."""
+    return utc(moment).strftime("%Y-%m-%d %H:%M") if moment is not None else DASH
+
+
+# -- cells ---------------------------------------------------------------------------------------
+
+
+def text(value: object, style: str | Style = "") -> Text:
+    """User data as a cell: never markup, never a control sequence."""
+    return Text(printable(str(value)), style=style)
+
+
+def state_text(state: str) -> Text:
+    return text(f"● {state}", STATE_STYLES.get(state, ""))
+
+
+def result_text(result: str, result_class: str) -> Text:
+    return text(result, RESULT_STYLES.get(result_class, ""))
+
+
+def link_text(url: str | None) -> Text:
+    safe = safe_url(url)
+    if safe is None:
+        return text(DASH, "dim")
+    return text(safe, Style(link=safe, color="blue"))
+
+
+def _table(title: str | None = None, caption: str | None = None) -> Table:
+    return Table(
+        title=Text(printable(title)) if title else None,
+        caption=Text(printable(caption), style="dim") if caption else None,
+        header_style="bold",
+        show_edge=False,
+        pad_edge=False,
+        highlight=False,
+    )
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+
+def systems_table(systems: Sequence[SystemSummary], now: datetime, window: str | None = None) -> Table:
+    shown = window or (systems[0].health.window if systems else "24h")
+    table = _table(title=f"CI systems — last {shown}")
+    table.add_column("state", no_wrap=True)
+    table.add_column("name")
+    table.add_column("display name")
+    for column in ("runs", "success", "infra", "p50", "p95", "coverage", "agreement"):
+        table.add_column(column, justify="right")
+    table.add_column("last seen", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for s in systems:
+        h = s.health
+        name_cell = text(s.name, "bold" if s.is_reference else "")
+        if s.is_reference:
+            name_cell.append(" (ref)", style="dim")
+        table.add_row(
+            state_text(s.state),
+            name_cell,
+            text(s.display_name),
+            text(h.runs),
+            text(pct(h.success_rate)),
+            text(pct(h.infra_error_rate)),
+            text(duration(h.latency_p50_s)),
+            text(duration(h.latency_p95_s)),
+            text(pct(h.coverage)),
+            text(pct(h.agreement)),
+            text(time_ago(s.last_seen, now)),
+            text(s.state_reason),
+        )
+    return table
+
+
+def _windows_table(windows: Sequence[HealthWindow]) -> Table:
+    table = _table()
+    columns = ("window", "runs", "success", "failure", "infra", "p50", "p95", "coverage", "agreement")
+    for name in (*columns, "disagreements", "flakiness"):
+        table.add_column(name, justify="left" if name == "window" else "right")
+    for w in windows:
+        table.add_row(
+            text(w.window, "bold"),
+            text(w.runs),
+            text(pct(w.success_rate)),
+            text(pct(w.failure_rate)),
+            text(pct(w.infra_error_rate)),
+            text(duration(w.latency_p50_s)),
+            text(duration(w.latency_p95_s)),
+            text(pct(w.coverage)),
+            text(pct(w.agreement)),
+            text(w.disagreements),
+            text(pct(w.flakiness)),
+        )
+    return table
+
+
+def system_view(system: SystemDetail, now: datetime) -> RenderableType:
+    title = text(system.name, "bold")
+    if system.display_name and system.display_name != system.name:
+        title.append(" — ")
+        title.append_text(text(system.display_name))
+    state = Text("state: ")
+    state.append_text(state_text(system.state))
+    if system.state_reason:
+        state.append(" — ")
+        state.append_text(text(system.state_reason))
+    flags = [f"server {system.server}", f"source {system.source}"]
+    flags.append("reference CI" if system.is_reference else "compared with the reference CI")
+    flags.append("confirmed" if system.confirmed else "unconfirmed")
+    lines: list[RenderableType] = [
+        title,
+        state,
+        Text("owner: ").append_text(text(system.owner or DASH)),
+        Text("projects: ").append_text(text(", ".join(system.projects) or "all")),
+        Text("last seen: ").append_text(
+            text(f"{time_ago(system.last_seen, now)} ({when(system.last_seen)} UTC)" if system.last_seen else "never")
+        ),
+        text(" · ".join(flags), "dim"),
+        Text(""),
+        _windows_table(system.windows),
+    ]
+    return Group(*lines)
+
+
+def runs_table(runs: Sequence[RunOut], caption: str | None = None) -> Table:
+    table = _table(caption=caption)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("CI")
+    table.add_column("change/ps", justify="right", no_wrap=True)
+    table.add_column("project")
+    table.add_column("result")
+    table.add_column("vote", justify="right")
+    table.add_column("latency", justify="right")
+    table.add_column("log", overflow="fold")
+    for r in runs:
+        table.add_row(
+            text(when(r.posted_at)),
+            text(r.ci),
+            text(f"{r.change}/{r.patchset}"),
+            text(r.project),
+            result_text(r.result, r.result_class),
+            text(vote(r.vote)),
+            text(duration(r.latency_s)),
+            link_text(r.log_url),
+        )
+    return table
+
+
+def grid_table(grid: Grid) -> Table:
+    title = f"{grid.project or 'all projects'}: newest {len(grid.rows)} patch sets"
+    table = _table(title=title, caption="green success · red failure · yellow infra · dim other · ×N rechecks")
+    table.add_column("change/ps", justify="right", no_wrap=True)
+    table.add_column("subject", max_width=48, overflow="ellipsis", no_wrap=True)
+    for ci in grid.systems:
+        table.add_column(text(ci), justify="center")
+    for row in grid.rows:
+        cells: list[RenderableType] = [text(f"{row.change}/{row.patchset}"), text(row.subject or DASH)]
+        for ci in grid.systems:
+            cell = row.cells.get(ci)
+            if cell is None:
+                cells.append(text("·", "dim"))
+                continue
+            shown = result_text(cell.result, cell.result_class)
+            if cell.runs > 1:
+                shown.append(f" ×{cell.runs}", style="dim")
+            cells.append(shown)
+        table.add_row(*cells)
+    return table
+
+
+def alerts_table(alerts: Sequence[AlertOut], now: datetime, caption: str | None = None) -> Table:
+    table = _table(caption=caption)
+    table.add_column("id", justify="right")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("severity")
+    table.add_column("kind")
+    table.add_column("CI")
+    table.add_column("project")
+    table.add_column("message", overflow="fold")
+    for a in alerts:
+        severity = text(a.severity, SEVERITY_STYLES.get(a.severity, ""))
+        if a.muted:
+            severity.append(" (muted)", style="dim")
+        table.add_row(
+            text(a.id),
+            text(f"{when(a.created_at)} ({time_ago(a.created_at, now)})"),
+            severity,
+            text(a.kind),
+            text(a.ci),
+            text(a.project or DASH),
+            text(a.message),
+        )
+    return table
+
+
+# -- live feed lines -----------------------------------------------------------------------------
+
+
+def feed_line(message: FeedMessage) -> Text:
+    """One line per feed message: ``#42 run 2026-11-25 10:04 acme-ci openstack/nova 1000/1 FAILURE -1 ...``."""
+    line = Text(f"#{message.id} ", style="dim")
+    data = message.data
+    try:
+        if message.type == "run":
+            r = RunOut.model_validate(data)
+            line.append("run   ", style="bold")
+            parts = (text(when(r.posted_at)), text(r.ci, "bold"), text(r.project), text(f"{r.change}/{r.patchset}"))
+            for part in parts:
+                line.append_text(part)
+                line.append(" ")
+            line.append_text(result_text(r.result, r.result_class))
+            if r.vote is not None:
+                line.append(f" {vote(r.vote)}")
+            if r.latency_s is not None:
+                line.append(f" in {duration(r.latency_s)}")
+            if safe_url(r.log_url):
+                line.append(" ")
+                line.append_text(link_text(r.log_url))
+            return line
+        if message.type == "alert":
+            a = AlertOut.model_validate(data)
+            line.append("alert ", style="bold")
+            for part in (text(when(a.created_at)), text(a.severity, SEVERITY_STYLES.get(a.severity, "")), text(a.ci)):
+                line.append_text(part)
+                line.append(" ")
+            line.append_text(text(one_line(a.message, 500)))
+            return line
+    except ValidationError:
+        pass
+    if message.type == "state" and isinstance(data.get("ci"), str) and isinstance(data.get("state"), str):
+        line.append("state ", style="bold")
+        line.append_text(text(data["ci"], "bold"))
+        line.append(" → ")
+        line.append_text(state_text(str(data["state"])))
+        reason = data.get("state_reason")
+        if isinstance(reason, str) and reason:
+            line.append(": ")
+            line.append_text(text(one_line(reason, 300)))
+        return line
+    line.append(f"{message.type:<5} ", style="bold")
+    line.append_text(text(one_line(orjson.dumps(data, default=str).decode(), 500)))
+    return line

@@ -1,0 +1,1102 @@
+"""Read queries behind ``/api/v1``: rows in, :mod:`cidash.views` models out.
+
+Every function takes an open :class:`AsyncConnection` (the API opens one per request) and runs a
+bounded number of statements whatever the size of the history:
+
+* systems and their health: :func:`systems_summary`, :func:`system_detail` (via
+  :mod:`cidash.health`, rollups for counts);
+* runs: :func:`runs_page` (keyset pagination on ``(posted_at, id)`` descending, served by the
+  ``(ci_system_id, posted_at)``, ``(project, posted_at)`` or ``(posted_at)`` index), :func:`run_by_id`;
+* per system: :func:`series` (rollups), :func:`job_breakdown`;
+* patch sets: :func:`grid` (recent patch sets of a project x CI systems), :func:`change_view`;
+* :func:`project_names`, and the two writes the API offers: :func:`patch_system`, :func:`reparse`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cidash import health
+from cidash.config import CISystemConfig
+from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.parsing import PARSER_VERSION, CommentKind, CommentParser, JobResult
+from cidash.store import models as m
+from cidash.store.bulk import IN_CHUNK, chunks
+from cidash.store.comments import UNKNOWN_RESULT
+from cidash.store.engine import writer_engine
+from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.rollups import (
+    INFRA_ERRORS,
+    SUCCESS_RESULTS,
+    TEST_FAILURES,
+    hour_floor,
+    rebuild_rollups,
+    result_class,
+)
+from cidash.store.text import clip
+from cidash.store.types import UTCDateTime, to_aware_utc
+from cidash.views import (
+    ChangeView,
+    Grid,
+    GridCell,
+    GridRow,
+    HealthWindow,
+    JobBreakdown,
+    JobOut,
+    RunOut,
+    RunPage,
+    SeriesPoint,
+    SystemDetail,
+    SystemPatch,
+    SystemSummary,
+    Window,
+)
+
+RESULT_CLASS_NAMES: frozenset[str] = frozenset({"success", "failure", "infra", "other"})
+RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
+MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
+GRID_SCAN_PER_ROW = 40  # runs read per wanted grid row when looking for the most recent patch sets
+CSV_CHUNK = 1000
+
+
+class QueryError(ValueError):
+    """A parameter the caller got wrong (the API answers 422 with this message)."""
+
+
+# -- CI systems ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SystemRow:
+    id: int
+    server_id: int
+    server: str
+    name: str  # account key
+    username: str | None
+    email: str | None
+    account_name: str | None
+    display_name: str
+    owner: str | None
+    is_reference: bool
+    confirmed: bool
+    source: str
+    last_seen: datetime | None
+
+    def ref(self, configured: tuple[str, ...] = ()) -> health.SystemRef:
+        return health.SystemRef(
+            id=self.id,
+            server_id=self.server_id,
+            name=self.name,
+            display_name=self.display_name,
+            is_reference=self.is_reference,
+            last_seen=self.last_seen,
+            configured_projects=configured,
+        )
+
+
+def _system_query() -> sa.Select[Any]:
+    ci, accounts, servers = m.ci_systems_t, m.accounts_t, m.servers_t
+    return (
+        sa.select(
+            ci.c.id,
+            ci.c.server_id,
+            servers.c.name.label("server"),
+            accounts.c.account_key,
+            accounts.c.username,
+            accounts.c.email,
+            accounts.c.name.label("account_name"),
+            ci.c.display_name,
+            ci.c.owner,
+            ci.c.is_reference,
+            ci.c.confirmed,
+            ci.c.source,
+            ci.c.last_seen,
+        )
+        .join(accounts, accounts.c.id == ci.c.account_id)
+        .join(servers, servers.c.id == ci.c.server_id)
+        .order_by(servers.c.name, accounts.c.account_key)
+    )
+
+
+def _system_row(row: Any) -> SystemRow:
+    return SystemRow(
+        id=row.id,
+        server_id=row.server_id,
+        server=row.server,
+        name=row.account_key,
+        username=row.username,
+        email=row.email,
+        account_name=row.account_name,
+        display_name=row.display_name,
+        owner=row.owner,
+        is_reference=bool(row.is_reference),
+        confirmed=bool(row.confirmed),
+        source=row.source,
+        last_seen=row.last_seen,
+    )
+
+
+async def system_rows(conn: AsyncConnection, *, name: str | None = None, server: str | None = None) -> list[SystemRow]:
+    """CI systems ordered by (server, name), optionally those with account key `name` / on `server`."""
+    query = _system_query()
+    if name is not None:
+        query = query.where(m.accounts_t.c.account_key == name)
+    if server is not None:
+        query = query.where(m.servers_t.c.name == server)
+    return [_system_row(row) for row in await conn.execute(query)]
+
+
+async def find_system(conn: AsyncConnection, name: str, server: str | None = None) -> SystemRow | None:
+    """The CI system named `name` (its account key); with several servers holding the same key
+    and no `server`, the first server by name."""
+    rows = await system_rows(conn, name=name, server=server)
+    return rows[0] if rows else None
+
+
+def configured_projects(configs: Sequence[CISystemConfig], system: SystemRow) -> tuple[str, ...]:
+    """The `projects` of the configuration entry that designates this CI system (same rule as
+    the parser: account = key, username, email or name; a server-specific entry wins)."""
+    names = {system.name, system.username, system.email, system.account_name} - {None}
+    best: CISystemConfig | None = None
+    for config in configs:
+        if config.account not in names or config.server not in (None, system.server):
+            continue
+        if best is None or (config.server is not None and best.server is None):
+            best = config
+    return tuple(best.projects) if best is not None else ()
+
+
+def _summary_fields(
+    system: SystemRow, assessment: health.Assessment, window: HealthWindow, sparkline: list[float | None]
+) -> dict[str, Any]:
+    return {
+        "id": system.id,
+        "name": system.name,
+        "server": system.server,
+        "display_name": system.display_name,
+        "owner": system.owner,
+        "is_reference": system.is_reference,
+        "confirmed": system.confirmed,
+        "source": system.source,
+        "projects": assessment.projects,
+        "state": assessment.state,
+        "state_reason": assessment.reason,
+        "last_seen": system.last_seen,
+        "health": window,
+        "sparkline": sparkline,
+    }
+
+
+def _references(systems: Sequence[SystemRow]) -> list[health.SystemRef]:
+    return [s.ref() for s in systems if s.is_reference]
+
+
+async def systems_summary(
+    conn: AsyncConnection,
+    configs: Sequence[CISystemConfig] = (),
+    *,
+    window: Window = "24h",
+    project: str | None = None,
+    now: datetime | None = None,
+    cache: health.HealthCache | None = None,
+) -> list[SystemSummary]:
+    """Every CI system (with `project`: those following it), its health in `window` and its state.
+    `now` pins the clock (tests)."""
+    systems = await system_rows(conn)
+    refs = [s.ref(configured_projects(configs, s)) for s in systems]
+    assessed = await health.assess(
+        conn,
+        refs,
+        [window],
+        project=project,
+        now=now,
+        cache=cache,
+        references=_references(systems),
+        sparkline=window,
+    )
+    out = []
+    for system in systems:
+        assessment = assessed[system.id]
+        if project is not None and project not in assessment.projects:
+            continue
+        fields = _summary_fields(system, assessment, assessment.windows[window], assessment.sparkline)
+        out.append(SystemSummary(**fields))
+    return out
+
+
+async def systems_summary_one(
+    conn: AsyncConnection,
+    system: SystemRow,
+    configs: Sequence[CISystemConfig] = (),
+    *,
+    window: Window = "24h",
+    now: datetime | None = None,
+    cache: health.HealthCache | None = None,
+) -> SystemSummary:
+    """The summary of one CI system (badges): reads only its own projects' runs."""
+    detail = await system_detail(conn, system, configs, now=now, cache=cache, windows=(window,))
+    return SystemSummary(**detail.model_dump(exclude={"windows"}))
+
+
+async def system_detail(
+    conn: AsyncConnection,
+    system: SystemRow,
+    configs: Sequence[CISystemConfig] = (),
+    *,
+    now: datetime | None = None,
+    cache: health.HealthCache | None = None,
+    windows: Sequence[Window] = health.WINDOWS,
+) -> SystemDetail:
+    """One CI system with every window; `health` and the sparkline are the 24 h ones."""
+    references = [s.ref() for s in await system_rows(conn, server=system.server) if s.is_reference]
+    assessed = await health.assess(
+        conn,
+        [system.ref(configured_projects(configs, system))],
+        list(dict.fromkeys([*windows, "24h"])),
+        now=now,
+        cache=cache,
+        references=references,
+        sparkline="24h",
+    )
+    assessment = assessed[system.id]
+    fields = _summary_fields(system, assessment, assessment.windows["24h"], assessment.sparkline)
+    return SystemDetail(**fields, windows=[assessment.windows[w] for w in health.WINDOWS if w in assessment.windows])
+
+
+async def patch_system(engine: AsyncEngine, system: SystemRow, patch: SystemPatch) -> None:
+    """Apply an operator's edit; making a CI the reference unsets the other reference of its server.
+    (A config-listed CI gets its configured values back at the next start.)"""
+    values: dict[str, Any] = {}
+    if patch.display_name is not None:
+        values["display_name"] = clip(patch.display_name, m.NAME_LEN) or system.display_name
+    if patch.owner is not None:
+        values["owner"] = clip(patch.owner, m.NAME_LEN) or None
+    if patch.confirmed is not None:
+        values["confirmed"] = patch.confirmed
+    if patch.is_reference is not None:
+        values["is_reference"] = patch.is_reference
+    if not values:
+        return
+    table = m.ci_systems_t
+    async with writer_engine(engine).begin() as conn:
+        if patch.is_reference:
+            await conn.execute(
+                sa.update(table)
+                .where(table.c.server_id == system.server_id, table.c.id != system.id, table.c.is_reference.is_(True))
+                .values(is_reference=False)
+            )
+        await conn.execute(sa.update(table).where(table.c.id == system.id).values(values))
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilters:
+    ci: str | None = None
+    server: str | None = None
+    project: str | None = None
+    branch: str | None = None
+    result: str | None = None  # a result class or a raw result word
+    since: datetime | None = None  # posted_at >= since
+    until: datetime | None = None  # posted_at < until
+
+
+def parse_time(value: str | None, what: str) -> datetime | None:
+    """An ISO 8601 date-time (or date) from a query parameter; naive means UTC."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"{what}: {value[:64]!r} is not an ISO 8601 date-time (e.g. 2026-11-25T10:00:00Z)") from None
+    if not 1970 <= moment.year <= 9998:
+        raise QueryError(f"{what}: {value[:64]!r} is out of range")
+    return to_aware_utc(moment)
+
+
+def check_result_filter(value: str | None) -> str | None:
+    """A result class (success|failure|infra|other) as is, a result word upper-cased; else an error."""
+    if value is None or value == "":
+        return None
+    if value.lower() in RESULT_CLASS_NAMES:
+        return value.lower()
+    if not RESULT_WORD_RE.fullmatch(value):
+        raise QueryError(
+            f"result: {value[:64]!r} is neither a result class (success, failure, infra, other) nor a result word"
+        )
+    return value.upper().replace(" ", "_")
+
+
+def encode_cursor(posted_at: datetime, run_id: int) -> str:
+    raw = orjson.dumps({"t": to_aware_utc(posted_at).isoformat(), "id": run_id})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    bad = QueryError("cursor: not a cursor this API returned (pass next_cursor back unchanged)")
+    if len(cursor) > 200:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        moment = datetime.fromisoformat(data["t"])
+        run_id = data["id"]
+    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise bad from None
+    if not isinstance(run_id, int) or isinstance(run_id, bool) or moment.tzinfo is None:
+        raise bad
+    return to_aware_utc(moment), run_id
+
+
+def _result_condition(result: str) -> sa.ColumnElement[bool]:
+    column = m.runs_t.c.result
+    known = sorted(SUCCESS_RESULTS | TEST_FAILURES | INFRA_ERRORS)
+    if result == "success":
+        return column.in_(sorted(SUCCESS_RESULTS))
+    if result == "failure":
+        return column.in_(sorted(TEST_FAILURES))
+    if result == "infra":
+        return column.in_(sorted(INFRA_ERRORS))
+    if result == "other":
+        return column.not_in(known)
+    return column == result
+
+
+def _run_columns() -> list[sa.ColumnElement[Any]]:
+    r = m.runs_t
+    return [
+        r.c.id,
+        r.c.server_id,
+        r.c.ci_system_id,
+        r.c.patchset_id,
+        r.c.project,
+        r.c.branch,
+        r.c.change_number,
+        r.c.patchset_number,
+        r.c.result,
+        r.c.vote,
+        r.c.pipeline,
+        r.c.posted_at,
+        r.c.latency_s,
+        r.c.message_id,
+        r.c.source,
+    ]
+
+
+def _run_select(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """Runs alone, never joined: the planner then always walks one ``ci_runs`` index in order
+    (names come from :class:`Names`, a map of the few CI systems)."""
+    return sa.select(*_run_columns(), *extra).select_from(m.runs_t)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """CI system id -> (server name, CI name, is reference): a handful of rows, read per request."""
+
+    systems: dict[int, tuple[str, str, bool]]
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection) -> Names:
+        return cls({s.id: (s.server, s.name, s.is_reference) for s in await system_rows(conn)})
+
+    def server(self, ci_system_id: int) -> str:
+        entry = self.systems.get(ci_system_id)
+        return entry[0] if entry is not None else ""
+
+    def ci(self, ci_system_id: int) -> str:
+        entry = self.systems.get(ci_system_id)
+        return entry[1] if entry is not None else f"ci:{ci_system_id}"
+
+    def is_reference(self, ci_system_id: int) -> bool:
+        entry = self.systems.get(ci_system_id)
+        return entry is not None and entry[2]
+
+
+async def _jobs(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[JobOut]]:
+    table = m.jobs_t
+    found: dict[int, list[JobOut]] = {}
+    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+        query = (
+            sa.select(table.c.run_id, table.c.name, table.c.url, table.c.result, table.c.duration_s, table.c.voting)
+            .where(table.c.run_id.in_(part))
+            .order_by(table.c.run_id, table.c.position)
+        )
+        for run_id, name, url, result, duration_s, voting in await conn.execute(query):
+            found.setdefault(run_id, []).append(
+                JobOut(name=name, url=url, result=result, duration_s=duration_s, voting=bool(voting))
+            )
+    return found
+
+
+def _is_http(url: str | None) -> bool:
+    return url is not None and url[:8].lower().startswith(("http://", "https://"))
+
+
+def _log_url(jobs: Sequence[JobOut]) -> str | None:
+    for job in jobs:
+        if _is_http(job.url):
+            return job.url
+    return None
+
+
+async def log_urls(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, str]:
+    """The first http(s) job URL of each run (one grouped statement per chunk of runs)."""
+    table = m.jobs_t
+    found: dict[int, str] = {}
+    http = sa.or_(table.c.url.like("http://%"), table.c.url.like("https://%"))
+    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+        first = (
+            sa.select(table.c.run_id, sa.func.min(table.c.position).label("position"))
+            .where(table.c.run_id.in_(part), http)
+            .group_by(table.c.run_id)
+            .subquery("f")
+        )
+        query = sa.select(table.c.run_id, table.c.url).join(
+            first, sa.and_(first.c.run_id == table.c.run_id, first.c.position == table.c.position)
+        )
+        for run_id, url in await conn.execute(query):
+            if _is_http(url):
+                found[run_id] = url
+    return found
+
+
+def _run_out(row: Any, names: Names, jobs: list[JobOut], comment: str | None = None) -> RunOut:
+    return RunOut(
+        id=row.id,
+        server=names.server(row.ci_system_id),
+        ci=names.ci(row.ci_system_id),
+        project=row.project,
+        branch=row.branch,
+        change=row.change_number,
+        patchset=row.patchset_number,
+        result=row.result,
+        result_class=result_class(row.result),
+        vote=row.vote,
+        pipeline=row.pipeline,
+        posted_at=row.posted_at,
+        latency_s=row.latency_s,
+        message_id=row.message_id,
+        source=row.source,
+        log_url=_log_url(jobs),
+        jobs=jobs,
+        comment=comment,
+    )
+
+
+async def _ci_ids(conn: AsyncConnection, name: str, server: str | None) -> list[int]:
+    return [s.id for s in await system_rows(conn, name=name, server=server)]
+
+
+@dataclass(frozen=True, slots=True)
+class _RunQuery:
+    """Filtered runs, newest first. With several CI systems (one name on several servers) each
+    one's runs are read from its own ``(ci_system_id, posted_at)`` index range and merged."""
+
+    base: sa.Select[Any]
+    ci_ids: tuple[int, ...] = ()
+
+    def page(self, cursor: tuple[datetime, int] | None, limit: int) -> sa.Select[Any]:
+        r = m.runs_t
+        order = (r.c.posted_at.desc(), r.c.id.desc())
+        if len(self.ci_ids) <= 1:
+            query = self.base.where(r.c.ci_system_id == self.ci_ids[0]) if self.ci_ids else self.base
+            return _after(query, cursor).order_by(*order).limit(limit)
+        parts = [
+            sa.select(_after(self.base.where(r.c.ci_system_id == ci), cursor).order_by(*order).limit(limit).subquery())
+            for ci in self.ci_ids
+        ]
+        merged = sa.union_all(*parts).subquery("merged")
+        return sa.select(merged).order_by(merged.c.posted_at.desc(), merged.c.id.desc()).limit(limit)
+
+
+async def _filtered(conn: AsyncConnection, filters: RunFilters) -> _RunQuery | None:
+    """The filtered run query, or None when the filters match nothing for sure."""
+    r = m.runs_t
+    query = _run_select()
+    ids: tuple[int, ...] = ()
+    if filters.ci is not None:
+        ids = tuple(await _ci_ids(conn, filters.ci, filters.server))
+        if not ids:
+            return None
+    elif filters.server is not None:
+        query = query.where(r.c.server_id.in_(sa.select(m.servers_t.c.id).where(m.servers_t.c.name == filters.server)))
+    if filters.project is not None:
+        query = query.where(r.c.project == filters.project)
+    if filters.branch is not None:
+        query = query.where(r.c.branch == filters.branch)
+    if filters.result is not None:
+        query = query.where(_result_condition(filters.result))
+    if filters.since is not None:
+        query = query.where(r.c.posted_at >= _at(filters.since))
+    if filters.until is not None:
+        query = query.where(r.c.posted_at < _at(filters.until))
+    return _RunQuery(query, ids)
+
+
+def _after(query: sa.Select[Any], cursor: tuple[datetime, int] | None) -> sa.Select[Any]:
+    if cursor is None:
+        return query
+    r = m.runs_t
+    moment, run_id = cursor
+    at = _at(moment)
+    # (posted_at, id) < (t, id), written so that the posted_at part is an index range
+    return query.where(r.c.posted_at <= at, sa.or_(r.c.posted_at < at, r.c.id < run_id))
+
+
+def _at(moment: datetime) -> sa.BindParameter[datetime]:
+    return sa.bindparam(None, moment, type_=UTCDateTime())
+
+
+async def runs_page(
+    conn: AsyncConnection, filters: RunFilters, *, limit: int = 50, cursor: str | None = None
+) -> RunPage:
+    """A page of runs, newest first; `next_cursor` resumes after its last run. Keyset pagination:
+    runs inserted between pages never shift a page (each run is seen at most once)."""
+    position = decode_cursor(cursor) if cursor else None
+    query = await _filtered(conn, filters)
+    if query is None:
+        return RunPage(items=[], next_cursor=None)
+    rows = (await conn.execute(query.page(position, limit + 1))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    jobs = await _jobs(conn, [row.id for row in rows])
+    names = await Names.load(conn)
+    items = [_run_out(row, names, jobs.get(row.id, [])) for row in rows]
+    last = rows[-1] if rows else None
+    next_cursor = encode_cursor(last.posted_at, last.id) if more and last is not None else None
+    return RunPage(items=items, next_cursor=next_cursor)
+
+
+async def iter_runs(
+    conn: AsyncConnection, filters: RunFilters, *, limit: int | None = None, cursor: str | None = None
+) -> AsyncIterator[RunOut]:
+    """Runs newest first (all of them without `limit`), fetched in keyset chunks (CSV export)."""
+    position = decode_cursor(cursor) if cursor else None
+    query = await _filtered(conn, filters)
+    if query is None:
+        return
+    names = await Names.load(conn)
+    left = limit
+    while left is None or left > 0:
+        size = CSV_CHUNK if left is None else min(CSV_CHUNK, left)
+        rows = (await conn.execute(query.page(position, size))).all()
+        if not rows:
+            return
+        jobs = await _jobs(conn, [row.id for row in rows])
+        for row in rows:
+            yield _run_out(row, names, jobs.get(row.id, []))
+        position = (rows[-1].posted_at, rows[-1].id)
+        if left is not None:
+            left -= len(rows)
+        if len(rows) < size:
+            return
+
+
+async def run_by_id(conn: AsyncConnection, run_id: int) -> RunOut | None:
+    """One run with its raw comment."""
+    query = _run_select(m.runs_t.c.raw_comment).where(m.runs_t.c.id == run_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    jobs = await _jobs(conn, [run_id])
+    return _run_out(row, await Names.load(conn), jobs.get(run_id, []), comment=row.raw_comment)
+
+
+# -- per system: series and jobs -----------------------------------------------------------------
+
+
+async def series(
+    conn: AsyncConnection,
+    system: SystemRow,
+    *,
+    bucket: Literal["hour", "day"] = "hour",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+    now: datetime | None = None,
+) -> list[SeriesPoint]:
+    """One point per hour or day in [since, until) (every bucket, empty ones with 0 runs), from
+    the rollups. Defaults: until now, since 24 h (hour) or 30 d (day) before."""
+    now = now or datetime.now(UTC)
+    until = until or now
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    since = since or until - (timedelta(hours=24) if bucket == "hour" else timedelta(days=30))
+    if since >= until:
+        raise QueryError("from must be before to")
+
+    def floor(moment: datetime) -> datetime:
+        hour = hour_floor(moment)
+        return hour if bucket == "hour" else hour.replace(hour=0)
+
+    first = floor(since)
+    starts = []
+    current = first
+    while current < until:
+        starts.append(current)
+        if len(starts) > MAX_SERIES_POINTS:
+            raise QueryError(f"from..to spans more than {MAX_SERIES_POINTS} {bucket}s; use a larger bucket")
+        current += step
+    index = {start: i for i, start in enumerate(starts)}
+    counts = [health.Counts() for _ in starts]
+    hists = [[0] * LATENCY_BUCKETS for _ in starts]
+
+    t = rollups_t
+    query = sa.select(
+        t.c.hour,
+        sa.func.sum(t.c.runs),
+        sa.func.sum(t.c.successes),
+        sa.func.sum(t.c.test_failures),
+        sa.func.sum(t.c.infra_errors),
+    ).where(t.c.ci_system_id == system.id, t.c.hour >= _at(first), t.c.hour < _at(until))
+    if project is not None:
+        query = query.where(t.c.project == project)
+    for hour, runs, successes, failures, infra in await conn.execute(query.group_by(t.c.hour)):
+        position = index.get(floor(hour))
+        if position is not None:
+            counts[position].add(health.Counts(int(runs), int(successes), int(failures), int(infra)))
+    lat = latency_t
+    lat_query = (
+        sa.select(lat.c.hour, lat.c.bucket, lat.c.n)
+        .where(lat.c.ci_system_id == system.id, lat.c.hour >= _at(first), lat.c.hour < _at(until))
+        .order_by(lat.c.hour)
+    )
+    for hour, bucket_no, n in await conn.execute(lat_query):
+        position = index.get(floor(hour))
+        if position is not None and 0 <= bucket_no < LATENCY_BUCKETS:
+            hists[position][bucket_no] += int(n)
+    return [
+        SeriesPoint(
+            t=start,
+            runs=c.runs,
+            successes=c.successes,
+            failures=c.test_failures,
+            infra_errors=c.infra_errors,
+            success_rate=c.success_rate,
+            latency_p50_s=health.percentile(hist, 0.5),
+            latency_p95_s=health.percentile(hist, 0.95),
+        )
+        for start, c, hist in zip(starts, counts, hists, strict=True)
+    ]
+
+
+async def job_breakdown(
+    conn: AsyncConnection, system: SystemRow, *, since: datetime, until: datetime | None = None
+) -> list[JobBreakdown]:
+    """Per job name of the CI's runs posted since `since`: runs, test failures, infra errors and
+    the latest failure (most failures first)."""
+    r, j = m.runs_t, m.jobs_t
+    failed = j.c.result.in_(sorted(TEST_FAILURES))
+    infra = j.c.result.in_(sorted(INFRA_ERRORS))
+    window = [r.c.ci_system_id == system.id, r.c.posted_at >= _at(since)]
+    if until is not None:
+        window.append(r.c.posted_at < _at(until))
+    query = (
+        sa.select(
+            j.c.name,
+            sa.func.count(),
+            sa.func.sum(sa.case((failed, 1), else_=0)),
+            sa.func.sum(sa.case((infra, 1), else_=0)),
+        )
+        .select_from(r.join(j, j.c.run_id == r.c.id))
+        .where(*window)
+        .group_by(j.c.name)
+    )
+    totals = [(name, int(n), int(f or 0), int(i or 0)) for name, n, f, i in await conn.execute(query)]
+    ranked = (
+        sa.select(
+            j.c.name.label("name"),
+            j.c.url.label("url"),
+            r.c.posted_at.label("posted_at"),
+            sa.func.row_number()
+            .over(partition_by=j.c.name, order_by=(r.c.posted_at.desc(), r.c.id.desc(), j.c.position))
+            .label("rn"),
+        )
+        .select_from(r.join(j, j.c.run_id == r.c.id))
+        .where(*window, failed)
+        .subquery("f")
+    )
+    last: dict[str, tuple[datetime, str | None]] = {}
+    for name, url, posted_at in await conn.execute(
+        sa.select(ranked.c.name, ranked.c.url, ranked.c.posted_at).where(ranked.c.rn == 1)
+    ):
+        last[name] = (to_aware_utc(posted_at), url)
+    out = [
+        JobBreakdown(
+            name=name,
+            runs=n,
+            failures=f,
+            infra_errors=i,
+            failure_rate=f / n if n else 0.0,
+            last_failure_at=last[name][0] if name in last else None,
+            last_failure_url=last[name][1] if name in last else None,
+        )
+        for name, n, f, i in totals
+    ]
+    out.sort(key=lambda b: (-b.failures, -b.failure_rate, b.name))
+    return out
+
+
+# -- patch sets: grid and change view -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _PatchSetInfo:
+    id: int
+    server: str
+    change: int
+    patchset: int
+    project: str
+    branch: str
+    subject: str | None
+    url: str | None
+    status: str | None
+    created_at: datetime | None
+    cells: dict[str, GridCell] = field(default_factory=dict)
+
+    def row(self) -> GridRow:
+        return GridRow(
+            server=self.server,
+            change=self.change,
+            patchset=self.patchset,
+            project=self.project,
+            branch=self.branch,
+            subject=self.subject,
+            url=self.url,
+            created_at=self.created_at,
+            cells=self.cells,
+        )
+
+
+async def _server_names(conn: AsyncConnection) -> dict[int, str]:
+    table = m.servers_t
+    return {row[0]: row[1] for row in await conn.execute(sa.select(table.c.id, table.c.name))}
+
+
+async def _patchset_infos(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, _PatchSetInfo]:
+    """Patch sets by id with their change (servers are mapped in Python: joining the one-row
+    servers table makes MariaDB start from it and walk every change)."""
+    p, c = m.patchsets_t, m.changes_t
+    servers = await _server_names(conn)
+    found: dict[int, _PatchSetInfo] = {}
+    for part in chunks(sorted(set(ids)), IN_CHUNK):
+        query = (
+            sa.select(
+                p.c.id,
+                c.c.server_id,
+                c.c.number,
+                p.c.number,
+                c.c.project,
+                c.c.branch,
+                c.c.subject,
+                c.c.url,
+                c.c.status,
+                p.c.created_at,
+            )
+            .select_from(p)
+            .join(c, c.c.id == p.c.change_db_id)
+            .where(p.c.id.in_(part))
+        )
+        for row in await conn.execute(query):
+            found[row[0]] = _PatchSetInfo(row[0], servers.get(row[1], ""), *row[2:])
+    return found
+
+
+async def _fill_cells(
+    conn: AsyncConnection, infos: dict[int, _PatchSetInfo], project: str | None
+) -> tuple[list[str], set[str]]:
+    """Newest result of each CI on each patch set, with how many it posted there; returns the CI
+    names in column order (reference first, then by name)."""
+    if not infos:
+        return [], set()
+    r = m.runs_t
+    created = [info.created_at for info in infos.values()]
+    bound = min(created) - timedelta(hours=1) if all(c is not None for c in created) else None  # type: ignore[type-var,operator]
+    per_pair = (r.c.patchset_id, r.c.ci_system_id)
+    newest: list[Any] = []
+    for part in chunks(sorted(infos), IN_CHUNK):
+        inner = sa.select(
+            r.c.id,
+            r.c.ci_system_id,
+            r.c.patchset_id,
+            r.c.result,
+            r.c.vote,
+            r.c.posted_at,
+            sa.func.row_number()
+            .over(partition_by=per_pair, order_by=(r.c.posted_at.desc(), r.c.id.desc()))
+            .label("rn"),
+            sa.func.count().over(partition_by=per_pair).label("n"),
+        ).where(r.c.patchset_id.in_(part))
+        if project is not None:
+            inner = inner.where(r.c.project == project)
+        if bound is not None:
+            inner = inner.where(r.c.posted_at >= _at(cast(datetime, bound)))
+        sub = inner.subquery("x")
+        newest.extend(await conn.execute(sa.select(sub).where(sub.c.rn == 1)))
+    urls = await log_urls(conn, [row.id for row in newest])
+    known = await Names.load(conn)
+    references: set[str] = set()
+    names: set[str] = set()
+    for row in newest:
+        info = infos.get(row.patchset_id)
+        if info is None:
+            continue
+        ci = known.ci(row.ci_system_id)
+        names.add(ci)
+        if known.is_reference(row.ci_system_id):
+            references.add(ci)
+        info.cells[ci] = GridCell(
+            run_id=row.id,
+            result=row.result,
+            result_class=result_class(row.result),
+            vote=row.vote,
+            posted_at=row.posted_at,
+            log_url=urls.get(row.id),
+            runs=int(row.n),
+        )
+    order = sorted(names, key=lambda name: (name not in references, name))
+    return order, references
+
+
+def _newest_first(info: _PatchSetInfo) -> tuple[float, int, int]:
+    created = info.created_at.timestamp() if info.created_at is not None else float("-inf")
+    return (-created, -info.change, -info.patchset)
+
+
+async def grid(
+    conn: AsyncConnection, *, project: str | None = None, limit: int = 30, server: str | None = None
+) -> Grid:
+    """The `limit` patch sets of `project` (or of every project) with the most recent CI activity,
+    newest first, with each CI's newest result on them."""
+    r = m.runs_t
+    recent = sa.select(r.c.patchset_id, r.c.posted_at).order_by(r.c.posted_at.desc()).limit(limit * GRID_SCAN_PER_ROW)
+    if project is not None:
+        recent = recent.where(r.c.project == project)
+    if server is not None:
+        recent = recent.where(r.c.server_id.in_(sa.select(m.servers_t.c.id).where(m.servers_t.c.name == server)))
+    sub = recent.subquery("recent")
+    query = (
+        sa.select(sub.c.patchset_id, sa.func.max(sub.c.posted_at).label("last"))
+        .group_by(sub.c.patchset_id)
+        .order_by(sa.desc("last"), sub.c.patchset_id.desc())
+        .limit(limit)
+    )
+    ids = [row[0] for row in await conn.execute(query)]
+    infos = await _patchset_infos(conn, ids)
+    systems, _ = await _fill_cells(conn, infos, project)
+    rows = sorted(infos.values(), key=_newest_first)
+    return Grid(project=project, systems=systems, rows=[info.row() for info in rows])
+
+
+async def change_view(conn: AsyncConnection, number: int, *, server: str | None = None) -> ChangeView | None:
+    """A change with every patch set and each CI's newest result on it (first server by name when
+    the number exists on several and no `server` is given)."""
+    c, s, p = m.changes_t, m.servers_t, m.patchsets_t
+    query = (
+        sa.select(c.c.id, s.c.name, c.c.project, c.c.branch, c.c.subject, c.c.url, c.c.status)
+        .join(s, s.c.id == c.c.server_id)
+        .where(c.c.number == number)
+        .order_by(s.c.name)
+        .limit(1)
+    )
+    if server is not None:
+        query = query.where(s.c.name == server)
+    change = (await conn.execute(query)).first()
+    if change is None:
+        return None
+    ids = [row[0] for row in await conn.execute(sa.select(p.c.id).where(p.c.change_db_id == change.id))]
+    infos = await _patchset_infos(conn, ids)
+    systems, _ = await _fill_cells(conn, infos, change.project)
+    rows = sorted(infos.values(), key=lambda info: -info.patchset)
+    return ChangeView(
+        server=change.name,
+        change=number,
+        project=change.project,
+        branch=change.branch,
+        subject=change.subject,
+        url=change.url,
+        status=change.status,
+        systems=systems,
+        patchsets=[info.row() for info in rows],
+    )
+
+
+async def project_names(conn: AsyncConnection) -> list[str]:
+    """Every project with CI runs (a loose index scan of ``(project, posted_at)`` on MariaDB)."""
+    r = m.runs_t
+    rows = await conn.execute(sa.select(r.c.project).group_by(r.c.project).order_by(r.c.project))
+    return [row[0] for row in rows]
+
+
+# -- re-parsing ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReparseCounts:
+    runs: int = 0  # stored runs read
+    changed: int = 0  # result, vote, pipeline or jobs changed
+    unchanged: int = 0
+    not_results: int = 0  # no longer read as a CI result: left as they were
+
+
+REPARSE_CHUNK = 500
+_INT32 = 2**31 - 1
+_JOB_COLUMNS = ("name", "url", "result", "duration_s", "voting", "detail")
+
+
+def _int32(value: int | None) -> int | None:
+    return value if value is None or -_INT32 <= value <= _INT32 else None
+
+
+def _stored_job(job: JobResult) -> tuple[Any, ...]:
+    """A parsed job as the writer stores it (clipped to the columns)."""
+    return (
+        clip(job.name, m.NAME_LEN) or "",
+        clip(job.url, m.URL_LEN),
+        clip(job.result, m.RESULT_LEN) or UNKNOWN_RESULT,
+        _int32(job.duration_s),
+        bool(job.voting),
+        clip(job.detail, m.DETAIL_LEN),
+    )
+
+
+def _reparse_comment(system: SystemRow, row: Any) -> ObservedComment:
+    if system.username or system.email or system.account_name:
+        author = AccountRef(username=system.username, name=system.account_name, email=system.email)
+    else:
+        author = AccountRef(username=system.name)
+    return ObservedComment(
+        server=system.server,
+        project=row.project,
+        branch=row.branch,
+        change_number=row.change_number,
+        change_id=None,
+        patchset=ObservedPatchSet(number=row.patchset_number),
+        author=author,
+        posted_at=row.posted_at,
+        message=row.raw_comment,
+        source=Source(row.source),
+    )
+
+
+async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci: str | None = None) -> ReparseCounts:
+    """Re-read every stored raw comment (of CI `ci` only, when given) with the current parsing
+    rules and update result, vote, pipeline and jobs where they changed (one transaction per
+    chunk of runs), then rebuild the rollups of the CI systems whose results changed.
+
+    Every stored run's author is a known CI system, so it is treated as a CI (as if it were in
+    the CI group) and only the text decides. A vote or pipeline the text does not carry (they
+    came from the stream's approvals or the REST tag) keeps its stored value; a comment no
+    longer read as a result is left as it is (counted in `not_results`)."""
+    parser = CommentParser(configs, auto_detect=True)
+    counts = ReparseCounts()
+    async with engine.connect() as conn:
+        systems = {s.id: s for s in await system_rows(conn, name=ci)}
+    if not systems:
+        return counts
+    by_server: dict[str, list[str]] = {}
+    for system in systems.values():
+        by_server.setdefault(system.server, []).append(system.name)
+    for server, names in by_server.items():
+        parser.set_group_members(server, names)
+    r, j = m.runs_t, m.jobs_t
+    touched: set[int] = set()
+    last_id = 0
+    writes = writer_engine(engine)
+    while True:
+        async with writes.begin() as conn:
+            query = (
+                sa.select(
+                    r.c.id,
+                    r.c.ci_system_id,
+                    r.c.project,
+                    r.c.branch,
+                    r.c.change_number,
+                    r.c.patchset_number,
+                    r.c.result,
+                    r.c.vote,
+                    r.c.pipeline,
+                    r.c.posted_at,
+                    r.c.source,
+                    r.c.raw_comment,
+                )
+                .where(r.c.id > last_id, r.c.ci_system_id.in_(sorted(systems)))
+                .order_by(r.c.id)
+                .limit(REPARSE_CHUNK)
+            )
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                break
+            last_id = rows[-1].id
+            stored_jobs = await _job_rows(conn, [row.id for row in rows])
+            for row in rows:
+                counts.runs += 1
+                parsed_comment = parser.parse(_reparse_comment(systems[row.ci_system_id], row))
+                if parsed_comment.kind != CommentKind.RESULT or parsed_comment.result is None:
+                    counts.not_results += 1
+                    continue
+                result = clip(parsed_comment.result, m.RESULT_LEN) or UNKNOWN_RESULT
+                vote = _int32(parsed_comment.vote) if parsed_comment.vote is not None else row.vote
+                pipeline = clip(parsed_comment.pipeline, m.PIPELINE_LEN) or row.pipeline
+                jobs = [_stored_job(job) for job in parsed_comment.jobs]
+                same_jobs = jobs == stored_jobs.get(row.id, [])
+                if (result, vote, pipeline) == (row.result, row.vote, row.pipeline) and same_jobs:
+                    counts.unchanged += 1
+                    continue
+                counts.changed += 1
+                if result != row.result:
+                    touched.add(row.ci_system_id)
+                await conn.execute(
+                    sa.update(r)
+                    .where(r.c.id == row.id)
+                    .values(result=result, vote=vote, pipeline=pipeline, parsed_with=PARSER_VERSION)
+                )
+                if not same_jobs:
+                    await conn.execute(sa.delete(j).where(j.c.run_id == row.id))
+                    if jobs:
+                        await conn.execute(
+                            sa.insert(j),
+                            [
+                                {"run_id": row.id, "position": position, **dict(zip(_JOB_COLUMNS, job, strict=True))}
+                                for position, job in enumerate(jobs)
+                            ],
+                        )
+    if touched:
+        async with writes.begin() as conn:
+            await rebuild_rollups(conn, ci_system_ids=sorted(touched))
+    return counts
+
+
+async def _job_rows(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[tuple[Any, ...]]]:
+    table = m.jobs_t
+    found: dict[int, list[tuple[Any, ...]]] = {}
+    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+        query = (
+            sa.select(
+                table.c.run_id,
+                table.c.name,
+                table.c.url,
+                table.c.result,
+                table.c.duration_s,
+                table.c.voting,
+                table.c.detail,
+            )
+            .where(table.c.run_id.in_(part))
+            .order_by(table.c.run_id, table.c.position)
+        )
+        for run_id, name, url, result, duration, voting, detail in await conn.execute(query):
+            found.setdefault(run_id, []).append((name, url, result, duration, bool(voting), detail))
+    return found
