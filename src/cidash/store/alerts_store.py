@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, chunks
-from cidash.store.feed import CLASSIFIED_RESULTS, ResultClass, result_class
+from cidash.store.feed import CLASSIFIED_RESULTS
 from cidash.store.models_live import alerts_t, deliveries_t
+from cidash.store.rollups import ResultClass, result_class
 from cidash.store.text import clip, clip_required
 from cidash.views import AlertOut
 

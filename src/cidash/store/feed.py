@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -33,10 +33,10 @@ from cidash.store import models as m
 from cidash.store.derived import InsertedRun
 from cidash.store.fast import insert_rows
 from cidash.store.models_live import feed_t, leases_t
+from cidash.store.rollups import result_class
 from cidash.store.types import is_mysql
 from cidash.views import FeedKind, FeedMessage, JobOut, RunOut
 
-ResultClass = Literal["success", "failure", "infra", "other"]
 FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state")
 FEED_LOCK = "cidash:feed"  # the leases row every feed insert locks on MySQL/MariaDB
 REPLAY_PAGE = 500
@@ -47,17 +47,6 @@ _INFRA = frozenset(r.value for r in INFRA_RESULTS)
 CLASSIFIED_RESULTS = _SUCCESS | _TEST_FAILURES | _INFRA  # every result that is not "other"
 _COLUMNS = ("kind", "created_at", "ci_system_id", "project", "payload")
 _LOCK_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-def result_class(result: str) -> ResultClass:
-    """success (SUCCESS), failure (a test failure), infra (the CI's own fault) or other."""
-    if result in _SUCCESS:
-        return "success"
-    if result in _TEST_FAILURES:
-        return "failure"
-    if result in _INFRA:
-        return "infra"
-    return "other"
 
 
 def safe_http_url(url: str | None) -> str | None:
