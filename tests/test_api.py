@@ -49,9 +49,9 @@ STATES = {"healthy", "degraded", "failing", "silent", "unknown"}
 # -- data and clients ----------------------------------------------------------------------------
 
 
-async def load_history(store: Store, *, hours: int = 4, seed: int = 3) -> World:
+async def load_history(store: Store, *, hours: int = 4, seed: int = 3, rebuild: bool = True) -> World:
     """A simulated Gerrit's last `hours`, parsed from its REST messages and stored (the way the
-    backfill does), with the rollups built."""
+    backfill does), with the rollups built (unless the store's writer keeps them, `rebuild` False)."""
     world = World(seed, start=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1))
     world.generate_history(timedelta(hours=hours))
     await store.sync_ci_configs(REFERENCE, [SERVER])
@@ -64,8 +64,9 @@ async def load_history(store: Store, *, hours: int = 4, seed: int = 3) -> World:
     ]
     for start in range(0, len(items), 1000):
         await store.write_comments(items[start : start + 1000])
-    async with store.engine.begin() as conn:
-        await rebuild_rollups(conn)
+    if rebuild:
+        async with store.engine.begin() as conn:
+            await rebuild_rollups(conn)
     return world
 
 

@@ -193,9 +193,11 @@ class Runtime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.app is not None:
+            from cidash.api.app import close_app
             from cidash.api.live import close_live
 
             await close_live(self.app)
+            await close_app(self.app)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             with contextlib.suppress(Exception):

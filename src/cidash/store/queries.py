@@ -453,25 +453,17 @@ def _log_url(jobs: Sequence[JobOut]) -> str | None:
     return None
 
 
-async def log_urls(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, str]:
-    """The first http(s) job URL of each run (one grouped statement per chunk of runs)."""
-    table = m.jobs_t
-    found: dict[int, str] = {}
-    http = sa.or_(table.c.url.like("http://%"), table.c.url.like("https://%"))
-    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
-        first = (
-            sa.select(table.c.run_id, sa.func.min(table.c.position).label("position"))
-            .where(table.c.run_id.in_(part), http)
-            .group_by(table.c.run_id)
-            .subquery("f")
-        )
-        query = sa.select(table.c.run_id, table.c.url).join(
-            first, sa.and_(first.c.run_id == table.c.run_id, first.c.position == table.c.position)
-        )
-        for run_id, url in await conn.execute(query):
-            if _is_http(url):
-                found[run_id] = url
-    return found
+def _log_url_sql(run_id: sa.ColumnElement[int]) -> sa.ColumnElement[str | None]:
+    """The first http(s) job URL of a run, as a correlated subquery walking its (run_id, position) key."""
+    j = m.jobs_t
+    return (
+        sa.select(j.c.url)
+        .where(j.c.run_id == run_id, sa.or_(j.c.url.like("http://%"), j.c.url.like("https://%")))
+        .order_by(j.c.position)
+        .limit(1)
+        .scalar_subquery()
+        .label("log_url")
+    )
 
 
 def _run_out(row: Any, names: Names, jobs: list[JobOut], comment: str | None = None) -> RunOut:
@@ -845,8 +837,7 @@ async def _fill_cells(
         if bound is not None:
             inner = inner.where(r.c.posted_at >= _at(cast(datetime, bound)))
         sub = inner.subquery("x")
-        newest.extend(await conn.execute(sa.select(sub).where(sub.c.rn == 1)))
-    urls = await log_urls(conn, [row.id for row in newest])
+        newest.extend(await conn.execute(sa.select(sub, _log_url_sql(sub.c.id)).where(sub.c.rn == 1)))
     known = await Names.load(conn)
     references: set[str] = set()
     names: set[str] = set()
@@ -858,13 +849,14 @@ async def _fill_cells(
         names.add(ci)
         if known.is_reference(row.ci_system_id):
             references.add(ci)
-        info.cells[ci] = GridCell(
+        # built without validation: every value comes typed from the database (hundreds per grid)
+        info.cells[ci] = GridCell.model_construct(
             run_id=row.id,
             result=row.result,
             result_class=result_class(row.result),
             vote=row.vote,
             posted_at=row.posted_at,
-            log_url=urls.get(row.id),
+            log_url=row.log_url if _is_http(row.log_url) else None,
             runs=int(row.n),
         )
     order = sorted(names, key=lambda name: (name not in references, name))
