@@ -179,6 +179,21 @@ class _Context:
         self.last[rule.name] = _Last(_NEW + self.counter, rule.kind, at, now, muted, False)
 
 
+def rule_views(rules: Sequence[AlertRuleConfig]) -> list[AlertRuleOut]:
+    """The rules as the API shows them: webhook URLs without credentials, secrets never."""
+    return [
+        AlertRuleOut(
+            name=rule.name,
+            kind=rule.kind,
+            ci=list(rule.ci),
+            projects=list(rule.projects),
+            params=rule_params(rule),
+            webhooks=[redact_url(hook.url) for hook in rule.webhooks],
+        )
+        for rule in rules
+    ]
+
+
 class AlertEngine:
     """Evaluates the alert rules; see the module docstring. One engine per collector process;
     when replicas share the collecting, pass `servers` (a list, or a callable read at every call:
@@ -222,17 +237,7 @@ class AlertEngine:
         return cls(store, settings.alerts or None, **options)
 
     def rule_views(self) -> list[AlertRuleOut]:
-        return [
-            AlertRuleOut(
-                name=rule.name,
-                kind=rule.kind,
-                ci=list(rule.ci),
-                projects=list(rule.projects),
-                params=rule_params(rule),
-                webhooks=[redact_url(hook.url) for hook in rule.webhooks],
-            )
-            for rule in self.rules
-        ]
+        return rule_views(self.rules)
 
     async def close(self) -> None:
         await self.webhooks.close()

@@ -10,7 +10,7 @@ from typing import get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from cidash.alerts import DEFAULT_RULES, AlertEngine, rule_params
+from cidash.alerts import DEFAULT_RULES, AlertEngine, rule_views
 from cidash.api.auth import require_read, require_write
 from cidash.config import AlertKind, Settings
 from cidash.store import alerts_store
@@ -18,7 +18,6 @@ from cidash.store.engine import writer_engine
 from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
 from cidash.views import AlertOut, AlertPage, AlertRuleOut, ErrorOut
-from cidash.webhooks import redact_url
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "A token is required"},
@@ -92,17 +91,7 @@ async def list_rules(request: Request) -> list[AlertRuleOut]:
     if engine is not None:
         return engine.rule_views()
     settings: Settings = request.app.state.settings
-    return [
-        AlertRuleOut(
-            name=rule.name,
-            kind=rule.kind,
-            ci=list(rule.ci),
-            projects=list(rule.projects),
-            params=rule_params(rule),
-            webhooks=[redact_url(hook.url) for hook in rule.webhooks],
-        )
-        for rule in (settings.alerts or DEFAULT_RULES)
-    ]
+    return rule_views(settings.alerts or DEFAULT_RULES)
 
 
 async def _set_muted(request: Request, alert_id: int, muted: bool) -> AlertOut:
