@@ -21,7 +21,8 @@ from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from cidash.api import create_app, metrics
+from cidash import metrics
+from cidash.api import create_app
 from cidash.api.app import CSP
 from cidash.api.routes_runs import CSV_COLUMNS
 from cidash.config import ApiConfig, CISystemConfig, Settings

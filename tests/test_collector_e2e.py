@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cidash import metrics
 from cidash.collector.service import ServerCollector
 from cidash.runtime import Runtime
 from cidash.sim.faults import FaultRequest
@@ -69,6 +70,7 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
             sim, migrated_db_url, client_key(tmp_path), backfill_interval_s=3, backfill_overlap_s=30
         )
         half = options.events // 2 if options.events else 0
+        meters_before = _meters(settings.servers[0].name)
 
         # first collector: faults while it runs, then it is stopped in the middle of the traffic
         async with Runtime(settings, migrate=False) as runtime:
@@ -96,6 +98,7 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
             dead_total = await runtime.store.dead_letter_count()
         truth = await fetch_truth(sim)
         injected = dict(sim.faults.counts)
+        meters = _meters(settings.servers[0].name, minus=meters_before)
 
     missing, extra = compare(truth, stored)
     assert not missing and not extra, f"missing {sum(missing.values())}: {list(missing)[:3]}; extra {list(extra)[:3]}"
@@ -105,6 +108,25 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
     # every bad line we were sent is in the dead-letter table (some were sent while nobody listened)
     assert dead_total >= first_dead
     assert injected.get("dropped_output", 0) > 0
+    # /metrics tells the same story as the store
+    assert meters["runs_stored"] == len(stored)
+    assert meters["dead_lettered"] == dead_total
+    assert meters["reconnects"] >= first_reconnects
+    assert meters["stream_events"] > 0 and meters["rest_comments"] > 0 and meters["backfills"] >= 2
+
+
+def _meters(server: str, minus: dict[str, float] | None = None) -> dict[str, float]:
+    """This server's Prometheus counters (process-wide, so tests compare differences)."""
+    sample = metrics.REGISTRY.get_sample_value
+    now = {
+        "runs_stored": sample("cidash_runs_stored_total", {"server": server}) or 0.0,
+        "dead_lettered": sample("cidash_dead_lettered_total", {"server": server}) or 0.0,
+        "reconnects": sample("cidash_stream_reconnects_total", {"server": server}) or 0.0,
+        "stream_events": sample("cidash_events_received_total", {"server": server, "source": "stream"}) or 0.0,
+        "rest_comments": sample("cidash_events_received_total", {"server": server, "source": "rest"}) or 0.0,
+        "backfills": sample("cidash_backfill_duration_seconds_count", {"server": server}) or 0.0,
+    }
+    return {key: value - (minus or {}).get(key, 0.0) for key, value in now.items()}
 
 
 async def test_store_reopen_after_run_keeps_counts(migrated_db_url: str, tmp_path: Path) -> None:

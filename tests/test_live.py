@@ -22,6 +22,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
+from cidash import metrics
 from cidash.alerts import AlertEngine
 from cidash.api import alert_routes, live
 from cidash.api.live import LiveOptions, live_clients
@@ -182,6 +183,7 @@ async def test_subscribe_and_receive_live_messages_with_filters(store: Store) ->
         for ws in (runs, alerts, everything):
             assert await recv(ws) == {"type": "hello", "id": newest}
         assert live_clients() == 3
+        assert metrics.REGISTRY.get_sample_value("cidash_websocket_clients", {"transport": "websocket"}) == 3
 
         posted = await site.post([("FAILURE", THIRD_PARTY, "acme-ci"), ("SUCCESS", ZUUL, "zuul")])
         posted += await site.fail()
@@ -209,6 +211,7 @@ async def test_subscribe_and_receive_live_messages_with_filters(store: Store) ->
         for ws in (runs, alerts, everything):
             await ws.close()
         await wait_until(lambda: live_clients() == 0, 5, "the clients to be gone")
+        assert metrics.REGISTRY.get_sample_value("cidash_websocket_clients", {"transport": "websocket"}) == 0
 
 
 async def test_since_above_the_newest_id_means_the_feed_restarted(store: Store) -> None:

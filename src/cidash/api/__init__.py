@@ -1,5 +1,5 @@
 """The HTTP side of cidash: ``create_app`` builds the FastAPI application (``/api/v1``, probes,
-metrics, the dashboard); :mod:`cidash.api.metrics` holds the Prometheus metric objects."""
+metrics, the dashboard); :mod:`cidash.metrics` holds the Prometheus metric objects."""
 
 from cidash.api.app import create_app
 

@@ -26,7 +26,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import cidash
-from cidash.api import metrics
+from cidash import metrics
 from cidash.api.routes import api_router
 from cidash.config import Settings
 from cidash.health import TTLCache

@@ -47,6 +47,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSock
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import QueryParams
 
+from cidash import metrics
 from cidash.api.auth import require_read
 from cidash.bus import Bus, BusClosedError
 from cidash.config import Settings
@@ -86,6 +87,11 @@ def live_clients() -> int:
 
 def live_clients_by_transport() -> dict[str, int]:
     return dict(_counts)
+
+
+def _count_client(transport: Literal["websocket", "sse"], delta: int) -> None:
+    _counts[transport] += delta
+    metrics.WEBSOCKET_CLIENTS.labels(transport=transport).set(_counts[transport])
 
 
 # -- hub ---------------------------------------------------------------------------------------------
@@ -242,6 +248,7 @@ class FeedHub:
 
     async def _run(self) -> None:
         try:
+            bus_depth = metrics.QUEUE_DEPTH.labels(queue="live:bus")
             async with self.bus.subscribe(self.options.bus_queue_size) as subscription:
                 self.last = await self.newest()
                 self._ready.set()
@@ -249,6 +256,7 @@ class FeedHub:
                     try:
                         async with asyncio.timeout(self.options.poll_interval_s):
                             message = await subscription.next()
+                        bus_depth.set(subscription.pending())
                     except TimeoutError:
                         await self._catch_up()
                         continue
@@ -503,7 +511,7 @@ async def feed_socket(websocket: WebSocket) -> None:
     if query is not None:
         client.subscribe(*query)
     hub.clients.add(client)
-    _counts["websocket"] += 1
+    _count_client("websocket", 1)
     reader = asyncio.create_task(_read_socket(websocket, client))
     try:
         while not client.started and client.close_code is None:
@@ -515,7 +523,7 @@ async def feed_socket(websocket: WebSocket) -> None:
             with contextlib.suppress(Exception):
                 await websocket.close(client.close_code, client.close_reason)
     finally:
-        _counts["websocket"] -= 1
+        _count_client("websocket", -1)
         hub.clients.discard(client)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -576,14 +584,14 @@ async def feed_events(
 
 async def _sse(hub: FeedHub, client: _Client) -> AsyncIterator[str]:
     hub.clients.add(client)
-    _counts["sse"] += 1
+    _count_client("sse", 1)
     try:
         async for chunk in _sse_chunks(hub, client):
             yield chunk
     except Exception as exc:  # e.g. the database failed the replay: end the stream, the client resumes
         log.warning("SSE subscriber ended: %s", type(exc).__name__)
     finally:
-        _counts["sse"] -= 1
+        _count_client("sse", -1)
         hub.clients.discard(client)
 
 

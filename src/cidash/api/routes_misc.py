@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from cidash.api import metrics
+from cidash import metrics
 from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
 from cidash.store import queries
 from cidash.views import ChangeView, ErrorOut, Grid, Readiness, ServerStatus, State
@@ -137,7 +137,7 @@ async def get_badge(
     tags=["probes"],
 )
 async def get_metrics() -> Response:
-    """Prometheus text exposition of :mod:`cidash.api.metrics`."""
+    """Prometheus text exposition of :mod:`cidash.metrics`."""
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
 

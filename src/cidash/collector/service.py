@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from cidash import metrics
 from cidash.collector.backfill import BackfillResult, run_backfill
 from cidash.collector.ingest import Ingestor, OnWritten
 from cidash.config import GerritServer
@@ -23,6 +24,7 @@ from cidash.errors import GerritAuthError, GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient
 from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
+from cidash.store.comments import WriteStats
 from cidash.store.writer import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,26 @@ class CollectorHealth:
     fatal: str | None = None  # e.g. credentials refused: needs an operator
 
 
+class _CollectorMeters:
+    """This server's children of the process-wide Prometheus metrics (labels resolved once)."""
+
+    def __init__(self, server: str) -> None:
+        self.stream_events = metrics.EVENTS_RECEIVED.labels(server=server, source="stream")
+        self.rest_comments = metrics.EVENTS_RECEIVED.labels(server=server, source="rest")
+        self.runs_stored = metrics.RUNS_STORED.labels(server=server)
+        self.dead_lettered = metrics.DEAD_LETTERED.labels(server=server)
+        self.reconnects = metrics.RECONNECTS.labels(server=server)
+        self.backfill_duration = metrics.BACKFILL_DURATION.labels(server=server)
+        self.line_queue = metrics.QUEUE_DEPTH.labels(queue=f"ingest:{server}")
+        self._dead_reported = 0
+
+    def count_dead_letters(self, total: int) -> None:
+        """Dead letters are counted by the ingestor; add what it wrote since the last call."""
+        if total > self._dead_reported:
+            self.dead_lettered.inc(total - self._dead_reported)
+            self._dead_reported = total
+
+
 class ServerCollector:
     def __init__(
         self,
@@ -55,12 +77,13 @@ class ServerCollector:
     ) -> None:
         self.server = server
         self._on_written = on_written
+        self._meters = _CollectorMeters(server.name)
         self._store = store
         self._parser = parser
         self._scheduler = scheduler
         password = server.http_password.get_secret_value() if server.http_password else None
         self.rest = GerritRestClient(server.http_url, user=server.http_user, password=password)
-        self.ingestor = Ingestor(store, parser, server.name, batch_size=batch_size, on_written=on_written)
+        self.ingestor = Ingestor(store, parser, server.name, batch_size=batch_size, on_written=self._written)
         self.health = CollectorHealth()
         self.backfilled = asyncio.Event()  # set after the first successful backfill
         self._lines: asyncio.Queue[tuple[bytes, float] | tuple[bytes, float, int]] = asyncio.Queue(LINE_QUEUE_SIZE)
@@ -106,6 +129,7 @@ class ServerCollector:
 
     # -- stream side ----------------------------------------------------------------------
     async def _on_line(self, line: bytes, received_at: float) -> None:
+        self._meters.stream_events.inc()
         await self._lines.put((line, received_at))
 
     async def _on_oversized(self, head: bytes, size: int, received_at: float) -> None:
@@ -114,12 +138,14 @@ class ServerCollector:
     async def _on_connected(self, first: bool) -> None:
         self.health.stream_connected = True
         if not first:
+            self._meters.reconnects.inc()
             self.request_backfill("reconnect")
 
     async def _ingest_loop(self) -> None:
         """Drain the line queue in batches: large under load, immediate when traffic is light."""
         while True:
             item = await self._lines.get()
+            self._meters.line_queue.set(self._lines.qsize() + 1)
             batch = [item]
             while len(batch) < self.ingestor.batch_size:
                 try:
@@ -136,6 +162,8 @@ class ServerCollector:
             if dropped:
                 self.request_backfill("dropped-output")
             await self._flush_until_done()
+            self._meters.count_dead_letters(self.ingestor.stats.dead_lettered)
+            self._meters.line_queue.set(self._lines.qsize())
             for _ in batch:
                 self._lines.task_done()
             self.health.stream_connected = self.stream.stats.connected
@@ -163,9 +191,7 @@ class ServerCollector:
     async def backfill_now(self) -> BackfillResult | None:
         async with self._backfill_lock:
             try:
-                result = await run_backfill(
-                    self.server, self.rest, self._store, self._parser, on_written=self._on_written
-                )
+                result = await run_backfill(self.server, self.rest, self._store, self._parser, on_written=self._written)
             except GerritAuthError as exc:
                 self.health.fatal = str(exc)
                 self.health.backfill_errors += 1
@@ -183,12 +209,19 @@ class ServerCollector:
                 log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
                 self._retry_soon()
                 return None
+            self._meters.backfill_duration.observe(result.duration_s)
+            self._meters.rest_comments.inc(result.comments)
             self.health.backfills += 1
             self.health.last_backfill = result
             self.health.last_backfill_at = time.time()
             self.health.fatal = None
             self.backfilled.set()
             return result
+
+    async def _written(self, stats: WriteStats) -> None:
+        self._meters.runs_stored.inc(stats.runs_inserted)
+        if self._on_written is not None:
+            await self._on_written(stats)
 
     def _retry_soon(self, delay_s: float = 15.0) -> None:
         job = self._scheduler.get_job(self._job_id)

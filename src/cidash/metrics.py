@@ -5,7 +5,7 @@ ones: the collector (events received, runs stored, dead letters, reconnects, bac
 duration, ingest queue depth), the live side (websocket clients, subscriber queue depth) and
 the API itself (requests by route template and status, with their duration)::
 
-    from cidash.api import metrics
+    from cidash import metrics
     metrics.EVENTS_RECEIVED.labels(server="opendev").inc()
     metrics.QUEUE_DEPTH.labels(queue="ingest:opendev").set(ingestor.pending)
     with metrics.BACKFILL_DURATION.labels(server="opendev").time():
