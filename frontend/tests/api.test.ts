@@ -119,4 +119,30 @@ describe('ApiClient', () => {
     const e = (await api.projects().catch((x: unknown) => x)) as ApiError;
     expect(e.kind).toBe('parse');
   });
+
+  it('sends the read token as a bearer header and tells when one is needed', async () => {
+    let token: string | null = null;
+    const seen: (string | null)[] = [];
+    const fetch = vi.fn(async (_url: string, init?: RequestInit) => {
+      const auth = new Headers(init?.headers).get('Authorization');
+      seen.push(auth);
+      return auth === 'Bearer s3cret' ? jsonResponse([]) : jsonResponse({ detail: 'a token is required' }, 401);
+    });
+    const api = new ApiClient({ fetch, token: () => token });
+    const needed: boolean[] = [];
+    const reach: boolean[] = [];
+    api.onTokenNeeded((n) => needed.push(n));
+    api.onReachability((r) => reach.push(r));
+
+    const err = (await api.projects().catch((e: unknown) => e)) as ApiError;
+    expect(err.needsToken).toBe(true);
+    expect(needed).toEqual([true]);
+    expect(reach).toEqual([true]); // refused is not unreachable: no "API unreachable" banner
+
+    token = 's3cret';
+    expect(await api.projects()).toEqual([]);
+    expect(seen).toEqual([null, 'Bearer s3cret']);
+    expect(needed).toEqual([true, false]);
+    expect(api.badgeUrl('acme')).toBe('api/v1/badge/acme.svg?token=s3cret');
+  });
 });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { loadNotify, loadTheme, nextTheme, saveNotify, saveTheme, type StorageLike } from '../src/lib/prefs';
+import {
+  loadNotify,
+  loadTheme,
+  loadToken,
+  nextTheme,
+  saveNotify,
+  saveTheme,
+  saveToken,
+  type StorageLike,
+} from '../src/lib/prefs';
 
 function memory(): StorageLike & { data: Map<string, string> } {
   const data = new Map<string, string>();
@@ -36,5 +45,15 @@ describe('prefs', () => {
     expect(loadNotify(s)).toBe(true);
     saveNotify(false, s);
     expect(loadNotify(s)).toBe(false);
+  });
+
+  it('keeps the read token trimmed, and forgets an empty one', () => {
+    const s = memory();
+    expect(loadToken(s)).toBeNull();
+    saveToken('  tok  ', s);
+    expect(loadToken(s)).toBe('tok');
+    saveToken('', s);
+    expect(s.data.has('cidash.token')).toBe(false);
+    expect(loadToken(null)).toBeNull();
   });
 });

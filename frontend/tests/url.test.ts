@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { apiUrl, isSafeUrl, safeHref, wsUrl } from '../src/lib/url';
+import { apiUrl, isSafeUrl, safeHref, takeToken, withToken, wsUrl } from '../src/lib/url';
 
 describe('safeHref', () => {
   it('accepts absolute http and https URLs', () => {
@@ -47,5 +47,21 @@ describe('same-origin URLs', () => {
   it('resolves API paths relative to where the app is served', () => {
     expect(apiUrl('http://h/cidash/#/x', 'api/v1/badge/a.svg')).toBe('http://h/cidash/api/v1/badge/a.svg');
     expect(apiUrl('http://h/#/x', '/api/v1/projects')).toBe('http://h/api/v1/projects');
+  });
+});
+
+describe('read token in URLs', () => {
+  it('adds the token to the websocket URL only when there is one', () => {
+    expect(withToken('ws://dash:8080/api/v1/ws', null)).toBe('ws://dash:8080/api/v1/ws');
+    expect(withToken('ws://dash:8080/api/v1/ws', 'a b&c')).toBe('ws://dash:8080/api/v1/ws?token=a+b%26c');
+  });
+
+  it('takes the token out of a shared link, keeping the route', () => {
+    expect(takeToken('https://dash/?token=abc#/grid?project=nova')).toEqual({
+      token: 'abc',
+      href: 'https://dash/#/grid?project=nova',
+    });
+    expect(takeToken('https://dash/#/grid')).toEqual({ token: null, href: 'https://dash/#/grid' });
+    expect(takeToken('https://dash/?token=%20#/').token).toBeNull();
   });
 });

@@ -95,16 +95,19 @@ class Demo:
         return "".join(self.output[-200:])
 
 
-def _read_output(process: subprocess.Popen[str], output: list[str], line_seen: threading.Event) -> None:
+def read_output(
+    process: subprocess.Popen[str], output: list[str], line_seen: threading.Event, pattern: re.Pattern[str] = DEMO_LINE
+) -> None:
+    """Collect the process's output; set `line_seen` at the first line matching `pattern` (or at its end)."""
     assert process.stdout is not None
     for line in process.stdout:
         output.append(line)
-        if DEMO_LINE.search(line):
+        if pattern.search(line):
             line_seen.set()
     line_seen.set()  # the process ended: wake the waiter
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def stop_process(process: subprocess.Popen[str]) -> None:
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -141,7 +144,7 @@ def demo() -> Iterator[Demo]:
     )
     output: list[str] = []
     line_seen = threading.Event()
-    threading.Thread(target=_read_output, args=(process, output, line_seen), daemon=True).start()
+    threading.Thread(target=read_output, args=(process, output, line_seen), daemon=True).start()
     try:
         line_seen.wait(DEMO_START_TIMEOUT_S)
         found = next((m for m in map(DEMO_LINE.search, list(output)) if m), None)
@@ -154,7 +157,7 @@ def demo() -> Iterator[Demo]:
             )
         yield Demo(url=found.group(1), sim_url=found.group(2), process=process, output=output)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 # -- our own subscriber to the live feed ------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // The /api/v1 client: typed fetch wrappers with timeouts, cancellation and clear errors.
 // `reachable` listeners drive the "API unreachable" banner.
 
+import { loadToken } from './prefs';
 import type {
   AlertPage,
   AlertRuleOut,
@@ -39,6 +40,11 @@ export class ApiError extends Error {
     );
   }
 
+  /** 401/403 on a read: the server wants a (valid) read token. */
+  get needsToken(): boolean {
+    return this.kind === 'http' && (this.status === 401 || this.status === 403);
+  }
+
   get notFound(): boolean {
     return this.kind === 'http' && this.status === 404;
   }
@@ -68,9 +74,12 @@ export interface ApiOptions {
   base?: string;
   fetch?: FetchLike;
   timeoutMs?: number;
+  /** The read token to send, read at every request (it may be entered while the app runs). */
+  token?: () => string | null;
 }
 
 export type ReachabilityListener = (reachable: boolean, error: ApiError | null) => void;
+export type TokenListener = (needed: boolean) => void;
 
 const enc = encodeURIComponent;
 
@@ -78,13 +87,31 @@ export class ApiClient {
   private readonly base: string;
   private readonly fetchImpl: FetchLike;
   private readonly timeoutMs: number;
+  private readonly token: () => string | null;
   private readonly listeners = new Set<ReachabilityListener>();
+  private readonly tokenListeners = new Set<TokenListener>();
   private lastReachable: boolean | null = null;
 
   constructor(opts: ApiOptions = {}) {
     this.base = (opts.base ?? 'api/v1').replace(/\/+$/, '');
     this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.timeoutMs = opts.timeoutMs ?? 15000;
+    this.token = opts.token ?? (() => null);
+  }
+
+  /** Called with true when the server refused a read for want of a valid token, false once one passes. */
+  onTokenNeeded(cb: TokenListener): () => void {
+    this.tokenListeners.add(cb);
+    return () => this.tokenListeners.delete(cb);
+  }
+
+  private reportToken(needed: boolean): void {
+    for (const cb of this.tokenListeners) cb(needed);
+  }
+
+  private headers(): Record<string, string> {
+    const token = this.token();
+    return token ? { Accept: 'application/json', Authorization: `Bearer ${token}` } : { Accept: 'application/json' };
   }
 
   onReachability(cb: ReachabilityListener): () => void {
@@ -117,7 +144,7 @@ export class ApiClient {
     }
     let res: Response;
     try {
-      res = await this.fetchImpl(url, { signal: ctl.signal, headers: { Accept: 'application/json' } });
+      res = await this.fetchImpl(url, { signal: ctl.signal, headers: this.headers() });
     } catch (e) {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -142,6 +169,7 @@ export class ApiClient {
         }
         const err = new ApiError('http', path, `${res.status}: ${detail}`, res.status);
         this.report(!err.unreachable, err.unreachable ? err : null);
+        if (err.needsToken) this.reportToken(true);
         throw err;
       }
       let body: T;
@@ -153,6 +181,7 @@ export class ApiClient {
         throw err;
       }
       this.report(true, null);
+      this.reportToken(false);
       return body;
     } finally {
       clearTimeout(timer);
@@ -209,12 +238,13 @@ export class ApiClient {
   alertRules(signal?: AbortSignal) {
     return this.get<AlertRuleOut[]>('alerts/rules', undefined, signal);
   }
+  /** For <img>: no header can be set there, so the token (if any) goes in the query. */
   badgeUrl(name: string): string {
-    return this.url(`badge/${enc(name)}.svg`);
+    return this.url(`badge/${enc(name)}.svg`, { token: this.token() });
   }
 }
 
-export const api = new ApiClient();
+export const api = new ApiClient({ token: () => loadToken() });
 
 /** A one-line message for a failed load (the banner already explains an unreachable API). */
 export function errorText(e: unknown): string {

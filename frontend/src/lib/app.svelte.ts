@@ -8,10 +8,12 @@ import {
   effectiveTheme,
   loadNotify,
   loadTheme,
+  loadToken,
   notifySupport,
   requestNotify,
   saveNotify,
   saveTheme,
+  saveToken,
   nextTheme,
   type NotifySupport,
   type ThemePref,
@@ -19,7 +21,7 @@ import {
 import { formatHash, parseHash, patchParams, type Route } from './route';
 import { ToastQueue, type Toast } from './toasts';
 import type { FeedKind, FeedMessage } from './types';
-import { wsUrl } from './url';
+import { takeToken, withToken, wsUrl } from './url';
 import { LiveClient, type ConnState, type SocketLike } from './ws';
 
 // ---- Router --------------------------------------------------------------------------------------
@@ -44,11 +46,20 @@ export function setParams(patch: Record<string, string | number | null | undefin
 
 // ---- API reachability ------------------------------------------------------------------------------
 
-export const apiStatus = $state<{ reachable: boolean; message: string; reload: number }>({
+export const apiStatus = $state<{ reachable: boolean; message: string; reload: number; needsToken: boolean }>({
   reachable: true,
   message: '',
   reload: 0,
+  needsToken: false,
 });
+
+/** Stores the read token entered by the operator (or clears it), then reloads and reconnects. */
+export function setToken(token: string | null): void {
+  saveToken(token);
+  apiStatus.needsToken = false;
+  reloadAll();
+  client?.reconnectNow();
+}
 
 /** Pages read `apiStatus.reload` in their load effect: bumping it reloads the current view. */
 export function reloadAll(): void {
@@ -145,6 +156,16 @@ export function cycleTheme(): void {
 
 let client: LiveClient | null = null;
 
+/** A link may carry the read token: keep it, and take it out of the address. Runs before the first
+ * request, hence before mount (children's effects run before the App's onMount). */
+export function adoptLinkToken(): void {
+  const link = takeToken(location.href);
+  if (link.token) {
+    saveToken(link.token);
+    history.replaceState(history.state, '', link.href);
+  }
+}
+
 export function startApp(): () => void {
   const onHash = () => {
     router.route = parseHash(location.hash);
@@ -168,10 +189,13 @@ export function startApp(): () => void {
     apiStatus.reachable = reachable;
     apiStatus.message = err ? err.message : '';
   });
+  const offToken = api.onTokenNeeded((needed: boolean) => {
+    apiStatus.needsToken = needed;
+  });
 
   client = new LiveClient({
     url: wsUrl(location.href),
-    createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
+    createSocket: (url) => new WebSocket(withToken(url, loadToken())) as unknown as SocketLike,
     subscription: { kinds: ['run', 'alert', 'state'] },
     onMessage: dispatch,
     onStateChange: (s) => {
@@ -211,6 +235,7 @@ export function startApp(): () => void {
     clearInterval(retryTimer);
     stateWatch();
     offReach();
+    offToken();
     offAlerts();
     client?.stop();
     client = null;

@@ -4,6 +4,7 @@ export type ThemePref = 'auto' | 'light' | 'dark';
 
 const THEME_KEY = 'cidash.theme';
 const NOTIFY_KEY = 'cidash.notify';
+const TOKEN_KEY = 'cidash.token';
 
 export interface StorageLike {
   getItem(k: string): string | null;
@@ -72,4 +73,19 @@ export async function requestNotify(): Promise<NotifySupport> {
   } catch {
     return notifySupport();
   }
+}
+
+// ---- Read token ----------------------------------------------------------------------------------
+// When the server sets api.read_token, every read needs it. It is kept in this browser only.
+
+export function loadToken(s: StorageLike | null = storage()): string | null {
+  const v = s?.getItem(TOKEN_KEY)?.trim();
+  return v ? v : null;
+}
+
+export function saveToken(token: string | null, s: StorageLike | null = storage()): void {
+  if (!s) return;
+  const v = token?.trim();
+  if (v) s.setItem(TOKEN_KEY, v);
+  else s.removeItem(TOKEN_KEY);
 }

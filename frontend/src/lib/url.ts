@@ -42,3 +42,23 @@ export function apiUrl(pageHref: string, path: string): string {
   u.hash = '';
   return u.href;
 }
+
+/** Adds `?token=` (browsers cannot set headers on a websocket); no token leaves the URL alone. */
+export function withToken(url: string, token: string | null): string {
+  if (!token) return url;
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.href;
+}
+
+/**
+ * A link may carry the read token (`https://dash/?token=...#/grid`): returns it and the page URL
+ * without it, so it does not stay in the address bar, the history or a screenshot.
+ */
+export function takeToken(pageHref: string): { token: string | null; href: string } {
+  const u = new URL(pageHref);
+  const token = u.searchParams.get('token');
+  if (token === null) return { token: null, href: pageHref };
+  u.searchParams.delete('token');
+  return { token: token.trim() || null, href: u.href };
+}

@@ -38,6 +38,11 @@ def _matches(given: str | None, *tokens: SecretStr | None) -> bool:
     return found
 
 
+def read_allowed(config: ApiConfig, given: str | None) -> bool:
+    """Reads are open unless api.read_token is set; then the read or the write token opens them."""
+    return config.read_token is None or _matches(given, config.read_token, config.write_token)
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
@@ -50,7 +55,7 @@ async def require_read(request: Request, credentials: HTTPAuthorizationCredentia
     given = credentials.credentials if credentials is not None else request.query_params.get("token")
     if not given:
         raise _unauthorized("a token is required: Authorization: Bearer <token> or ?token=")
-    if not _matches(given, config.read_token, config.write_token):
+    if not read_allowed(config, given):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import QueryParams
 
 from cidash import metrics
-from cidash.api.auth import require_read
+from cidash.api.auth import read_allowed, require_read
 from cidash.bus import Bus, BusClosedError
 from cidash.config import Settings
 from cidash.store import feed
@@ -441,19 +440,12 @@ def _from_message(data: dict[str, Any]) -> tuple[FeedFilter, int | None]:
 
 
 def _token_ok(settings: Settings | None, header: str | None, query_token: str | None) -> bool:
-    """Reads are open unless api.read_token is set (then the read or write token is needed)."""
-    if settings is None or settings.api.read_token is None:
+    if settings is None:
         return True
     given = query_token
     if header and header.lower().startswith("bearer "):
         given = header[7:].strip()
-    if not given:
-        return False
-    tokens = [settings.api.read_token, settings.api.write_token]
-    return any(
-        token is not None and secrets.compare_digest(given.encode(), token.get_secret_value().encode())
-        for token in tokens
-    )
+    return read_allowed(settings.api, given)
 
 
 # -- websocket ------------------------------------------------------------------------------------------

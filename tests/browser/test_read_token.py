@@ -1,0 +1,97 @@
+"""A dashboard behind `api.read_token`: it asks for the token, then reads and goes live with it.
+
+Runs its own `cidash serve --role api` on an empty SQLite store (the demo has no token).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import DESKTOP, read_output, stop_process
+
+TOKEN = "s3cret-read"
+API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a dashboard whose reads need TOKEN."""
+    directory = tmp_path_factory.mktemp("guarded")
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "CIDASH_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'cidash.db'}",
+        "CIDASH_API__PORT": "0",
+        "CIDASH_API__READ_TOKEN": TOKEN,
+    }
+    env.pop("CIDASH_CONFIG", None)
+    command = [sys.executable, "-c", "from cidash.cli import main; main()", "serve", "--role", "api"]
+    process = subprocess.Popen(
+        command,
+        cwd=directory,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    seen = threading.Event()
+    threading.Thread(target=read_output, args=(process, output, seen, API_LINE), daemon=True).start()
+    try:
+        seen.wait(60)
+        found = next((m for m in map(API_LINE.search, list(output)) if m), None)
+        if found is None:
+            pytest.fail(f"`cidash serve --role api` printed no API URL within 60 s:\n{''.join(output)}", pytrace=False)
+        yield found.group(1)
+    finally:
+        stop_process(process)
+
+
+def _page(browser: Any, url: str) -> Any:
+    context = browser.new_context(base_url=url, viewport=DESKTOP, service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+def test_the_dashboard_asks_for_the_read_token_then_goes_live(browser: Any, guarded: str) -> None:
+    page = _page(browser, guarded)
+    page.goto("./#/")
+    banner = page.get_by_test_id("token-banner")
+    banner.wait_for()
+    assert page.get_by_test_id("api-banner").count() == 0, "a refused read is not an unreachable API"
+
+    banner.get_by_label("Read token").fill("wrong")
+    banner.get_by_role("button", name="Use token").click()
+    banner.wait_for()  # 403: asked again
+
+    banner.get_by_label("Read token").fill(TOKEN)
+    banner.get_by_role("button", name="Use token").click()
+    banner.wait_for(state="detached")
+    live = time.monotonic() + 15
+    while page.get_by_test_id("conn-state").inner_text() != "live":
+        assert time.monotonic() < live, "the live feed did not connect with the token"
+        time.sleep(0.1)
+    assert page.evaluate("localStorage.getItem('cidash.token')") == TOKEN
+    page.context.close()
+
+
+def test_a_link_carrying_the_token_works_and_drops_it_from_the_address(browser: Any, guarded: str) -> None:
+    page = _page(browser, guarded)
+    page.goto(f"./?token={TOKEN}#/alerts")
+    page.wait_for_function("() => !location.search.includes('token')")
+    assert page.url.endswith("/#/alerts")
+    page.wait_for_function("() => document.querySelector('[data-testid=conn-state]')?.textContent === 'live'")
+    assert page.get_by_test_id("token-banner").count() == 0
+    page.context.close()
