@@ -186,8 +186,7 @@ def backfill(
                     def advance(_done: int, page: int, task: TaskID = task) -> None:
                         progress.advance(task, page)
 
-                    password = target.http_password.get_secret_value() if target.http_password else None
-                    async with GerritRestClient(target.http_url, user=target.http_user, password=password) as client:
+                    async with GerritRestClient.for_server(target) as client:
                         result = await run_backfill(
                             target,
                             client,

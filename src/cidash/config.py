@@ -42,6 +42,7 @@ class GerritServer(BaseModel):
     backfill_initial_s: float = Field(default=86400.0, gt=0)  # first run with no watermark: this far back
     backfill_page_size: int = Field(default=100, ge=1, le=500)
     backfill_concurrency: int = Field(default=4, ge=1, le=64)
+    rest_attempts: int = Field(default=8, ge=1, le=20)  # per request: 429/5xx/network errors are retried
     keepalive_s: float = Field(default=30.0, gt=0)
     watchdog_s: float = Field(default=600.0, gt=0)  # no data at all for this long: reconnect
 

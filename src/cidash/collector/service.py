@@ -81,8 +81,7 @@ class ServerCollector:
         self._store = store
         self._parser = parser
         self._scheduler = scheduler
-        password = server.http_password.get_secret_value() if server.http_password else None
-        self.rest = GerritRestClient(server.http_url, user=server.http_user, password=password)
+        self.rest = GerritRestClient.for_server(server)
         self.ingestor = Ingestor(store, parser, server.name, batch_size=batch_size, on_written=self._written)
         self.health = CollectorHealth()
         self.backfilled = asyncio.Event()  # set after the first successful backfill
@@ -92,12 +91,13 @@ class ServerCollector:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._backfill_lock = asyncio.Lock()
+        self._stopping = False
         self._job_id = f"backfill:{server.name}"
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         self._scheduler.add_job(
-            self.backfill_now,
+            self._scheduled_backfill,
             "interval",
             seconds=self.server.backfill_interval_s,
             id=self._job_id,
@@ -111,6 +111,7 @@ class ServerCollector:
         self.request_backfill("start")
 
     async def stop(self) -> None:
+        self._stopping = True
         with contextlib.suppress(Exception):
             self._scheduler.remove_job(self._job_id)
         await self.stream.stop()
@@ -187,6 +188,15 @@ class ServerCollector:
         job = self._scheduler.get_job(self._job_id)
         if job is not None:
             job.modify(next_run_time=_now_for(self._scheduler))
+
+    async def _scheduled_backfill(self) -> None:
+        try:
+            await self.backfill_now()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # shutting down mid-backfill is normal: the watermark did not move, the next run redoes it
+            log.info("server %s: backfill interrupted by shutdown", self.server.name)
 
     async def backfill_now(self) -> BackfillResult | None:
         async with self._backfill_lock:

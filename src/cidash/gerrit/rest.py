@@ -20,6 +20,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from cidash.config import GerritServer
 from cidash.errors import GerritAuthError, GerritUnavailableError
 from cidash.gerrit.wire import loads, loose_int, strip_xssi
 
@@ -32,11 +33,6 @@ class _Retryable(Exception):
     def __init__(self, status: int | None, detail: str) -> None:
         super().__init__(f"HTTP {status}: {detail}" if status else detail)
         self.status = status
-
-
-def _log_retry(state: RetryCallState) -> None:
-    if state.outcome is not None and state.outcome.failed:
-        log.warning("gerrit REST attempt %d failed: %s", state.attempt_number, state.outcome.exception())
 
 
 class GerritRestClient:
@@ -54,12 +50,16 @@ class GerritRestClient:
     ) -> None:
         auth = httpx.BasicAuth(user, password) if user is not None and password is not None else None
         self._prefix = "/a" if auth else ""
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), auth=auth, timeout=timeout_s, transport=transport
-        )
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(base_url=self.base_url, auth=auth, timeout=timeout_s, transport=transport)
         self._max_attempts = max_attempts
         self._wait = wait_random_exponential(multiplier=backoff_multiplier_s, max=backoff_max_s)
         self.retries = 0
+
+    @classmethod
+    def for_server(cls, server: GerritServer) -> GerritRestClient:
+        password = server.http_password.get_secret_value() if server.http_password else None
+        return cls(server.http_url, user=server.http_user, password=password, max_attempts=server.rest_attempts)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -76,7 +76,7 @@ class GerritRestClient:
             retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
             wait=self._wait,
             stop=stop_after_attempt(self._max_attempts),
-            before_sleep=_log_retry,
+            before_sleep=lambda state: self._log_retry(path, state),
             reraise=True,
         )
         try:
@@ -86,8 +86,20 @@ class GerritRestClient:
                         self.retries += 1
                     return await self._get_once(path, params)
         except _Retryable as exc:
-            raise GerritUnavailableError(f"Gerrit REST {path} kept failing: {exc}") from None
+            raise GerritUnavailableError(
+                f"Gerrit REST {self.base_url}/{path} failed {self._max_attempts} times, last: {exc}"
+            ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _log_retry(self, path: str, state: RetryCallState) -> None:
+        if state.outcome is not None and state.outcome.failed:
+            log.warning(
+                "Gerrit REST %s/%s attempt %d failed: %s",
+                self.base_url,
+                path,
+                state.attempt_number,
+                state.outcome.exception(),
+            )
 
     async def _get_once(self, path: str, params: Sequence[tuple[str, str | int]]) -> Any:
         try:
