@@ -57,7 +57,9 @@ def format_timestamp(moment: datetime) -> str:
 def parse_timestamp(text: str) -> datetime:
     """Parse a REST timestamp (`YYYY-MM-DD HH:MM:SS[.fffffffff]`, UTC) into an aware datetime."""
     base, _, fraction = text.strip().partition(".")
-    moment = datetime.strptime(base, REST_TIME_FORMAT).replace(tzinfo=UTC)
+    if len(base) != 19:  # fromisoformat (10x faster than strptime) also takes other shapes: refuse them
+        raise ValueError(f"not a Gerrit timestamp: {text!r}")
+    moment = datetime.fromisoformat(base).replace(tzinfo=UTC)
     if fraction:
         digits = (fraction + "000000")[:6]
         moment = moment.replace(microsecond=int(digits))
