@@ -18,6 +18,7 @@ selects per batch, whatever the batch size, exact on both engines.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ _INFRA = frozenset(r.value for r in INFRA_RESULTS)
 CLASSIFIED_RESULTS = _SUCCESS | _TEST_FAILURES | _INFRA  # every result that is not "other"
 _COLUMNS = ("kind", "created_at", "ci_system_id", "project", "payload")
 _LOCK_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
 
 def safe_http_url(url: str | None) -> str | None:
@@ -54,7 +56,7 @@ def safe_http_url(url: str | None) -> str | None:
     if not url:
         return None
     url = url.strip()
-    if any(ord(char) < 0x21 or char == "\x7f" for char in url):
+    if _CONTROL_OR_SPACE.search(url):
         return None
     try:
         parts = urlsplit(url)
