@@ -120,6 +120,48 @@ def stop_process(process: subprocess.Popen[str]) -> None:
         process.wait(timeout=10)
 
 
+@dataclass
+class Started:
+    match: re.Match[str]  # the line that said it was ready
+    process: subprocess.Popen[str]
+    output: list[str]
+
+
+@contextlib.contextmanager
+def running_cidash(
+    args: list[str], ready: re.Pattern[str], timeout_s: float, *, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> Iterator[Started]:
+    """`cidash ARGS` in its own process group, until it prints a line matching `ready`; stopped on exit."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment.pop("CIDASH_CONFIG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cidash.cli import main; main()", *args],
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: killed as a whole
+    )
+    output: list[str] = []
+    line_seen = threading.Event()
+    threading.Thread(target=read_output, args=(process, output, line_seen, ready), daemon=True).start()
+    try:
+        line_seen.wait(timeout_s)
+        found = next((m for m in map(ready.search, list(output)) if m), None)
+        if found is None:
+            state = f"exited with {process.poll()}" if process.poll() is not None else "still running"
+            pytest.fail(
+                f"`cidash {' '.join(args)}` printed no {ready.pattern!r} within {timeout_s:.0f} s "
+                f"({state}); its output:\n{''.join(output)}",
+                pytrace=False,
+            )
+        yield Started(found, process, output)
+    finally:
+        stop_process(process)
+
+
 @pytest.fixture(scope="package")
 def demo() -> Iterator[Demo]:
     dist_index = Path(os.environ.get("CIDASH_FRONTEND_DIR") or DIST_INDEX.parent) / "index.html"
@@ -129,35 +171,9 @@ def demo() -> Iterator[Demo]:
             "(`make test` does it)",
             pytrace=False,
         )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("CIDASH_CONFIG", None)
-    command = [sys.executable, "-c", "from cidash.cli import main; main()", *DEMO_ARGS]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: killed as a whole
-    )
-    output: list[str] = []
-    line_seen = threading.Event()
-    threading.Thread(target=read_output, args=(process, output, line_seen), daemon=True).start()
-    try:
-        line_seen.wait(DEMO_START_TIMEOUT_S)
-        found = next((m for m in map(DEMO_LINE.search, list(output)) if m), None)
-        if found is None:
-            state = f"exited with {process.poll()}" if process.poll() is not None else "still running"
-            pytest.fail(
-                f"`cidash {' '.join(DEMO_ARGS)}` printed no dashboard URL within {DEMO_START_TIMEOUT_S:.0f} s "
-                f"({state}); its output:\n{''.join(output)}",
-                pytrace=False,
-            )
-        yield Demo(url=found.group(1), sim_url=found.group(2), process=process, output=output)
-    finally:
-        stop_process(process)
+    with running_cidash(DEMO_ARGS, DEMO_LINE, DEMO_START_TIMEOUT_S) as started:
+        found = started.match
+        yield Demo(url=found.group(1), sim_url=found.group(2), process=started.process, output=started.output)
 
 
 # -- our own subscriber to the live feed ------------------------------------------------------------------

@@ -5,18 +5,14 @@ Runs its own `cidash serve --role api` on an empty SQLite store (the demo has no
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import DESKTOP, read_output, stop_process
+from tests.browser.conftest import DESKTOP, running_cidash
 
 TOKEN = "s3cret-read"
 API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
@@ -27,35 +23,12 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a dashboard whose reads need TOKEN."""
     directory = tmp_path_factory.mktemp("guarded")
     env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
         "CIDASH_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'cidash.db'}",
         "CIDASH_API__PORT": "0",
         "CIDASH_API__READ_TOKEN": TOKEN,
     }
-    env.pop("CIDASH_CONFIG", None)
-    command = [sys.executable, "-c", "from cidash.cli import main; main()", "serve", "--role", "api"]
-    process = subprocess.Popen(
-        command,
-        cwd=directory,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output: list[str] = []
-    seen = threading.Event()
-    threading.Thread(target=read_output, args=(process, output, seen, API_LINE), daemon=True).start()
-    try:
-        seen.wait(60)
-        found = next((m for m in map(API_LINE.search, list(output)) if m), None)
-        if found is None:
-            pytest.fail(f"`cidash serve --role api` printed no API URL within 60 s:\n{''.join(output)}", pytrace=False)
-        yield found.group(1)
-    finally:
-        stop_process(process)
+    with running_cidash(["serve", "--role", "api"], API_LINE, 60, cwd=directory, env=env) as started:
+        yield started.match.group(1)
 
 
 def _page(browser: Any, url: str) -> Any:
