@@ -299,6 +299,13 @@ async def waiting_patchsets(
 # -- alerts -----------------------------------------------------------------------------------------
 
 
+def _past_alerts() -> sa.Select[Any]:
+    """The columns of :func:`_past`: alerts with the posted time of the run that fired them."""
+    alerts, runs = alerts_t, m.runs_t
+    columns = (alerts.c.id, alerts.c.rule, alerts.c.kind, alerts.c.muted, alerts.c.created_at, alerts.c.run_id)
+    return sa.select(*columns, runs.c.posted_at).outerjoin(runs, runs.c.id == alerts.c.run_id)
+
+
 def _past(row: Any) -> PastAlert:
     return PastAlert(int(row[0]), row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
@@ -306,45 +313,23 @@ def _past(row: Any) -> PastAlert:
 async def latest_alerts(conn: AsyncConnection, ci_system_ids: Sequence[int]) -> dict[int, dict[str, PastAlert]]:
     """The newest alert of every rule for each CI system: ci id -> rule -> alert."""
     found: dict[int, dict[str, PastAlert]] = {}
-    alerts, runs = alerts_t, m.runs_t
+    alerts = alerts_t
     for part in chunks(sorted(set(ci_system_ids)), IN_CHUNK):
         newest = (
             sa.select(sa.func.max(alerts.c.id))
             .where(alerts.c.ci_system_id.in_(part))
             .group_by(alerts.c.ci_system_id, alerts.c.rule)
         )
-        query = (
-            sa.select(
-                alerts.c.id,
-                alerts.c.rule,
-                alerts.c.kind,
-                alerts.c.muted,
-                alerts.c.created_at,
-                alerts.c.run_id,
-                runs.c.posted_at,
-                alerts.c.ci_system_id,
-            )
-            .outerjoin(runs, runs.c.id == alerts.c.run_id)
-            .where(alerts.c.id.in_(newest))
-        )
+        query = _past_alerts().add_columns(alerts.c.ci_system_id).where(alerts.c.id.in_(newest))
         for row in await conn.execute(query):
             found.setdefault(int(row[7]), {})[row[1]] = _past(row)
     return found
 
 
 async def latest_alert_of_kinds(conn: AsyncConnection, ci_system_id: int, kinds: Sequence[str]) -> PastAlert | None:
-    alerts, runs = alerts_t, m.runs_t
+    alerts = alerts_t
     query = (
-        sa.select(
-            alerts.c.id,
-            alerts.c.rule,
-            alerts.c.kind,
-            alerts.c.muted,
-            alerts.c.created_at,
-            alerts.c.run_id,
-            runs.c.posted_at,
-        )
-        .outerjoin(runs, runs.c.id == alerts.c.run_id)
+        _past_alerts()
         .where(alerts.c.ci_system_id == ci_system_id, alerts.c.kind.in_(list(kinds)))
         .order_by(alerts.c.id.desc())
         .limit(1)
