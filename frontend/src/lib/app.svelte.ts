@@ -2,7 +2,8 @@
 // The logic lives in plain modules (route, ws, api, toasts, prefs); this file only wires it to runes.
 
 import { api, type ApiError } from './api';
-import { alertToast, asAlert } from './feed';
+import { alertToast, asAlert, asRun } from './feed';
+import { mergeRun, type MergeOptions } from './grid';
 import {
   applyTheme,
   effectiveTheme,
@@ -20,7 +21,7 @@ import {
 } from './prefs';
 import { formatHash, parseHash, patchParams, type Route } from './route';
 import { ToastQueue, type Toast } from './toasts';
-import type { FeedKind, FeedMessage } from './types';
+import type { FeedKind, FeedMessage, Grid } from './types';
 import { takeToken, withToken, wsUrl } from './url';
 import { LiveClient, type ConnState, type SocketLike } from './ws';
 
@@ -84,6 +85,31 @@ export function onFeed(kind: FeedKind, cb: FeedListener): () => void {
   if (!set) feedListeners.set(kind, (set = new Set()));
   set.add(cb);
   return () => set.delete(cb);
+}
+
+const FLASH_MS = 2500;
+
+/**
+ * Live runs merged into a grid (grid page, change page): `apply` gets the new grid, and the touched
+ * cell's key is in `flash` for FLASH_MS. Returns the unsubscribe function (an $effect cleanup).
+ */
+export function followGrid(
+  opts: MergeOptions,
+  current: () => Grid | null,
+  apply: (grid: Grid) => void,
+  flash: Set<string>,
+): () => void {
+  return onFeed('run', (m) => {
+    const run = asRun(m);
+    const grid = current();
+    if (!run || !grid) return;
+    const res = mergeRun(grid, run, opts);
+    if (res.change === 'none' || !res.key) return;
+    apply(res.grid);
+    const key = res.key;
+    flash.add(key);
+    setTimeout(() => flash.delete(key), FLASH_MS);
+  });
 }
 
 function dispatch(m: FeedMessage): void {
