@@ -27,7 +27,7 @@ from cidash.httpserver import QuietServer
 from cidash.parsing import CommentParser
 from cidash.store import hooks
 from cidash.store.comments import WriteStats
-from cidash.store.migrate import upgrade
+from cidash.store.migrate import upgrade, wait_for_schema
 from cidash.store.writer import Store
 from cidash.views import FeedMessage, ServerStatus
 
@@ -94,6 +94,8 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         if self._migrate:
             await upgrade(self.settings.database_url)
+        else:
+            await wait_for_schema(self.settings.database_url)
         self._store = await Store.open(self.settings.database_url, after_insert=hooks.after_insert)
         await self._store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
         self._bus = make_bus(self.settings.redis_url)

@@ -7,9 +7,12 @@ only writes to its own loggers, through whatever handlers the application instal
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -18,9 +21,13 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 from cidash.errors import ConfigError
-from cidash.store.engine import create_engine
+from cidash.store.engine import create_engine, writer_engine
 
 MIGRATIONS_ENV = "CIDASH_MIGRATIONS_DIR"
+MIGRATE_LOCK = "cidash:migrate"  # MySQL named lock: replicas starting together migrate one at a time
+MIGRATE_LOCK_WAIT_S = 300
+
+log = logging.getLogger(__name__)
 
 
 def migrations_dir() -> Path:
@@ -54,9 +61,19 @@ def _run(connection: Connection, action: str, revision: str) -> None:
 
 async def _migrate(database_url: str, action: str, revision: str) -> None:
     engine = create_engine(database_url, poolclass=pool.NullPool)
+    mysql = engine.dialect.name in ("mysql", "mariadb")
     try:
-        async with engine.begin() as connection:
+        # SQLite: BEGIN IMMEDIATE takes the write lock first, so concurrent upgrades queue up
+        async with writer_engine(engine).begin() as connection:
+            if mysql:
+                locked = await connection.scalar(
+                    sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": MIGRATE_LOCK, "wait": MIGRATE_LOCK_WAIT_S}
+                )
+                if locked != 1:
+                    raise ConfigError(f"another process held the {MIGRATE_LOCK} lock for {MIGRATE_LOCK_WAIT_S} s")
             await connection.run_sync(_run, action, revision)
+            if mysql:
+                await connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATE_LOCK})
     finally:
         await engine.dispose()
 
@@ -74,3 +91,28 @@ async def downgrade(database_url: str, revision: str = "base") -> None:
 def current_revision(connection: Connection) -> str | None:
     """The revision a database is at (None: never migrated); for ``conn.run_sync``."""
     return MigrationContext.configure(connection).get_current_revision()
+
+
+async def wait_for_schema(database_url: str, *, poll_s: float = 2.0, log_every_s: float = 30.0) -> None:
+    """Wait until the database is reachable and at the newest revision (replicas started with
+    ``--no-migrate`` come up before the one that migrates). Says what it waits for, now and then."""
+    head = head_revision()
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    loop = asyncio.get_running_loop()
+    next_log = loop.time()
+    try:
+        while True:
+            try:
+                async with engine.connect() as connection:
+                    current = await connection.run_sync(current_revision)
+                if current == head:
+                    return
+                reason = f"the schema is at {current or 'nothing'}, this version needs {head}"
+            except Exception as exc:  # the database may still be starting
+                reason = f"the database is unreachable ({type(exc).__name__}: {exc})"
+            if loop.time() >= next_log:
+                log.warning("waiting: %s; run `cidash db upgrade` or start a replica without --no-migrate", reason)
+                next_log = loop.time() + log_every_s
+            await asyncio.sleep(poll_s)
+    finally:
+        await engine.dispose()
