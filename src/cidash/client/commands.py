@@ -41,7 +41,8 @@ TokenOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON (one document) for scripts.")]
-LimitHelp = "Items per page (the server caps it)."
+LimitOption = Annotated[int, typer.Option(min=1, help="Items per page (the server caps it).")]
+CursorOption = Annotated[str | None, typer.Option(help="Start at this page (next_cursor of a previous answer).")]
 
 
 # -- plumbing -----------------------------------------------------------------------------------
@@ -162,9 +163,9 @@ def runs(
         str | None, typer.Option("--from", help="Posted at or after: ISO time (UTC if no offset) or a span ago.")
     ] = None,
     to: Annotated[str | None, typer.Option(help="Posted before: ISO time or a span ago.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help=LimitHelp)] = 50,
+    limit: LimitOption = 50,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow the cursors: every matching run.")] = False,
-    cursor: Annotated[str | None, typer.Option(help="Start at this page (next_cursor of a previous answer).")] = None,
+    cursor: CursorOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -227,9 +228,9 @@ def grid(
 
 def alerts(
     ci: Annotated[str | None, typer.Option(help="Only this CI system.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help=LimitHelp)] = 50,
+    limit: LimitOption = 50,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow the cursors: every alert.")] = False,
-    cursor: Annotated[str | None, typer.Option(help="Start at this page (next_cursor of a previous answer).")] = None,
+    cursor: CursorOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
