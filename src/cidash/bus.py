@@ -370,9 +370,10 @@ class RedisBus(Bus):
                 await client.aclose()
 
 
-def make_bus(redis_url: str | None) -> Bus:
+def make_bus(redis_url: str | None, prefix: str = "cidash") -> Bus:
     """A RedisBus when `redis_url` is set (several replicas), else a LocalBus. Call
-    ``await bus.start()`` at start-up to fail fast on an unreachable Redis."""
+    ``await bus.start()`` at start-up to fail fast on an unreachable Redis. Replicas that serve
+    the same database share one `prefix`; another prefix keeps deployments on one Redis apart."""
     if redis_url:
-        return RedisBus(redis_url)
+        return RedisBus(redis_url, prefix=prefix)
     return LocalBus()

@@ -138,6 +138,7 @@ class Settings(BaseSettings):
     journal_retention_days: float = Field(default=14.0, gt=0)
     dead_letter_retention_days: float = Field(default=90.0, gt=0)
     redis_url: str | None = None
+    redis_prefix: str = Field(default="cidash", pattern=r"^[A-Za-z0-9_.:-]+$")  # channel <prefix>:feed
     role: Literal["all", "api", "collector"] = "all"
     servers: list[GerritServer] = Field(default_factory=list)
     ci: list[CISystemConfig] = Field(default_factory=list)

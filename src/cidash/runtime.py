@@ -17,6 +17,7 @@ from types import TracebackType
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from cidash.alerts import AlertEngine
 from cidash.bus import Bus, make_bus
@@ -34,6 +35,7 @@ from cidash.views import FeedMessage, ServerStatus
 log = logging.getLogger(__name__)
 
 ALERT_TICK_S = 60.0
+ALERT_RETRY_S = 2.0
 PURGE_EVERY_S = 3600.0
 
 
@@ -98,7 +100,7 @@ class Runtime:
             await wait_for_schema(self.settings.database_url)
         self._store = await Store.open(self.settings.database_url, after_insert=hooks.after_insert)
         await self._store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
-        self._bus = make_bus(self.settings.redis_url)
+        self._bus = make_bus(self.settings.redis_url, self.settings.redis_prefix)
         await self._bus.start()
         # each CI is evaluated by the replica collecting its server (time-based rules included)
         self._alerts = AlertEngine.from_settings(
@@ -157,9 +159,20 @@ class Runtime:
             return
         try:
             await self.bus.publish(messages)
-            await self.bus.publish(await self.alerts.on_feed(messages))
+            await self.bus.publish(await self._alerts_for(messages))
         except Exception:
             log.exception("publishing %d feed messages failed (they stay replayable from the feed)", len(messages))
+
+    async def _alerts_for(self, messages: list[FeedMessage]) -> list[FeedMessage]:
+        """The alerts these committed runs raise. Nothing evaluates them again later, so a database
+        that is restarting is waited for, as the collector's writes are (a retry is harmless: the
+        alerts table keeps a condition from alerting twice)."""
+        while True:
+            try:
+                return await self.alerts.on_feed(messages)
+            except (DBAPIError, OSError) as exc:
+                log.warning("alert evaluation failed, retrying in %.0f s: %s", ALERT_RETRY_S, exc)
+                await asyncio.sleep(ALERT_RETRY_S)
 
     async def _alert_tick(self) -> None:
         try:

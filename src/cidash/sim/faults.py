@@ -20,6 +20,7 @@ class FaultRequest(BaseModel):
     drop_ssh: bool = False  # close every SSH connection now
     refuse_ssh_s: float | None = Field(default=None, ge=0)  # refuse new SSH connections for T s
     malformed_rate: float | None = Field(default=None, ge=0, le=1)  # extra non-JSON lines
+    malformed_limit: int | None = Field(default=None, ge=0)  # ...but no more than N of them in all
     truncated_rate: float | None = Field(default=None, ge=0, le=1)  # extra cut-short copies of events
     oversized_rate: float | None = Field(default=None, ge=0, le=1)  # extra lines over the client's limit
     dropped_output: int | None = Field(default=None, ge=0)  # lose the next N events on every connection
@@ -33,6 +34,7 @@ class FaultRequest(BaseModel):
 class Faults:
     ssh_refused_until: float = 0.0
     malformed_rate: float = 0.0
+    malformed_limit: int | None = None
     truncated_rate: float = 0.0
     oversized_rate: float = 0.0
     pending_drops: int = 0
@@ -56,6 +58,8 @@ class Faults:
             self.ssh_refused_until = now + request.refuse_ssh_s
         if request.malformed_rate is not None:
             self.malformed_rate = request.malformed_rate
+        if request.malformed_limit is not None:
+            self.malformed_limit = request.malformed_limit
         if request.truncated_rate is not None:
             self.truncated_rate = request.truncated_rate
         if request.oversized_rate is not None:
@@ -73,6 +77,14 @@ class Faults:
             self.count("ssh_drop")
             for listener in list(self._drop_listeners):
                 listener()
+
+    def malformed_due(self) -> bool:
+        """Whether to inject a malformed line now (the rate, within the limit)."""
+        if not self.malformed_rate:
+            return False
+        if self.malformed_limit is not None and self.counts.get("malformed", 0) >= self.malformed_limit:
+            return False
+        return self.rng.random() < self.malformed_rate
 
     def ssh_refused(self) -> bool:
         return time.monotonic() < self.ssh_refused_until
@@ -94,6 +106,7 @@ class Faults:
         return {
             "ssh_refused_for_s": max(0.0, self.ssh_refused_until - now),
             "malformed_rate": self.malformed_rate,
+            "malformed_limit": self.malformed_limit,
             "truncated_rate": self.truncated_rate,
             "oversized_rate": self.oversized_rate,
             "pending_drops": self.pending_drops,

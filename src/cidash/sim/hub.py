@@ -29,7 +29,7 @@ OVERSIZED_LINE_BYTES = 2 * MAX_LINE_BYTES  # 2 MiB: over any sane client's line 
 _YIELD_EVERY = 64  # backpressure mode: let writers run at least this often
 
 # Non-JSON lines a proxy, a buggy plugin or a half-written buffer could put on the wire.
-_GARBAGE = (
+GARBAGE_LINES = (
     b"<html><body><h1>502 Bad Gateway</h1></body></html>\n",
     b'{"type":"comment-added",,"eventCreatedOn":}\n',
     b"\xff\xfe\x00garbage \x01\x02 not json\n",
@@ -66,6 +66,19 @@ def event_line(event: StreamEvent) -> bytes:
             if raw in data:
                 data = data.replace(raw, escaped)
     return data
+
+
+class _Injected(bytes):
+    """An event line with injected broken lines before it, and their fault kinds: when it never
+    reaches a session (full queue, closed connection), the loss is counted as `<kind>_lost`."""
+
+    kinds: tuple[str, ...] = ()
+
+
+def _count_lost(faults: Faults | None, item: bytes) -> None:
+    if faults is not None and isinstance(item, _Injected):
+        for kind in item.kinds:
+            faults.count(f"{kind}_lost")
 
 
 def oversized_line() -> bytes:
@@ -144,6 +157,8 @@ class Subscription:
 
     def _close(self) -> None:
         self._closed = True
+        for item in self._queue:
+            _count_lost(self._hub.faults, item)
         self._queue.clear()
         self._ready.set()
         self._space.set()
@@ -267,7 +282,7 @@ class EventHub:
                 continue
             item = event_line(event)  # serialised once, the same bytes for every subscriber
             if faults is not None:
-                item = self._inject(faults, item)
+                item = self._inject(faults, item, len(recipients))
             if self.backpressure:
                 for sub in recipients:
                     if len(sub._queue) >= limit:
@@ -281,24 +296,33 @@ class EventHub:
                 for sub in recipients:
                     if not sub._offer(item, limit) and not sub._closed:
                         self.dropped += 1
+                        _count_lost(faults, item)
 
     @staticmethod
-    def _inject(faults: Faults, line: bytes) -> bytes:
-        """Extra broken lines before the real one, with the configured probabilities."""
+    def _inject(faults: Faults, line: bytes, copies: int = 1) -> bytes:
+        """Extra broken lines before the real one, with the configured probabilities; counted
+        once per session that is sent them (`copies`)."""
         if not (faults.malformed_rate or faults.truncated_rate or faults.oversized_rate):
             return line
         rng = faults.rng
         extra = b""
-        if faults.malformed_rate and rng.random() < faults.malformed_rate:
-            extra += _GARBAGE[rng.randrange(len(_GARBAGE))]
-            faults.count("malformed")
+        kinds: list[str] = []
+        if faults.malformed_due():
+            extra += GARBAGE_LINES[rng.randrange(len(GARBAGE_LINES))]
+            kinds.append("malformed")
         if faults.truncated_rate and rng.random() < faults.truncated_rate:
             extra += line[: len(line) // 2] + b"\n"
-            faults.count("truncated")
+            kinds.append("truncated")
         if faults.oversized_rate and rng.random() < faults.oversized_rate:
             extra += oversized_line()
-            faults.count("oversized")
-        return extra + line if extra else line
+            kinds.append("oversized")
+        if not kinds:
+            return line
+        for kind in kinds:
+            faults.count(kind, copies)
+        injected = _Injected(extra + line)
+        injected.kinds = tuple(kinds)
+        return injected
 
     # -- draining ---------------------------------------------------------------------------
     @property
