@@ -546,3 +546,20 @@ async def test_alert_routes(store: Store) -> None:
         app.state.settings = settings
         assert [r["name"] for r in (await client.get("/api/v1/alerts/rules")).json()] == [r.name for r in DEFAULT_RULES]
         assert (await client.post(f"/api/v1/alerts/{target}/mute", headers=auth)).json()["muted"] is True
+
+
+async def test_a_takeover_pays_the_alerts_a_killed_collector_owed(store: Store) -> None:
+    world = await make_world(store, [rule("each", "failure", ci=["acme-ci"], severity="info")])
+    assert summary(await world.post("FAILURE")) == [("alert", "failure")]
+    # killed after committing these runs, before evaluating them: nobody alerted
+    comment = observed("FAILURE owed", change=4242, author=THIRD_PARTY, posted_at=world.t + timedelta(minutes=1))
+    stats = await store.write_comments([(comment, parsed(result="FAILURE", ci="acme-ci"))])
+    assert isinstance(stats.after_insert, list) and len(stats.after_insert) == 1
+    server = str(stats.after_insert[0].data["server"])
+
+    owed = await world.engine.catch_up(server)
+    assert summary(owed) == [("alert", "failure")]
+    assert owed[0].data["run_id"] == stats.after_insert[0].data["id"]
+    assert await world.engine.catch_up(server) == [], "evaluating again alerts nothing twice"
+    assert await world.engine.catch_up("another-server") == []
+    assert len(await stored_alerts(store)) == 2

@@ -77,6 +77,7 @@ FAILING_KINDS = frozenset({"consecutive_failures", "failure_rate"})
 PROBLEM_KINDS = FAILING_KINDS | {"silent"}
 STATE_KINDS = PROBLEM_KINDS | {"recovered"}
 FAILED = frozenset({"failure", "infra"})
+CATCH_UP_WINDOW = timedelta(minutes=10)  # at takeover: runs stored this recently are evaluated again
 PROJECTS_LOOKBACK = timedelta(days=14)  # "its projects": where it reported recently
 SILENCE_LOOKBACK = timedelta(days=7)  # how far back a silence is looked for patch sets
 REFERENCE_LOOKBACK = timedelta(days=14)  # how old a reference result on the patch set may be
@@ -277,6 +278,15 @@ class AlertEngine:
                     await self._evaluate(conn, contexts[ci_id], ci_runs, now, pending, fired)
                 await self._reference_pass(conn, runs, refs, contexts, now, pending, fired)
             return await self._commit(pending)
+
+    async def catch_up(self, server: str, window: timedelta = CATCH_UP_WINDOW) -> list[FeedMessage]:
+        """Evaluate again the runs of `server` stored in the last `window`. A collector killed
+        between committing runs and evaluating them owes their alerts; the replica that takes
+        over pays them. Runs that were evaluated already alert nothing twice."""
+        since = self._clock() - window
+        async with self._store.engine.connect() as conn:
+            messages = await feed.run_messages_created_since(conn, since)
+        return await self.on_feed([m for m in messages if m.data.get("server") == server])
 
     async def tick(self, now: datetime | None = None) -> list[FeedMessage]:
         """Time-based rules (silent); the messages to publish."""

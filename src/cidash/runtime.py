@@ -174,6 +174,13 @@ class Runtime:
                 log.warning("alert evaluation failed, retrying in %.0f s: %s", ALERT_RETRY_S, exc)
                 await asyncio.sleep(ALERT_RETRY_S)
 
+    async def catch_up_alerts(self, server: str) -> None:
+        """At takeover: the alerts a killed collector owed (see :meth:`AlertEngine.catch_up`)."""
+        try:
+            await self.bus.publish(await self.alerts.catch_up(server))
+        except Exception:
+            log.exception("server %s: evaluating the alerts of recent runs failed", server)
+
     async def _alert_tick(self) -> None:
         try:
             await self.bus.publish(await self.alerts.tick(datetime.now(UTC)))
@@ -249,6 +256,7 @@ class _CollectorSlot:
         )
         self.collector = collector
         await collector.start()  # starts with a backfill from the committed watermark: the gap is covered
+        await runtime.catch_up_alerts(self.server.name)
 
     async def deposed(self) -> None:
         collector, self.collector = self.collector, None

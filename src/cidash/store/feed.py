@@ -248,6 +248,16 @@ async def read_since(
     return [StoredFeedRow(int(row[0]), row[1], row[2]) for row in await conn.execute(query)]
 
 
+async def run_messages_created_since(conn: AsyncConnection, since: datetime) -> list[FeedMessage]:
+    """The `run` messages stored at or after `since` (commit time, not posted time), in id order."""
+    query = (
+        sa.select(feed_t.c.id, feed_t.c.kind, feed_t.c.payload)
+        .where(feed_t.c.created_at >= since, feed_t.c.kind == "run")
+        .order_by(feed_t.c.id)
+    )
+    return [StoredFeedRow(int(row[0]), row[1], row[2]).message() for row in await conn.execute(query)]
+
+
 async def messages_since(
     conn: AsyncConnection, since: int, flt: FeedFilter | None = None, limit: int = REPLAY_PAGE
 ) -> list[FeedMessage]:
