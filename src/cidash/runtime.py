@@ -98,7 +98,7 @@ class Runtime:
             await upgrade(self.settings.database_url)
         else:
             await wait_for_schema(self.settings.database_url)
-        self._store = await Store.open(self.settings.database_url, after_insert=hooks.after_insert)
+        self._store = await hooks.open_store(self.settings.database_url)
         await self._store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
         self._bus = make_bus(self.settings.redis_url, self.settings.redis_prefix)
         await self._bus.start()

@@ -14,6 +14,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def account_from_wire(data: Mapping[str, Any] | None) -> AccountRef:
     """Stream AccountAttribute ({name,email,username}) or REST AccountInfo ({_account_id,...})."""
     if not data:
@@ -26,26 +30,69 @@ def account_from_wire(data: Mapping[str, Any] | None) -> AccountRef:
     )
 
 
+_ACCOUNT_CACHE_LIMIT = 10_000
+_accounts: dict[tuple[Any, ...], AccountRef] = {}
+
+
+def _stream_account(data: Any) -> AccountRef:
+    """:func:`account_from_wire` for the few accounts a stream repeats all day: one AccountRef per
+    distinct wire value (built once, then found by its fields)."""
+    if not isinstance(data, dict) or not data:
+        return AccountRef()
+    get = data.get
+    account_id = get("_account_id")  # with its type: 1, 1.0 and True are equal keys but read differently
+    key = (type(account_id), account_id, get("username"), get("name"), get("display_name"), get("email"))
+    try:
+        account = _accounts.get(key)
+    except TypeError:  # a list or object where a name belongs: not cacheable, still usable
+        return account_from_wire(data)
+    if account is None:
+        if len(_accounts) >= _ACCOUNT_CACHE_LIMIT:
+            _accounts.clear()
+        account = _accounts[key] = account_from_wire(data)
+    return account
+
+
+def _approvals(approvals: Any) -> tuple[dict[str, int], frozenset[str]]:
+    """label -> value of the well-formed approvals, and the labels this event changed (`oldValue`)."""
+    values: dict[str, int] = {}
+    if not isinstance(approvals, list):
+        return values, frozenset()
+    changed: list[str] = []
+    for approval in approvals:
+        if not isinstance(approval, dict):
+            continue
+        label = approval.get("type") or approval.get("description")
+        value = loose_int(approval.get("value"))
+        if isinstance(label, str) and value is not None:
+            values[label] = value
+            if "oldValue" in approval:
+                changed.append(label)
+    return values, frozenset(changed)
+
+
 def comment_from_event(event: StreamEvent, server: str, source: Source = Source.STREAM) -> ObservedComment | None:
-    """None when the event is not a usable comment-added (the caller decides what that means)."""
-    if event.type != "comment-added":
+    """None when the event is not a usable comment-added (the caller decides what that means).
+
+    Reads the event's dict directly (this runs for every comment on the stream): the same
+    tolerance as the :class:`StreamEvent` accessors, without going through them field by field.
+    """
+    raw = event.raw
+    if raw.get("type") != "comment-added":
         return None
-    change = event.change
-    number = event.change_number
-    ps_number = event.patchset_number
-    posted = event.event_created_on
-    project = event.project
-    comment = event.comment
-    if number is None or ps_number is None or posted is None or project is None or comment is None:
+    change = _dict(raw.get("change"))
+    patchset = _dict(raw.get("patchSet"))
+    number = loose_int(change.get("number"))
+    ps_number = loose_int(patchset.get("number"))
+    posted = loose_int(raw.get("eventCreatedOn"))
+    project = raw.get("project")
+    if not isinstance(project, str):
+        project = event.project  # webhook shape, or only inside `change`
+    comment = raw.get("comment")
+    if number is None or ps_number is None or posted is None or project is None or not isinstance(comment, str):
         return None
-    patchset = event.patchset
     created = loose_int(patchset.get("createdOn"))
-    approvals: dict[str, int] = {}
-    changed: set[str] = set()
-    for label, value, was_changed in event.approvals():
-        approvals[label] = value
-        if was_changed:
-            changed.add(label)
+    approvals, changed = _approvals(raw.get("approvals"))
     uploader = patchset.get("uploader")
     return ObservedComment(
         server=server,
@@ -58,14 +105,14 @@ def comment_from_event(event: StreamEvent, server: str, source: Source = Source.
             created_at=from_epoch(created) if created is not None else None,
             kind=_text(patchset.get("kind")),
             revision=_text(patchset.get("revision")),
-            uploader=account_from_wire(uploader) if isinstance(uploader, dict) else None,
+            uploader=_stream_account(uploader) if isinstance(uploader, dict) else None,
         ),
-        author=account_from_wire(event.account),
+        author=_stream_account(raw.get("author")),
         posted_at=from_epoch(posted),
         message=comment,
         source=source,
         approvals=approvals,
-        changed_labels=frozenset(changed),
+        changed_labels=changed,
         change_status=_text(change.get("status")),
         change_url=_text(change.get("url")),
         subject=_text(change.get("subject")),

@@ -58,6 +58,8 @@ class WriteStats:
 
 
 AfterInsert = Callable[[AsyncConnection, Sequence[InsertedRun]], Awaitable[object]]
+# (conn, runs as they were, the same runs now): stored runs whose time or latency changed
+AfterMove = Callable[[AsyncConnection, Sequence[InsertedRun], Sequence[InsertedRun]], Awaitable[object]]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -217,6 +219,7 @@ class CommentWriter:
     patchsets: Entity = field(init=False)
     ci: dict[int, _CI] | None = None  # account id -> CI system; None until loaded
     after_insert: AfterInsert | None = None  # called in the transaction with the new runs
+    after_move: AfterMove | None = None  # called in the transaction with runs whose time/latency changed
 
     def __post_init__(self) -> None:
         self.accounts, self.changes, self.patchsets = _new_caches()
@@ -448,7 +451,55 @@ class CommentWriter:
             )
             for run_id, posted_at, created_at in await conn.execute(query):
                 updates.append((run_id, ((posted_at - created_at).total_seconds(),)))
-        await update_rows(conn, runs, ("latency_s",), updates)
+        await self._update_runs(conn, ("latency_s",), updates)
+
+    async def _update_runs(
+        self, conn: AsyncConnection, columns: Sequence[str], rows: Sequence[tuple[int, tuple[Any, ...]]]
+    ) -> None:
+        """Update stored runs; the after_move hook sees each of them before and after (as stored),
+        so that what was derived from them (rollups) moves with them in this transaction."""
+        if not rows:
+            return
+        ids = [run_id for run_id, _ in rows]
+        before = await self._stored_runs(conn, ids) if self.after_move is not None else {}
+        await update_rows(conn, m.runs_t, columns, rows)
+        if self.after_move is not None:
+            after = await self._stored_runs(conn, ids)
+            await self.after_move(conn, [before[run_id] for run_id in after], list(after.values()))
+
+    async def _stored_runs(self, conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, InsertedRun]:
+        """Stored runs by id, in id order, as the derived tables saw them (without their jobs,
+        which an update never changes)."""
+        runs, servers, systems, accounts = m.runs_t, m.servers_t, m.ci_systems_t, m.accounts_t
+        found: dict[int, InsertedRun] = {}
+        for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+            query = (
+                sa.select(
+                    runs.c.id,
+                    servers.c.name.label("server"),
+                    runs.c.ci_system_id,
+                    accounts.c.account_key.label("ci"),
+                    runs.c.project,
+                    runs.c.branch,
+                    runs.c.change_number,
+                    runs.c.patchset_number,
+                    runs.c.result,
+                    runs.c.vote,
+                    runs.c.pipeline,
+                    runs.c.posted_at,
+                    runs.c.latency_s,
+                    runs.c.message_id,
+                    runs.c.source,
+                )
+                .join(servers, servers.c.id == runs.c.server_id)
+                .join(systems, systems.c.id == runs.c.ci_system_id)
+                .join(accounts, accounts.c.id == systems.c.account_id)
+                .where(runs.c.id.in_(part))
+                .order_by(runs.c.id)
+            )
+            for row in await conn.execute(query):  # labelled as InsertedRun's fields
+                found[row.id] = InsertedRun(**row._mapping, jobs=())
+        return found
 
     async def _dedup(self, conn: AsyncConnection, reported: list[_Result]) -> _Outcome:
         """Match each RESULT comment against the stored runs and the batch's earlier ones."""
@@ -483,22 +534,29 @@ class CommentWriter:
         return outcome
 
     async def _merge_runs(self, conn: AsyncConnection, merged: list[tuple[KnownRun, _Result]], refs: _Refs) -> None:
-        # the REST copy knows at least as much as the stream's (e.g. the pipeline from its tag)
-        rows = [
-            (
-                run.id,
-                (
-                    run.message_id,
-                    run.posted_at,
-                    run.dedup_key,
-                    self._latency(refs, result, run.posted_at),
-                    result.parsed.pipeline,
-                ),
+        # The REST copy is canonical: it knows at least as much as the stream's (the pipeline from
+        # its tag), and its vote wins, because two comments with the same body seconds apart (gate
+        # Verified-2 and check Verified-1 "Merge Failed.") may pair the other way round than they
+        # were posted. A REST copy without a vote keeps the one the stream saw.
+        columns = ("message_id", "posted_at", "dedup_key", "latency_s", "pipeline")
+        with_vote: list[tuple[int, tuple[Any, ...]]] = []
+        without_vote: list[tuple[int, tuple[Any, ...]]] = []
+        for run, result in merged:
+            if run.id is None:
+                continue
+            values = (
+                run.message_id,
+                run.posted_at,
+                run.dedup_key,
+                self._latency(refs, result, run.posted_at),
+                result.parsed.pipeline,
             )
-            for run, result in merged
-            if run.id is not None
-        ]
-        await update_rows(conn, m.runs_t, ("message_id", "posted_at", "dedup_key", "latency_s", "pipeline"), rows)
+            if result.parsed.vote is None:
+                without_vote.append((run.id, values))
+            else:
+                with_vote.append((run.id, (*values, result.parsed.vote)))
+        await self._update_runs(conn, (*columns, "vote"), with_vote)
+        await self._update_runs(conn, columns, without_vote)
 
     async def _candidates(
         self, conn: AsyncConnection, reported: Sequence[_Result]

@@ -8,8 +8,8 @@ come back aware UTC.
 * SQLite: ``executemany`` of positional statements (sqlite3 loops in C); datetimes are sent in
   SQLAlchemy's own SQLite storage format so reads through Core see the same values.
 * MySQL/MariaDB: multi-row ``INSERT ... VALUES (...), (...)``, ``UPDATE ... JOIN`` a derived
-  table of new values, and ``SELECT ... WHERE (a, b) IN (...)``, with literals escaped exactly
-  like pymysql does (or for NO_BACKSLASH_ESCAPES), at most :data:`MAX_STATEMENT_CHARS` per
+  table of new values, and ``SELECT ... WHERE (a, b) IN (...)``, with literals escaped
+  as pymysql does (bar ``"``, or for NO_BACKSLASH_ESCAPES), at most :data:`MAX_STATEMENT_CHARS` per
   statement, sent on the transaction's own connection without client-side interpolation.
   aiomysql's executemany escapes each value through a generic dispatcher; that alone used more
   CPU than the server spends storing the rows.
@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,25 +47,29 @@ Row = Sequence[Any]
 # -- values --------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 14)
 def _naive_text(value: datetime) -> str:
+    """Naive UTC text of a datetime. Cached: a batch repeats the same few times (one receive time,
+    events of the same second, patch set creation times) thousands of times."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
 
 
-_SPECIAL = re.compile("[\\\\'\"\n\r\x00\x1a]")
+_SPECIAL = re.compile("[\\\\'\n\r\x00\x1a]")
 
 
 def _escape(value: str) -> str:
-    """pymysql.converters.escape_string: one regex probe for the usual plain value, else one
-    C-speed replace per special character (str.translate leaves its fast path at the first
-    newline and crawls through multi-line comments)."""
+    """A MySQL single-quoted literal's content, like pymysql.converters.escape_string except
+    that ``"`` is left alone (only the quote in use needs escaping; JSON lines are full of
+    double quotes). One regex probe for the usual plain value, else one C-speed replace per
+    special character (str.translate leaves its fast path at the first newline and crawls
+    through multi-line comments)."""
     if _SPECIAL.search(value) is None:
         return value
     return (
         value.replace("\\", "\\\\")
         .replace("'", "\\'")
-        .replace('"', '\\"')
         .replace("\n", "\\n")
         .replace("\r", "\\r")
         .replace("\x00", "\\0")

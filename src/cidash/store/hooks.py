@@ -4,11 +4,13 @@ with `ci_runs`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.store import feed, rollups
 from cidash.store.derived import InsertedRun
+from cidash.store.writer import Store
 from cidash.views import FeedMessage
 
 
@@ -18,3 +20,16 @@ async def after_insert(conn: AsyncConnection, runs: Sequence[InsertedRun]) -> li
         return []
     await rollups.apply_rollups(conn, runs)
     return await feed.append_run_messages(conn, runs)
+
+
+async def after_move(conn: AsyncConnection, before: Sequence[InsertedRun], after: Sequence[InsertedRun]) -> None:
+    """Stored runs whose time or latency changed: take them out of the rollups as they were
+    counted and put them back as they are (the feed keeps its `run` messages: they are history)."""
+    await rollups.retract_rollups(conn, before)
+    await rollups.apply_rollups(conn, after)
+
+
+async def open_store(database_url: str, **options: Any) -> Store:
+    """The store as cidash's services write to it: every run also updates the rollups and the feed
+    (`serve`, `backfill` and `ingest` alike, so health never misses a run however it arrived)."""
+    return await Store.open(database_url, after_insert=after_insert, after_move=after_move, **options)

@@ -27,7 +27,7 @@ from cidash.observations import AccountRef, ObservedComment
 from cidash.parsing import ParsedComment
 from cidash.store import ci_sync, journal, reader
 from cidash.store import models as m
-from cidash.store.comments import AfterInsert, CommentWriter, WriteStats
+from cidash.store.comments import AfterInsert, AfterMove, CommentWriter, WriteStats
 from cidash.store.engine import create_engine, writer_engine
 from cidash.store.fast import insert_rows
 from cidash.store.journal import DeadLetter, JournalEvent, StoredDeadLetter
@@ -57,12 +57,14 @@ def _retryable(exc: BaseException) -> bool:
 class Store:
     """Everything cidash persists. Create with :meth:`open`, finish with :meth:`close`."""
 
-    def __init__(self, engine: AsyncEngine, *, after_insert: AfterInsert | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, after_insert: AfterInsert | None = None, after_move: AfterMove | None = None
+    ) -> None:
         self.engine = engine
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(engine, expire_on_commit=False)
         self._writes = writer_engine(engine)
         self._lock = asyncio.Lock()
-        self._writer = CommentWriter(after_insert=after_insert)
+        self._writer = CommentWriter(after_insert=after_insert, after_move=after_move)
 
     @property
     def after_insert(self) -> AfterInsert | None:
@@ -75,6 +77,19 @@ class Store:
     def after_insert(self, hook: AfterInsert | None) -> None:
         self._writer.after_insert = hook
 
+    @property
+    def after_move(self) -> AfterMove | None:
+        """``async (conn, before: Sequence[InsertedRun], after: Sequence[InsertedRun]) -> object``,
+        awaited inside the transaction that changed stored runs' ``posted_at`` or latency (a REST
+        copy merged into a stream run, a latency filled in once the patch set's creation time is
+        known), with the runs as they were and as they are now. Whatever the after_insert hook
+        derives from a run's time or latency (rollups) must be moved here, or it drifts."""
+        return self._writer.after_move
+
+    @after_move.setter
+    def after_move(self, hook: AfterMove | None) -> None:
+        self._writer.after_move = hook
+
     @classmethod
     async def open(
         cls,
@@ -82,6 +97,7 @@ class Store:
         *,
         check_schema: bool = True,
         after_insert: AfterInsert | None = None,
+        after_move: AfterMove | None = None,
         **engine_options: Any,
     ) -> Store:
         """Connect; with `check_schema`, refuse a database the migrations have not brought to head."""
@@ -99,7 +115,7 @@ class Store:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, after_insert=after_insert)
+        return cls(engine, after_insert=after_insert, after_move=after_move)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -148,14 +164,34 @@ class Store:
     # -- journal and dead letters -------------------------------------------------------------
     async def journal_events(self, server: str, events: Sequence[JournalEvent]) -> None:
         """Append raw stream lines: (received_at, event type, eventCreatedOn, raw line)."""
-        if not events:
-            return
+        await self.write_batch(server, lines=events)
 
-        async def work(conn: AsyncConnection) -> None:
-            server_id = (await self._writer.server_ids(conn, [server]))[server]
-            await insert_rows(conn, m.journal_t, journal.JOURNAL_COLUMNS, journal.journal_rows(server_id, events))
+    async def write_batch(
+        self,
+        server: str,
+        *,
+        lines: Sequence[JournalEvent] = (),
+        dead_letters: Sequence[DeadLetter] = (),
+        comments: Sequence[tuple[ObservedComment, ParsedComment]] = (),
+        parsed_with: str | None = None,
+    ) -> WriteStats:
+        """What one ingest flush holds, in one transaction (one commit, and nothing half written
+        when it fails): journal `lines` of `server`, dead letters, and comments as in
+        :meth:`write_comments`."""
+        if not (lines or dead_letters or comments):
+            return WriteStats()
+        version = parsed_with or parser_version()
+        received_at = datetime.now(UTC)
 
-        await self._write(work)
+        async def work(conn: AsyncConnection) -> WriteStats:
+            if lines:
+                server_id = (await self._writer.server_ids(conn, [server]))[server]
+                await insert_rows(conn, m.journal_t, journal.JOURNAL_COLUMNS, journal.journal_rows(server_id, lines))
+            if dead_letters:
+                await self._insert_dead_letters(conn, dead_letters, received_at)
+            return await self._writer.write(conn, comments, version)
+
+        return await self._write(work)
 
     async def _purge(self, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
         total = 0
@@ -182,13 +218,15 @@ class Store:
         if not letters:
             return
         received_at = datetime.now(UTC)
+        await self._write(lambda conn: self._insert_dead_letters(conn, letters, received_at))
 
-        async def work(conn: AsyncConnection) -> None:
-            names = [server for server, *_ in letters if server is not None]
-            server_ids = await self._writer.server_ids(conn, names) if names else {}
-            await conn.execute(sa.insert(m.dead_letters_t), journal.dead_letter_rows(server_ids, letters, received_at))
-
-        await self._write(work)
+    async def _insert_dead_letters(
+        self, conn: AsyncConnection, letters: Sequence[DeadLetter], received_at: datetime
+    ) -> None:
+        names = [server for server, *_ in letters if server is not None]
+        server_ids = await self._writer.server_ids(conn, names) if names else {}
+        rows = journal.dead_letter_rows(server_ids, letters, received_at)
+        await conn.execute(sa.insert(m.dead_letters_t), rows)
 
     async def dead_letter(self, server: str | None, source: str, reason: str, raw: bytes | str) -> None:
         await self.dead_letters([(server, source, reason, raw)])
