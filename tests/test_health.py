@@ -22,7 +22,7 @@ from cidash.parsing import Result
 from cidash.store import Store, queries
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
-from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups, result_class
 from cidash.views import SystemSummary
 from tests.store_fixtures import THIRD_PARTY, ZUUL, observed, parsed
@@ -230,6 +230,24 @@ async def _snapshot(store: Store) -> tuple[dict[Any, tuple[Any, ...]], dict[Any,
             for row in await conn.execute(sa.select(latency_t))
             if row.n != 0
         }
+        totals = {
+            (row.ci_system_id, row.hour): (
+                row.runs,
+                row.successes,
+                row.test_failures,
+                row.infra_errors,
+                row.latency_n,
+                row.latency_sum,
+            )
+            for row in await conn.execute(sa.select(hour_totals_t))
+            if row.runs != 0
+        }
+    # ci_hour_totals always holds the per-project rollups added up per CI and hour
+    expected: dict[Any, list[Any]] = {}
+    for (ci, _, hour), values in rollups.items():
+        expected.setdefault((ci, hour), [0] * 6)
+        expected[(ci, hour)] = [a + b for a, b in zip(expected[(ci, hour)], values, strict=True)]
+    assert _same_rollups(totals, {key: tuple(values) for key, values in expected.items()}), (totals, expected)
     return rollups, latency
 
 
@@ -240,7 +258,7 @@ def _same_rollups(left: dict[Any, tuple[Any, ...]], right: dict[Any, tuple[Any, 
         other = right[key]
         if values[:5] != other[:5]:
             return False
-        # MariaDB stores latency_sum as a single-precision FLOAT: compare loosely
+        # sums of floats in another order: compare loosely
         if not math.isclose(values[5], other[5], rel_tol=1e-4, abs_tol=1e-2):
             return False
     return True
@@ -285,6 +303,7 @@ async def _insert_runs(
         await conn.execute(sa.delete(m.jobs_t))
         await conn.execute(sa.delete(m.runs_t))
         await conn.execute(sa.delete(rollups_t))
+        await conn.execute(sa.delete(hour_totals_t))
         await conn.execute(sa.delete(latency_t))
         if rows:
             await conn.execute(sa.insert(m.runs_t), rows)

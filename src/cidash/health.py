@@ -2,10 +2,10 @@
 
 What is measured (per CI system, per window 1h / 24h / 7d / 30d, optionally for one project):
 
-* counts and rates: runs, success rate, test-failure rate, infra-error rate, from ``ci_rollups``
-  (a window sums the hourly rows whose hour starts at or after ``now - window`` floored to the
-  hour; the 1 h window is counted exactly from ``ci_runs``), with the sparkline in the same
-  statement;
+* counts and rates: runs, success rate, test-failure rate, infra-error rate, from
+  ``ci_hour_totals`` (``ci_rollups`` for one project; a window sums the hourly rows whose hour
+  starts at or after ``now - window`` floored to the hour; the 1 h window is counted exactly from
+  ``ci_runs``), with the sparkline in the same statement;
 * latency p50 / p95: from the ``ci_latency`` log2 histograms, interpolated linearly inside the
   bucket (:func:`percentile`). They are per CI system, whatever the project filter;
 * run-level metrics, from ``ci_runs``, for the windows in :data:`RUN_METRIC_WINDOWS` only (30 d
@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.store import models as m
-from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.rollups import (
     CLASS_CODES,
     bucket_bounds,
@@ -337,14 +337,15 @@ def _ids_filter(column: sa.ColumnElement[int], ids: Iterable[int] | None) -> lis
     return [column.in_(sorted(set(ids)))]
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """A ``group_concat`` result as text (some drivers hand it back as bytes)."""
     return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 _LONG_CONCAT = "cidash_long_group_concat"
 
 
-async def _allow_long_group_concat(conn: AsyncConnection) -> None:
+async def allow_long_group_concat(conn: AsyncConnection) -> None:
     """MySQL cuts ``group_concat`` at 1024 bytes by default: raise it, once per pooled connection."""
     if is_mysql(conn.dialect) and not conn.info.get(_LONG_CONCAT):
         await conn.execute(sa.text("SET SESSION group_concat_max_len = 4194304"))
@@ -368,11 +369,11 @@ async def latency_histograms(
     )
     entry = sa.cast(inner.c.bucket, sa.String) + ":" + sa.cast(inner.c.n, sa.String)
     query = sa.select(inner.c.ci, sa.func.group_concat(entry)).group_by(inner.c.ci)
-    await _allow_long_group_concat(conn)
+    await allow_long_group_concat(conn)
     found: dict[int, list[int]] = {}
     for ci, packed in await conn.execute(query):
         histogram = found.setdefault(ci, [0] * LATENCY_BUCKETS)
-        for item in _text(packed).split(",") if packed else ():
+        for item in text_of(packed).split(",") if packed else ():
             bucket, n = item.split(":")
             position = int(bucket)
             if 0 <= position < LATENCY_BUCKETS:
@@ -466,8 +467,9 @@ async def rollup_window(
 ) -> tuple[dict[int, Counts], dict[int, list[float | None]]]:
     """In one statement, one row per CI system: the rollup sums of the hours starting at or after
     `since` (floored to the hour; none when `since` is None) and the success rate of each bucket
-    of the `sparkline` window's sparkline (:func:`sparkline_buckets`; None where it had no runs)."""
-    t = rollups_t
+    of the `sparkline` window's sparkline (:func:`sparkline_buckets`; None where it had no runs).
+    Without `project` it reads ``ci_hour_totals`` (one row per CI and hour), else ``ci_rollups``."""
+    t = rollups_t if project is not None else hour_totals_t
     starts, step = sparkline_buckets(sparkline or "24h", now)
     hourly = step == timedelta(hours=1)
     bounds = []
@@ -515,7 +517,7 @@ async def rollup_window(
         sa.func.sum(sub.c.wl),
         sa.func.group_concat(sa.case((sub.c.sp == 1, entry))),
     ).group_by(sub.c.ci)
-    await _allow_long_group_concat(conn)
+    await allow_long_group_concat(conn)
     # slots come back as text ("2026-11-25 10:00:00[.000000]" or "2026-11-25"): match the prefix
     width = 13 if hourly else 10
     index = {start.strftime("%Y-%m-%d %H")[:width]: i for i, start in enumerate(starts)}
@@ -534,7 +536,7 @@ async def rollup_window(
         if sparkline is None or packed is None:
             continue
         values: list[float | None] = [None] * len(starts)
-        for item in _text(packed).split(","):
+        for item in text_of(packed).split(","):
             key, bucket_runs, bucket_successes = item.rsplit("|", 2)
             position = index.get(key[:width])
             total = int(float(bucket_runs))
@@ -624,7 +626,7 @@ def _per_pair(
     highest class, the class of the latest run (``latest % 4``) and when that run was posted.
 
     GROUP BY only, no window functions: MariaDB keeps it in memory much longer, and with a
-    ``(posted_at, ci_system_id, patchset_id, result)`` index it never reads a run row."""
+    ``(posted_at, id, ci_system_id, patchset_id, result)`` index it never reads a run row."""
     r = m.runs_t
     base = sa.select(
         r.c.ci_system_id,
@@ -664,7 +666,7 @@ def _unpack(text: Any) -> tuple[tuple[int, int, int, int, int], ...]:
     if text is None:
         return ()
     entries = []
-    for item in _text(text).split(","):
+    for item in text_of(text).split(","):
         value, code = divmod(int(item), 4)
         value, hi = divmod(value, 4)
         value, lo = divmod(value, 4)
@@ -684,7 +686,7 @@ async def patchset_digests(
     """Every patch set with CI results posted in [start, end] (of `project`, or of `projects`),
     with each CI's latest result class, run count and class range on it: one statement, one row
     per patch set (the per-CI part packed into one ``group_concat`` of integers)."""
-    await _allow_long_group_concat(conn)
+    await allow_long_group_concat(conn)
     y = _per_pair(conn.dialect.name, start, end, project, projects)
     per_ps = (
         sa.select(

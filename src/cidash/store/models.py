@@ -122,8 +122,11 @@ class CIRunRow(Base):
         sa.UniqueConstraint("server_id", "message_id"),
         sa.Index(None, "server_id", "content_key"),
         sa.Index(None, "ci_system_id", "posted_at"),
-        sa.Index(None, "project", "posted_at"),
-        sa.Index(None, "posted_at"),
+        # covering indexes of the health metrics and the grid (migration 0003); `id` after
+        # `posted_at` keeps them in the keyset order of run pages
+        sa.Index(None, "posted_at", "id", "ci_system_id", "patchset_id", "result"),
+        sa.Index(None, "project", "posted_at", "id", "ci_system_id", "patchset_id", "result"),
+        sa.Index(None, "patchset_id", "ci_system_id", "posted_at"),
         sa.CheckConstraint("source IN ('stream', 'rest', 'archive')", name="source"),
         MYSQL_TABLE,
     )

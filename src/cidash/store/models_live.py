@@ -20,7 +20,21 @@ class CIRollupRow(Base):
     """Per CI system, project and hour: counts that every health window sums."""
 
     __tablename__ = "ci_rollups"
-    __table_args__ = (sa.Index(None, "hour"), MYSQL_TABLE)
+    __table_args__ = (
+        # a window's sums straight from the index (the primary key adds the project), migration 0003
+        sa.Index(
+            "ix_ci_rollups_hour_sums",
+            "hour",
+            "ci_system_id",
+            "runs",
+            "successes",
+            "test_failures",
+            "infra_errors",
+            "latency_n",
+            "latency_sum",
+        ),
+        MYSQL_TABLE,
+    )
 
     ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"), primary_key=True)
     project: Mapped[str] = mapped_column(KeyString(NAME_LEN), primary_key=True)
@@ -30,7 +44,25 @@ class CIRollupRow(Base):
     test_failures: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     infra_errors: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     latency_n: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    latency_sum: Mapped[float] = mapped_column(sa.Float, server_default="0")
+    latency_sum: Mapped[float] = mapped_column(sa.Double, server_default="0")
+
+
+class CIHourTotalRow(Base):
+    """Per CI system and hour: the :class:`CIRollupRow` sums over every project (migration 0003).
+    The health windows without a project filter read these: 40 CIs x 24 h is a thousand rows,
+    where the per-project rows of a busy day number tens of thousands."""
+
+    __tablename__ = "ci_hour_totals"
+    __table_args__ = (MYSQL_TABLE,)
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"), primary_key=True)
+    runs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    successes: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    test_failures: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    infra_errors: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    latency_n: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    latency_sum: Mapped[float] = mapped_column(sa.Double, server_default="0")
 
 
 class CILatencyRow(Base):
@@ -102,6 +134,7 @@ class LeaseRow(Base):
 
 
 rollups_t = Base.metadata.tables["ci_rollups"]
+hour_totals_t = Base.metadata.tables["ci_hour_totals"]
 latency_t = Base.metadata.tables["ci_latency"]
 feed_t = Base.metadata.tables["feed"]
 alerts_t = Base.metadata.tables["alerts"]

@@ -1,9 +1,11 @@
 """Hourly rollups of CI runs: what every health window sums instead of scanning ``ci_runs``.
 
-Two tables (migration 0002, :mod:`cidash.store.models_live`):
+Three tables (migrations 0002 and 0003, :mod:`cidash.store.models_live`):
 
 * ``ci_rollups``: per (CI system, project, hour): runs, successes, test failures, infra errors,
   and the count and sum of the known response latencies;
+* ``ci_hour_totals``: the same sums per (hour, CI system) over every project, what the health
+  windows without a project filter read (a row per CI and hour instead of one per project too);
 * ``ci_latency``: per (CI system, hour, latency bucket): how many runs answered with a latency in
   that bucket (bucket ``b`` holds ``[2^(b-1), 2^b)`` seconds, ``b = 0`` holds under a second, the
   last bucket also holds everything longer), so p50/p95 come without raw rows.
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.parsing import INFRA_RESULTS, TEST_FAILURE_RESULTS, Result
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
-from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.text import clip_required
 from cidash.store.types import is_mysql
 
@@ -46,6 +48,7 @@ UPSERT_CHUNK = 500  # rows per multi-row upsert statement (8 values each: far be
 _ROLLUP_KEY = ("ci_system_id", "project", "hour")
 _ROLLUP_SUMS = ("runs", "successes", "test_failures", "infra_errors", "latency_n", "latency_sum")
 _LATENCY_KEY = ("ci_system_id", "hour", "bucket")
+_TOTALS_KEY = ("hour", "ci_system_id")
 
 
 def result_class(result: str) -> ResultClass:
@@ -167,6 +170,21 @@ def _upsert(conn: AsyncConnection, table: sa.Table, keys: Sequence[str], sums: S
     )
 
 
+def hour_totals(rollups: dict[tuple[int, str, datetime], list[float]]) -> dict[tuple[datetime, int], list[float]]:
+    """Per-project rollup sums added up per (hour, CI system)."""
+    totals: dict[tuple[datetime, int], list[float]] = {}
+    for (ci, _, hour), sums in rollups.items():
+        total = totals.setdefault((hour, ci), [0, 0, 0, 0, 0, 0.0])
+        for index, value in enumerate(sums):
+            total[index] += value
+    return totals
+
+
+def _sum_row(sums: Sequence[float]) -> dict[str, Any]:
+    values = zip(_ROLLUP_SUMS, sums, strict=True)
+    return {name: float(value) if name == "latency_sum" else int(value) for name, value in values}
+
+
 async def _write(
     conn: AsyncConnection,
     rollups: dict[tuple[int, str, datetime], list[float]],
@@ -174,19 +192,11 @@ async def _write(
 ) -> None:
     # sorted keys: concurrent writers lock rows in the same order (no deadlock between them)
     rollup_rows = [
-        {
-            "ci_system_id": ci,
-            "project": project,
-            "hour": hour,
-            "runs": int(sums[0]),
-            "successes": int(sums[1]),
-            "test_failures": int(sums[2]),
-            "infra_errors": int(sums[3]),
-            "latency_n": int(sums[4]),
-            "latency_sum": float(sums[5]),
-        }
+        {"ci_system_id": ci, "project": project, "hour": hour, **_sum_row(sums)}
         for (ci, project, hour), sums in sorted(rollups.items())
     ]
+    totals = sorted(hour_totals(rollups).items())
+    total_rows = [{"hour": hour, "ci_system_id": ci, **_sum_row(sums)} for (hour, ci), sums in totals]
     latency_rows = [
         {"ci_system_id": ci, "hour": hour, "bucket": bucket, "n": n}
         for (ci, hour, bucket), n in sorted(latency.items())
@@ -194,6 +204,7 @@ async def _write(
     ]
     for table, keys, sums, rows in (
         (rollups_t, _ROLLUP_KEY, _ROLLUP_SUMS, rollup_rows),
+        (hour_totals_t, _TOTALS_KEY, _ROLLUP_SUMS, total_rows),
         (latency_t, _LATENCY_KEY, ("n",), latency_rows),
     ):
         build = _upsert(conn, table, keys, sums)
@@ -226,6 +237,7 @@ async def rebuild_rollups(conn: AsyncConnection, *, ci_system_ids: Sequence[int]
     runs = m.runs_t
     dialect = conn.dialect.name
     only_rollups: list[sa.ColumnElement[bool]] = []
+    only_totals: list[sa.ColumnElement[bool]] = []
     only_latency: list[sa.ColumnElement[bool]] = []
     only_runs: list[sa.ColumnElement[bool]] = []
     if ci_system_ids is not None:
@@ -233,9 +245,11 @@ async def rebuild_rollups(conn: AsyncConnection, *, ci_system_ids: Sequence[int]
         if not ids:
             return
         only_rollups = [rollups_t.c.ci_system_id.in_(ids)]
+        only_totals = [hour_totals_t.c.ci_system_id.in_(ids)]
         only_latency = [latency_t.c.ci_system_id.in_(ids)]
         only_runs = [runs.c.ci_system_id.in_(ids)]
     await conn.execute(sa.delete(rollups_t).where(*only_rollups))
+    await conn.execute(sa.delete(hour_totals_t).where(*only_totals))
     await conn.execute(sa.delete(latency_t).where(*only_latency))
 
     code = class_code_sql(runs.c.result)
@@ -265,6 +279,7 @@ async def rebuild_rollups(conn: AsyncConnection, *, ci_system_ids: Sequence[int]
         sa.func.coalesce(sa.func.sum(sub.c.latency), 0.0),
     ).group_by(sub.c.ci_system_id, sub.c.project, sub.c.hour)
     await conn.execute(sa.insert(rollups_t).from_select([*_ROLLUP_KEY, *_ROLLUP_SUMS], per_hour))
+    await conn.execute(totals_from_rollups(only_rollups))
 
     buckets = sa.select(
         runs.c.ci_system_id.label("ci_system_id"),
@@ -276,3 +291,15 @@ async def rebuild_rollups(conn: AsyncConnection, *, ci_system_ids: Sequence[int]
         bsub.c.ci_system_id, bsub.c.hour, bsub.c.bucket
     )
     await conn.execute(sa.insert(latency_t).from_select([*_LATENCY_KEY, "n"], per_bucket))
+
+
+def totals_from_rollups(where: Sequence[sa.ColumnElement[bool]] = ()) -> sa.Insert:
+    """``INSERT INTO ci_hour_totals SELECT ... FROM ci_rollups GROUP BY hour, ci_system_id`` (of the
+    rollup rows matching `where`; the matching totals must be gone first)."""
+    t = rollups_t
+    per_hour = (
+        sa.select(t.c.hour, t.c.ci_system_id, *(sa.func.sum(t.c[name]) for name in _ROLLUP_SUMS))
+        .where(*where)
+        .group_by(t.c.hour, t.c.ci_system_id)
+    )
+    return sa.insert(hour_totals_t).from_select([*_TOTALS_KEY, *_ROLLUP_SUMS], per_hour)
