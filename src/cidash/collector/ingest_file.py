@@ -69,7 +69,7 @@ async def ingest_file(
 ) -> IngestStats:
     if migrate:
         await upgrade(settings.database_url)
-    store = await hooks.open_store(settings.database_url)
+    store = await hooks.open_store(settings.database_url, live=False)  # an archive is history
     try:
         parser = CommentParser(settings.ci, auto_detect=settings.auto_detect_ci)
         await store.sync_ci_configs(settings.ci, [server])

@@ -29,7 +29,15 @@ async def after_move(conn: AsyncConnection, before: Sequence[InsertedRun], after
     await rollups.apply_rollups(conn, after)
 
 
-async def open_store(database_url: str, **options: Any) -> Store:
-    """The store as cidash's services write to it: every run also updates the rollups and the feed
-    (`serve`, `backfill` and `ingest` alike, so health never misses a run however it arrived)."""
-    return await Store.open(database_url, after_insert=after_insert, after_move=after_move, **options)
+async def rollups_only(conn: AsyncConnection, runs: Sequence[InsertedRun]) -> list[FeedMessage]:
+    """Update the hourly rollups only: for archive imports, whose runs are history, not news."""
+    if runs:
+        await rollups.apply_rollups(conn, runs)
+    return []
+
+
+async def open_store(database_url: str, *, live: bool = True, **options: Any) -> Store:
+    """The store as cidash's services write to it: every run also updates the rollups (so health
+    never misses a run however it arrived) and, when `live`, appends its feed message."""
+    insert = after_insert if live else rollups_only
+    return await Store.open(database_url, after_insert=insert, after_move=after_move, **options)

@@ -43,7 +43,6 @@ TEST_FAILURES: frozenset[str] = frozenset(r.value for r in TEST_FAILURE_RESULTS)
 INFRA_ERRORS: frozenset[str] = frozenset(r.value for r in INFRA_RESULTS)
 # class codes, ordered so that MIN/MAX over a patch set's runs tell whether they all agree
 CLASS_CODES: dict[ResultClass, int] = {"success": 0, "failure": 1, "infra": 2, "other": 3}
-UPSERT_CHUNK = 500  # rows per multi-row upsert statement (8 values each: far below SQLite's limit)
 
 _ROLLUP_KEY = ("ci_system_id", "project", "hour")
 _ROLLUP_SUMS = ("runs", "successes", "test_failures", "infra_errors", "latency_n", "latency_sum")
@@ -156,15 +155,15 @@ def aggregate(
 
 
 def _upsert(conn: AsyncConnection, table: sa.Table, keys: Sequence[str], sums: Sequence[str]) -> Any:
-    """An INSERT that adds to the existing row on a key conflict, for this connection's dialect."""
+    """An INSERT that adds to the existing row on a key conflict, for this connection's dialect;
+    executed with a list of rows (executemany: compiled once, not once per row like `.values()`)."""
     if is_mysql(conn.dialect):
         # VALUES(col), not the `inserted` row alias: MariaDB does not know the MySQL 8 alias syntax
-        mysql_stmt = mysql.insert(table)
-        return lambda rows: mysql_stmt.values(rows).on_duplicate_key_update(
+        return mysql.insert(table).on_duplicate_key_update(
             {name: table.c[name] + sa.literal_column(f"VALUES({name})") for name in sums}
         )
     sqlite_stmt = sqlite.insert(table)
-    return lambda rows: sqlite_stmt.values(rows).on_conflict_do_update(
+    return sqlite_stmt.on_conflict_do_update(
         index_elements=[table.c[name] for name in keys],
         set_={name: table.c[name] + sqlite_stmt.excluded[name] for name in sums},
     )
@@ -207,9 +206,8 @@ async def _write(
         (hour_totals_t, _TOTALS_KEY, _ROLLUP_SUMS, total_rows),
         (latency_t, _LATENCY_KEY, ("n",), latency_rows),
     ):
-        build = _upsert(conn, table, keys, sums)
-        for start in range(0, len(rows), UPSERT_CHUNK):
-            await conn.execute(build(rows[start : start + UPSERT_CHUNK]))
+        if rows:
+            await conn.execute(_upsert(conn, table, keys, sums), rows)
 
 
 async def apply_rollups(conn: AsyncConnection, runs: Sequence[InsertedRun], *, sign: int = 1) -> None:
