@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 FRONTEND_ENV = "CIDASH_FRONTEND_DIR"
 HEALTH_CACHE_TTL_S = 30.0
+# For 5 min more a cached value is served at once while it is recomputed in the background: the
+# run-level metrics (coverage, agreement) take 0.5-2 s on big histories, and no request should wait.
+HEALTH_CACHE_STALE_S = 300.0
 """Run-level health metrics (coverage, agreement, flakiness) and the project list are reused for
 this long: they scan a window of ``ci_runs`` and change slowly; counts come fresh from rollups."""
 CSP = (
@@ -177,7 +180,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.status = status
-    app.state.health_cache = TTLCache(ttl_s=HEALTH_CACHE_TTL_S)
+    app.state.health_cache = TTLCache(ttl_s=HEALTH_CACHE_TTL_S, stale_s=HEALTH_CACHE_STALE_S)
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(queries.QueryError, _query_error)
