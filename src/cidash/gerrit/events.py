@@ -48,6 +48,20 @@ class EventParseError(ValueError):
         self.reason = reason
 
 
+def well_formed_approvals(approvals: Any) -> Iterator[tuple[str, int, bool]]:
+    """(label, value, changed_by_this_event) for each well-formed entry of an `approvals` list
+    (label from `type`, or `description` on old servers; the value a number or a numeric string)."""
+    if not isinstance(approvals, list):
+        return
+    for approval in approvals:
+        if not isinstance(approval, dict):
+            continue
+        label = approval.get("type") or approval.get("description")
+        value = loose_int(approval.get("value"))
+        if isinstance(label, str) and value is not None:
+            yield label, value, "oldValue" in approval
+
+
 class StreamEvent:
     __slots__ = ("raw",)
 
@@ -152,16 +166,7 @@ class StreamEvent:
 
     def approvals(self) -> Iterator[tuple[str, int, bool]]:
         """(label, value, changed_by_this_event) for each well-formed approval."""
-        approvals = self.raw.get("approvals")
-        if not isinstance(approvals, list):
-            return
-        for approval in approvals:
-            if not isinstance(approval, dict):
-                continue
-            label = approval.get("type") or approval.get("description")
-            value = loose_int(approval.get("value"))
-            if isinstance(label, str) and value is not None:
-                yield label, value, "oldValue" in approval
+        return well_formed_approvals(self.raw.get("approvals"))
 
     @property
     def ref_name(self) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cidash.gerrit.events import StreamEvent
+from cidash.gerrit.events import StreamEvent, well_formed_approvals
 from cidash.gerrit.wire import from_epoch, loose_int, parse_timestamp
 from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
 
@@ -56,18 +56,11 @@ def _stream_account(data: Any) -> AccountRef:
 def _approvals(approvals: Any) -> tuple[dict[str, int], frozenset[str]]:
     """label -> value of the well-formed approvals, and the labels this event changed (`oldValue`)."""
     values: dict[str, int] = {}
-    if not isinstance(approvals, list):
-        return values, frozenset()
     changed: list[str] = []
-    for approval in approvals:
-        if not isinstance(approval, dict):
-            continue
-        label = approval.get("type") or approval.get("description")
-        value = loose_int(approval.get("value"))
-        if isinstance(label, str) and value is not None:
-            values[label] = value
-            if "oldValue" in approval:
-                changed.append(label)
+    for label, value, was_changed in well_formed_approvals(approvals):
+        values[label] = value
+        if was_changed:
+            changed.append(label)
     return values, frozenset(changed)
 
 
