@@ -405,6 +405,9 @@ def _close_reason(exc: ConnectionClosed) -> tuple[int | None, str]:
     return frame.code, f"the server closed the feed ({frame.code}{reason})"
 
 
+CLOSE_TIMEOUT_S = 2.0  # leaving (Ctrl-C) waits this long at most for the server's close frame
+
+
 @dataclass
 class FeedWatcher:
     """Tails ``/api/v1/ws``: resumes with ``since`` after every drop, drops duplicates, never skips.
@@ -472,6 +475,7 @@ class FeedWatcher:
                 additional_headers=headers,
                 user_agent_header=USER_AGENT,
                 open_timeout=self.open_timeout_s,
+                close_timeout=CLOSE_TIMEOUT_S,
                 max_size=2**24,
             )
         except InvalidStatus as exc:
