@@ -730,6 +730,9 @@ def test_watch_ctrl_c_exits_zero(api: str) -> None:
         stderr=subprocess.PIPE,
         env=env,
         text=True,
+        # a run started in the background inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt: give the child the default disposition, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None
