@@ -20,7 +20,7 @@ import base64
 import binascii
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -37,6 +37,7 @@ from cidash.store.bulk import IN_CHUNK, chunks
 from cidash.store.comments import UNKNOWN_RESULT
 from cidash.store.engine import writer_engine
 from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.reader import job_results
 from cidash.store.rollups import (
     INFRA_ERRORS,
     SUCCESS_RESULTS,
@@ -1065,7 +1066,7 @@ async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci:
             if not rows:
                 break
             last_id = rows[-1].id
-            stored_jobs = await _job_rows(conn, [row.id for row in rows])
+            stored_jobs = await job_results(conn, [row.id for row in rows])
             for row in rows:
                 counts.runs += 1
                 parsed_comment = parser.parse(_reparse_comment(systems[row.ci_system_id], row))
@@ -1076,7 +1077,7 @@ async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci:
                 vote = _int32(parsed_comment.vote) if parsed_comment.vote is not None else row.vote
                 pipeline = clip(parsed_comment.pipeline, m.PIPELINE_LEN) or row.pipeline
                 jobs = [_stored_job(job) for job in parsed_comment.jobs]
-                same_jobs = jobs == stored_jobs.get(row.id, [])
+                same_jobs = jobs == [astuple(job) for job in stored_jobs.get(row.id, [])]  # detail too
                 if (result, vote, pipeline) == (row.result, row.vote, row.pipeline) and same_jobs:
                     counts.unchanged += 1
                     continue
@@ -1102,25 +1103,3 @@ async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci:
         async with writes.begin() as conn:
             await rebuild_rollups(conn, ci_system_ids=sorted(touched))
     return counts
-
-
-async def _job_rows(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[tuple[Any, ...]]]:
-    table = m.jobs_t
-    found: dict[int, list[tuple[Any, ...]]] = {}
-    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
-        query = (
-            sa.select(
-                table.c.run_id,
-                table.c.name,
-                table.c.url,
-                table.c.result,
-                table.c.duration_s,
-                table.c.voting,
-                table.c.detail,
-            )
-            .where(table.c.run_id.in_(part))
-            .order_by(table.c.run_id, table.c.position)
-        )
-        for run_id, name, url, result, duration, voting, detail in await conn.execute(query):
-            found.setdefault(run_id, []).append((name, url, result, duration, bool(voting), detail))
-    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,26 +83,7 @@ async def all_runs(conn: AsyncConnection, server: str | None = None) -> list[Sto
     if server is not None:
         query = query.where(servers.c.name == server)
     rows = (await conn.execute(query)).all()
-    jobs: dict[int, list[JobResult]] = {}
-    table = m.jobs_t
-    for part in chunks([row.id for row in rows], IN_CHUNK):
-        job_query = (
-            sa.select(
-                table.c.run_id,
-                table.c.name,
-                table.c.url,
-                table.c.result,
-                table.c.duration_s,
-                table.c.voting,
-                table.c.detail,
-            )
-            .where(table.c.run_id.in_(part))
-            .order_by(table.c.run_id, table.c.position)
-        )
-        for job in await conn.execute(job_query):
-            jobs.setdefault(job.run_id, []).append(
-                JobResult(job.name, job.url, job.result, job.duration_s, bool(job.voting), job.detail)
-            )
+    jobs = await job_results(conn, [row.id for row in rows])
     return [
         StoredRun(
             change_number=row.change_number,
@@ -176,3 +158,28 @@ async def patchset(conn: AsyncConnection, server: str, change_number: int, numbe
     if row is None:
         return None
     return StoredPatchSet(server, change_number, number, row[0], row[1], row[2])
+
+
+async def job_results(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[JobResult]]:
+    """The stored jobs of these runs, by run id, each run's in the order they were posted."""
+    table = m.jobs_t
+    found: dict[int, list[JobResult]] = {}
+    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+        query = (
+            sa.select(
+                table.c.run_id,
+                table.c.name,
+                table.c.url,
+                table.c.result,
+                table.c.duration_s,
+                table.c.voting,
+                table.c.detail,
+            )
+            .where(table.c.run_id.in_(part))
+            .order_by(table.c.run_id, table.c.position)
+        )
+        for job in await conn.execute(query):
+            found.setdefault(job.run_id, []).append(
+                JobResult(job.name, job.url, job.result, job.duration_s, bool(job.voting), job.detail)
+            )
+    return found
