@@ -211,17 +211,15 @@ async def _entities(store: Store) -> tuple[int, list[int], list[tuple[int, int, 
     return server_id, sorted(ci_ids), patchsets
 
 
+def _sums(row: Any) -> tuple[Any, ...]:
+    """The summed columns of a ci_rollups or ci_hour_totals row."""
+    return (row.runs, row.successes, row.test_failures, row.infra_errors, row.latency_n, row.latency_sum)
+
+
 async def _snapshot(store: Store) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, int]]:
     async with store.engine.connect() as conn:
         rollups = {
-            (row.ci_system_id, row.project, row.hour): (
-                row.runs,
-                row.successes,
-                row.test_failures,
-                row.infra_errors,
-                row.latency_n,
-                row.latency_sum,
-            )
+            (row.ci_system_id, row.project, row.hour): _sums(row)
             for row in await conn.execute(sa.select(rollups_t))
             if row.runs != 0
         }
@@ -231,14 +229,7 @@ async def _snapshot(store: Store) -> tuple[dict[Any, tuple[Any, ...]], dict[Any,
             if row.n != 0
         }
         totals = {
-            (row.ci_system_id, row.hour): (
-                row.runs,
-                row.successes,
-                row.test_failures,
-                row.infra_errors,
-                row.latency_n,
-                row.latency_sum,
-            )
+            (row.ci_system_id, row.hour): _sums(row)
             for row in await conn.execute(sa.select(hour_totals_t))
             if row.runs != 0
         }
