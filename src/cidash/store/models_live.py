@@ -16,7 +16,18 @@ from cidash.store.types import KeyString, LongText, UTCDateTime, id_type
 LATENCY_BUCKETS = 24  # bucket b holds latencies in [2^(b-1), 2^b) seconds; b = 0 holds < 1 s
 
 
-class CIRollupRow(Base):
+class _RollupSums:
+    """The summed columns shared by the per-project rollups and the per-CI hour totals."""
+
+    runs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    successes: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    test_failures: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    infra_errors: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    latency_n: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    latency_sum: Mapped[float] = mapped_column(sa.Double, server_default="0")
+
+
+class CIRollupRow(_RollupSums, Base):
     """Per CI system, project and hour: counts that every health window sums."""
 
     __tablename__ = "ci_rollups"
@@ -39,15 +50,9 @@ class CIRollupRow(Base):
     ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"), primary_key=True)
     project: Mapped[str] = mapped_column(KeyString(NAME_LEN), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    runs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    successes: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    test_failures: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    infra_errors: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    latency_n: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    latency_sum: Mapped[float] = mapped_column(sa.Double, server_default="0")
 
 
-class CIHourTotalRow(Base):
+class CIHourTotalRow(_RollupSums, Base):
     """Per CI system and hour: the :class:`CIRollupRow` sums over every project (migration 0003).
     The health windows without a project filter read these: 40 CIs x 24 h is a thousand rows,
     where the per-project rows of a busy day number tens of thousands."""
@@ -57,12 +62,6 @@ class CIHourTotalRow(Base):
 
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"), primary_key=True)
-    runs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    successes: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    test_failures: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    infra_errors: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    latency_n: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    latency_sum: Mapped[float] = mapped_column(sa.Double, server_default="0")
 
 
 class CILatencyRow(Base):
