@@ -208,6 +208,13 @@ async def test_subscribe_and_receive_live_messages_with_filters(store: Store) ->
         ]
         assert ids(await feed_messages(runs, 1)) == [zuul[0].id]
         await nothing_more(runs)
+        # ... and back to every CI: runs of both arrive again
+        await runs.send(json.dumps({"type": "subscribe", "kinds": ["run"]}))
+        await asyncio.sleep(0.1)
+        both = await site.post([("FAILURE", THIRD_PARTY, "acme-ci"), ("SUCCESS", ZUUL, "zuul")])
+        both_runs = [m for m in both if m.type == "run"]
+        assert ids(await feed_messages(runs, len(both_runs))) == ids(both_runs)
+        await nothing_more(runs)
         for ws in (runs, alerts, everything):
             await ws.close()
         await wait_until(lambda: live_clients() == 0, 5, "the clients to be gone")
@@ -223,6 +230,44 @@ async def test_since_above_the_newest_id_means_the_feed_restarted(store: Store) 
         posted = await site.fail()
         assert ids(await feed_messages(ws, len(posted))) == ids(posted)
         await ws.close()
+
+
+async def test_the_hub_offers_a_message_to_the_followers_of_its_ci_only() -> None:
+    """Routing by CI (so 1,000 clients are not all asked about each message), kept in step with
+    filter changes, and emptied when clients leave."""
+    hub = live.FeedHub(LocalBus(), None, FAST)  # type: ignore[arg-type]  # routing needs no store
+    acme, zuul, every = (live._Client("websocket", 10, 0.0) for _ in range(3))
+    for client, ci in ((acme, ["acme-ci"]), (zuul, ["zuul", "acme-ci"]), (every, [])):
+        hub.join(client)
+        hub.subscribe(client, feed_module.FeedFilter.of(ci=ci), None)
+
+    def item(number: int, ci: object) -> live._Item:
+        return live._Item(number, "run", ci, "p", f'{{"id":{number}}}')
+
+    hub._publish(item(1, "acme-ci"))
+    hub._publish(item(2, "zuul"))
+    hub._publish(item(3, None))  # a CI-wide notice without a CI: only for clients of every CI
+    assert [[i.id for i in c.buffer] for c in (acme, zuul, every)] == [[1], [1, 2], [1, 2, 3]]
+    hub.subscribe(acme, feed_module.FeedFilter.of(ci=["zuul"]), None)
+    hub._publish(item(4, "acme-ci"))
+    hub._publish(item(5, "zuul"))
+    assert [[i.id for i in c.buffer] for c in (acme, zuul, every)] == [[1, 5], [1, 2, 4, 5], [1, 2, 3, 4, 5]]
+    for client in (acme, zuul, every):
+        hub.leave(client)
+    assert (hub.clients, hub._by_ci, hub._any_ci) == (set(), {}, set())
+
+
+async def test_clients_that_join_together_are_pinged_at_different_times() -> None:
+    """Each client's ping has its own phase in the second half of the interval, so 1,000 clients
+    that reconnect together do not all get (and answer) a ping in the same instant."""
+    hub = live.FeedHub(LocalBus(), None, LiveOptions(ping_interval_s=15))  # type: ignore[arg-type]
+    now = asyncio.get_running_loop().time()
+    clients = [live._Client("websocket", 10, now) for _ in range(1000)]
+    for client in clients:
+        hub.join(client)
+    due = sorted(client.next_ping - now for client in clients)
+    assert 7.5 <= due[0] and due[-1] <= 15.1
+    assert due[-1] - due[0] > 5  # spread over the window, not bunched
 
 
 # -- resuming: THE guarantee ----------------------------------------------------------------------------

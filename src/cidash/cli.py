@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import orjson
 import typer
 
+from cidash import process
 from cidash.config import Settings, load_settings
 from cidash.errors import CidashError
 from cidash.spans import parse_span
@@ -52,7 +53,7 @@ def _settings(**overrides: Any) -> Settings:
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(coro)
+        return process.run(coro)
     except CidashError as exc:
         _fail(str(exc), 1)
     except OSError as exc:
@@ -132,6 +133,7 @@ def serve(
             what = f"collecting from {', '.join(s.name for s in settings.servers)}" if collect else "not collecting"
             where = f"; API on http://{settings.api.host}:{rt.api_port}/" if rt.api_port else ""
             typer.echo(f"cidash: {what}{where}", err=True)
+            process.freeze_startup_heap()
             await _until_signalled()
 
     _run(main())

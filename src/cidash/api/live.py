@@ -11,8 +11,9 @@ Websocket protocol (``frontend/src/lib/ws.ts`` speaks it):
    (and not above the newest id), every stored message with ``id > since`` matching the filters,
    in id order, then live messages: ``{"type":"run"|"alert"|"state","id":N,"data":{...}}``.
    Ids only increase: nothing is missed between the backlog and the live part, nothing twice.
-3. ``{"type":"ping","id":<newest id>}`` every 15 s, answered by ``{"type":"pong"}``; a client
-   ``{"type":"ping"}`` gets ``{"type":"pong"}``. Nothing from the client for 45 s: close 4000.
+3. ``{"type":"ping","id":<newest id>}`` every 15 s (each client on its own phase), answered by
+   ``{"type":"pong"}``; a client ``{"type":"ping"}`` gets ``{"type":"pong"}``. Nothing from the
+   client for 45 s: close 4000.
 4. A client that does not keep up (its queue of 1,000 messages overflows) is closed with 4008
    "slow consumer"; the others are never held up by it. It resumes with ``since``.
 
@@ -21,7 +22,8 @@ SSE: ``GET /api/v1/events?kinds=&ci=&projects=`` resumes from the ``Last-Event-I
 ``data: <the message JSON, as on the websocket>``; ``: ping`` comments every 15 s.
 
 How: one :class:`FeedHub` per application subscribes to the bus once and fans out to the
-clients' bounded queues (one writer per connection, no per-client bus subscription). The hub
+clients' bounded queues (one writer per connection, no per-client bus subscription), offering
+each message only to the clients that follow its CI or every CI. The hub
 delivers feed ids strictly in order: a message above the next expected id first makes the hub
 read the missing ids from the feed table (ids are committed in order, see
 :mod:`cidash.store.feed`), and it polls the feed when the bus is quiet, so a lost bus message (a
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -62,6 +65,7 @@ CLOSE_SLOW_CONSUMER = 4008
 CLOSE_UNAVAILABLE = 1011
 CLOSE_POLICY = 1008
 _GONE = -1  # the peer went away: nothing to send
+PING_TICKS = 30  # the ping loop looks for due clients this many times per ping interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ class _Client:
         "flt",
         "last_seen",
         "maxsize",
+        "next_ping",
         "ping_due",
         "pongs",
         "replaying",
@@ -159,6 +164,7 @@ class _Client:
         self.close_code: int | None = None
         self.close_reason = ""
         self.last_seen = now  # last message from the client (websocket)
+        self.next_ping = now  # set by the hub when the client joins
         self.ping_due = False
         self.pongs = 0
 
@@ -199,6 +205,10 @@ class FeedHub:
         self.store = store
         self.options = options
         self.clients: set[_Client] = set()
+        # who may want a message, by its CI: a message is offered to the clients following its CI
+        # and to those following every CI, not to all of them (1,000 calls per message otherwise)
+        self._by_ci: dict[str, set[_Client]] = {}
+        self._any_ci: set[_Client] = set()
         self.last = 0
         self._ready = asyncio.Event()
         self._start_lock = asyncio.Lock()
@@ -234,6 +244,43 @@ class FeedHub:
                 await task
         for client in list(self.clients):
             client.close(1001, "server shutting down")
+
+    def join(self, client: _Client) -> None:
+        # a random phase: 1,000 clients that (re)connect together are not all pinged, and do not
+        # all answer, in the same instant every 15 s, which would hold up the messages behind them
+        interval = self.options.ping_interval_s
+        client.next_ping = asyncio.get_running_loop().time() + interval * random.uniform(0.5, 1.0)
+        self.clients.add(client)
+        self._route(client)
+
+    def leave(self, client: _Client) -> None:
+        self.clients.discard(client)
+        self._unroute(client)
+
+    def subscribe(self, client: _Client, flt: FeedFilter, since: int | None) -> None:
+        """Set (or change) a client's filters, keeping the routing in step."""
+        joined = client in self.clients
+        if joined:
+            self._unroute(client)
+        client.subscribe(flt, since)
+        if joined:
+            self._route(client)
+
+    def _route(self, client: _Client) -> None:
+        if client.flt.ci is None:
+            self._any_ci.add(client)
+        else:
+            for name in client.flt.ci:
+                self._by_ci.setdefault(name, set()).add(client)
+
+    def _unroute(self, client: _Client) -> None:
+        self._any_ci.discard(client)
+        for name in client.flt.ci or ():
+            followers = self._by_ci.get(name)
+            if followers is not None:
+                followers.discard(client)
+                if not followers:
+                    del self._by_ci[name]
 
     async def newest(self) -> int:
         async with self.store.engine.connect() as conn:
@@ -304,15 +351,22 @@ class FeedHub:
 
     def _publish(self, item: _Item) -> None:
         self.last = item.id
-        for client in list(self.clients):
+        if isinstance(item.ci, str):
+            for client in self._by_ci.get(item.ci, ()):
+                client.offer(item)
+        for client in self._any_ci:
             client.offer(item)
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
+        interval = self.options.ping_interval_s
         while True:
-            await asyncio.sleep(self.options.ping_interval_s)
+            await asyncio.sleep(interval / PING_TICKS)
             now = loop.time()
             for client in list(self.clients):
+                if client.next_ping > now:
+                    continue
+                client.next_ping = now + interval
                 if client.transport == "websocket" and now - client.last_seen > self.options.idle_timeout_s:
                     client.close(CLOSE_HEARTBEAT, "heartbeat timeout")
                 else:
@@ -451,7 +505,7 @@ def _token_ok(settings: Settings | None, header: str | None, query_token: str | 
 # -- websocket ------------------------------------------------------------------------------------------
 
 
-async def _read_socket(websocket: WebSocket, client: _Client) -> None:
+async def _read_socket(websocket: WebSocket, hub: FeedHub, client: _Client) -> None:
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -473,7 +527,7 @@ async def _read_socket(websocket: WebSocket, client: _Client) -> None:
                 client.pongs += 1
                 client.wake.set()
             elif kind == "subscribe":
-                client.subscribe(*_from_message(data))
+                hub.subscribe(client, *_from_message(data))
     except Exception as exc:  # a broken connection ends the reader like a disconnect
         log.debug("websocket reader ended: %s", type(exc).__name__)
     finally:
@@ -502,9 +556,9 @@ async def feed_socket(websocket: WebSocket) -> None:
     query = _from_query(websocket.query_params)
     if query is not None:
         client.subscribe(*query)
-    hub.clients.add(client)
+    hub.join(client)
     _count_client("websocket", 1)
-    reader = asyncio.create_task(_read_socket(websocket, client))
+    reader = asyncio.create_task(_read_socket(websocket, hub, client))
     try:
         while not client.started and client.close_code is None:
             client.wake.clear()
@@ -516,7 +570,7 @@ async def feed_socket(websocket: WebSocket) -> None:
                 await websocket.close(client.close_code, client.close_reason)
     finally:
         _count_client("websocket", -1)
-        hub.clients.discard(client)
+        hub.leave(client)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
@@ -575,7 +629,7 @@ async def feed_events(
 
 
 async def _sse(hub: FeedHub, client: _Client) -> AsyncIterator[str]:
-    hub.clients.add(client)
+    hub.join(client)
     _count_client("sse", 1)
     try:
         async for chunk in _sse_chunks(hub, client):
@@ -584,7 +638,7 @@ async def _sse(hub: FeedHub, client: _Client) -> AsyncIterator[str]:
         log.warning("SSE subscriber ended: %s", type(exc).__name__)
     finally:
         _count_client("sse", -1)
-        hub.clients.discard(client)
+        hub.leave(client)
 
 
 async def _sse_chunks(hub: FeedHub, client: _Client) -> AsyncIterator[str]:

@@ -176,7 +176,13 @@ class StreamClient:
                 raise
             except (OSError, asyncssh.Error, TimeoutError, ConnectionError) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("server %s: stream-events failed: %s", self._server.name, self.stats.last_error)
+                log.warning(
+                    "server %s: stream-events from %s:%d failed: %s",
+                    self._server.name,
+                    self._server.ssh_host,
+                    self._server.ssh_port,
+                    self.stats.last_error,
+                )
             finally:
                 self.stats.connected = False
             if self._stopping.is_set():

@@ -1,0 +1,42 @@
+"""How a cidash process runs: its event loop, and its garbage collector once it is up.
+
+Both matter for the live feed's latency (see benchmarks/ws_latency.py): uvloop does the socket
+work of 1,000 websocket subscribers in C, and a frozen start-up heap keeps full garbage
+collections from pausing the loop for 100+ ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (it comes with uvicorn[standard]), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # e.g. on Windows
+        return None
+    return uvloop.new_event_loop
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on the loop of :func:`event_loop_factory`."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(coro)
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what start-up made (modules, settings, the app, the store) from garbage collection.
+
+    A long-running service calls it once it is up. Without it, each full collection scans the
+    heap of every imported library and pauses the event loop for 90-170 ms (seen in
+    benchmarks/ws_latency.py as a latency spike every few seconds); after it, a full collection
+    scans only what was made since.
+    """
+    gc.collect()
+    gc.freeze()
