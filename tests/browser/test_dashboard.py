@@ -233,6 +233,27 @@ def test_screenshots_of_every_page(
     assert red + green + blue < 3 * 90, f"the dark overview's background is rgb({red}, {green}, {blue})"
 
 
+def test_load_more_pages_through_without_duplicates(demo: Demo, new_page: PageFactory) -> None:
+    """The runs, system and alerts pages load the next 50 rows per click, none twice."""
+    page = new_page()
+    for url, api_path, rows, attribute in (
+        ("./#/runs", "/runs", '[data-testid^="run-row-"]', "data-testid"),
+        ("./#/system/zuul", "/systems/zuul/runs", '[data-testid^="run-row-"]', "data-testid"),
+        ("./#/alerts", "/alerts", '[data-testid="alert-item"]', "data-alert-id"),
+    ):
+        two_pages = len(demo.get(f"{api_path}?limit=100")["items"])
+        assert two_pages > 50, f"{api_path}: the demo has only {two_pages} items, one page"
+        page.goto(url)
+        listed = page.locator(rows)
+        listed.first.wait_for()
+        assert listed.count() >= 50, f"{url}: the first page has {listed.count()} rows"
+        page.get_by_test_id("load-more").click()
+        listed.nth(two_pages - 1).wait_for(timeout=10_000)  # live rows only ever add to these
+        # in one go: a live run inserted between two reads would shift the rows under them
+        keys = listed.evaluate_all("(rows, name) => rows.map((row) => row.getAttribute(name))", attribute)
+        assert len(keys) == len(set(keys)), f"{url}: {len(keys)} rows, {len(set(keys))} distinct"
+
+
 def test_no_console_errors(demo: Demo, new_page: PageFactory, problems: PageProblems) -> None:
     """Over every page the tests opened (this test runs last), and one more walk of its own."""
     page = new_page()
