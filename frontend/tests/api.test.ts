@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiClient, ApiError, buildQuery, errorText, isAbort } from '../src/lib/api';
+import { ApiClient, ApiError, buildQuery, errorText, isAbort, load } from '../src/lib/api';
 
 function jsonResponse(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
@@ -144,5 +144,37 @@ describe('ApiClient', () => {
     expect(seen).toEqual([null, 'Bearer s3cret']);
     expect(needed).toEqual([true, false]);
     expect(api.badgeUrl('acme')).toBe('api/v1/badge/acme.svg?token=s3cret');
+  });
+});
+
+describe('load', () => {
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it('reports the value, or the message of a failure, with busy around it', async () => {
+    const seen: string[] = [];
+    const on = {
+      ok: (v: number) => seen.push(`ok ${v}`),
+      failed: (m: string) => seen.push(`failed ${m}`),
+      busy: (b: boolean) => seen.push(`busy ${b}`),
+    };
+    load(() => Promise.resolve(7), on);
+    await settle();
+    load(() => Promise.reject(new Error('boom')), on);
+    await settle();
+    expect(seen).toEqual(['busy true', 'ok 7', 'busy false', 'busy true', 'failed boom', 'busy false']);
+  });
+
+  it('reports nothing once cancelled: the page has moved on', async () => {
+    const seen: string[] = [];
+    const cancel = load(
+      (signal) =>
+        new Promise<number>((_, reject) =>
+          signal.addEventListener('abort', () => reject(new DOMException('cancelled', 'AbortError'))),
+        ),
+      { ok: () => seen.push('ok'), failed: (m) => seen.push(`failed ${m}`), busy: (b) => seen.push(`busy ${b}`) },
+    );
+    cancel();
+    await settle();
+    expect(seen).toEqual(['busy true']); // busy is left to the request that replaces it
   });
 });

@@ -193,6 +193,11 @@ export class ApiClient {
   systems(q: { window?: Window; project?: string | null } = {}, signal?: AbortSignal) {
     return this.get<SystemSummary[]>('systems', q, signal);
   }
+  /** The name of the reference CI (the others are compared with it), or null without one. */
+  async referenceCi(signal?: AbortSignal): Promise<string | null> {
+    const systems = await this.systems({}, signal);
+    return systems.find((s) => s.is_reference)?.name ?? null;
+  }
   system(name: string, signal?: AbortSignal) {
     return this.get<SystemDetail>(`systems/${enc(name)}`, undefined, signal);
   }
@@ -254,4 +259,31 @@ export function errorText(e: unknown): string {
     return `The API answered with an error: ${e.message}`;
   }
   return e instanceof Error ? e.message : String(e);
+}
+
+/** What a page does with the outcome of one request. */
+export interface Outcome<T> {
+  ok: (value: T) => void;
+  /** The message to show (see errorText). */
+  failed: (message: string) => void;
+  /** True while the request runs (a cancelled one leaves it to the request that replaced it). */
+  busy?: (loading: boolean) => void;
+}
+
+/**
+ * Starts `request` and reports its outcome, except when it was cancelled: the page that made it
+ * has moved on. Returns the cancel, for an `$effect` to return.
+ */
+export function load<T>(request: (signal: AbortSignal) => Promise<T>, on: Outcome<T>): () => void {
+  const ctl = new AbortController();
+  on.busy?.(true);
+  request(ctl.signal)
+    .then(on.ok)
+    .catch((e) => {
+      if (!isAbort(e)) on.failed(errorText(e));
+    })
+    .finally(() => {
+      if (!ctl.signal.aborted) on.busy?.(false);
+    });
+  return () => ctl.abort();
 }

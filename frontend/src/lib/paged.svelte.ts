@@ -1,4 +1,4 @@
-import { errorText, isAbort } from './api';
+import { errorText, load } from './api';
 
 /** One page of a cursor-paginated list, as the API returns it. */
 export interface Page<T> {
@@ -31,22 +31,16 @@ export class PagedList<T> {
   /** Loads the first page of a (new) query; returns the cancel, for an `$effect` to return. */
   first(fetch: PageFetch<T>): () => void {
     this.#fetch = fetch;
-    const ctl = new AbortController();
-    this.loading = true;
-    fetch(null, ctl.signal)
-      .then((page) => {
+    return load((signal) => fetch(null, signal), {
+      busy: (loading) => (this.loading = loading),
+      ok: (page) => {
         this.items = this.#merge([], page.items);
         this.cursor = page.next_cursor;
         this.error = null;
         this.loaded = true;
-      })
-      .catch((e) => {
-        if (!isAbort(e)) this.error = errorText(e);
-      })
-      .finally(() => {
-        if (!ctl.signal.aborted) this.loading = false;
-      });
-    return () => ctl.abort();
+      },
+      failed: (message) => (this.error = message),
+    });
   }
 
   /** Loads the next page, if there is one and nothing else is loading. */
