@@ -177,4 +177,12 @@ describe('load', () => {
     await settle();
     expect(seen).toEqual(['busy true']); // busy is left to the request that replaces it
   });
+
+  it('drops a value that arrives after the cancel', async () => {
+    const seen: string[] = [];
+    const cancel = load(() => Promise.resolve(1), { ok: (v) => seen.push(`ok ${v}`), failed: () => seen.push('failed') });
+    cancel(); // the value is already there, but not yet handed over
+    await settle();
+    expect(seen).toEqual([]);
+  });
 });

@@ -278,7 +278,9 @@ export function load<T>(request: (signal: AbortSignal) => Promise<T>, on: Outcom
   const ctl = new AbortController();
   on.busy?.(true);
   request(ctl.signal)
-    .then(on.ok)
+    .then((value) => {
+      if (!ctl.signal.aborted) on.ok(value); // it may have resolved just before the cancel
+    })
     .catch((e) => {
       if (!isAbort(e)) on.failed(errorText(e));
     })
