@@ -21,6 +21,8 @@ from pathlib import Path
 import aiomysql
 import pytest
 
+from tests.processes import end_process
+
 SERVER_BINARY = "/usr/sbin/mariadbd"
 INSTALL_BINARY = "mariadb-install-db"
 START_LIMIT_S = 60.0
@@ -126,13 +128,7 @@ class PrivateMariaDB:
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        end_process(process, sig, timeout_s=30)
 
     async def restart(self) -> None:
         """Crash (SIGKILL) and start again: every client loses its connections and locks."""

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tests.processes import end_process
+
 CIDASH = Path(sys.executable).with_name("cidash")
 READY_LIMIT_S = 60.0
 
@@ -123,11 +125,4 @@ class Replica:
 
     def _signal(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process, sig, timeout_s=20)
