@@ -555,7 +555,7 @@ async def feed_socket(websocket: WebSocket) -> None:
     client = _Client("websocket", hub.options.queue_size, loop.time())
     query = _from_query(websocket.query_params)
     if query is not None:
-        client.subscribe(*query)
+        hub.subscribe(client, *query)
     hub.join(client)
     _count_client("websocket", 1)
     reader = asyncio.create_task(_read_socket(websocket, hub, client))
@@ -620,7 +620,7 @@ async def feed_events(
     resume = _since(last_event_id) if last_event_id is not None else since
     flt = FeedFilter.of(_split([kinds or ""]), _split([ci or ""]), _split([projects or ""]))
     client = _Client("sse", hub.options.queue_size, asyncio.get_running_loop().time())
-    client.subscribe(flt, resume)
+    hub.subscribe(client, flt, resume)
     return StreamingResponse(
         _sse(hub, client),
         media_type="text/event-stream",
