@@ -45,7 +45,7 @@ from cidash.store.engine import create_engine
 from cidash.store.migrate import upgrade
 from cidash.store.rollups import rebuild_rollups
 
-DEFAULT_ADMIN_URL = "mysql+aiomysql://root@127.0.0.1:3306/"
+DEFAULT_ADMIN_URL = "mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/"
 DEFAULT_DATABASE = "cidash_bench"
 RUNS_PER_DAY = 47_000  # 5x OpenStack's third-party CI comment rate: more runs mean a longer history
 CHUNK_RUNS = 250_000  # runs per LOAD DATA file

@@ -7,7 +7,7 @@ For each engine, in one run:
   row + its job rows per CI result comment, with the jobs the parser found) with batched
   executemany into plain tables of the same shape, no dedup, no lookups.
 
-Usage: .venv/bin/python benchmarks/ingest.py [--events 200000] [--mysql mysql+aiomysql://root@127.0.0.1:3306/test]
+Usage: .venv/bin/python benchmarks/ingest.py [--events 200000] [--mysql mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test]
 Targets (issue 3): >= 10,000 events/s on MariaDB, and >= 0.5 of the raw limit.
 """
 
@@ -176,7 +176,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--mysql", default="mysql+aiomysql://root@127.0.0.1:3306/test")
+    parser.add_argument("--mysql", default="mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test")
     parser.add_argument("--engines", default="sqlite,mariadb")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

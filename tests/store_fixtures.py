@@ -6,7 +6,7 @@ Expose them to every test module with ``pytest_plugins = ["tests.store_fixtures"
 * ``db_url``: parametrized ``sqlite`` / ``mariadb``; an empty database per test. SQLite is a file
   in ``tmp_path``; on MariaDB each test gets its own ``cidash_t_<hex>`` database, dropped after
   the test. The server comes from ``CIDASH_TEST_MYSQL_URL`` (default
-  ``mysql+aiomysql://root@127.0.0.1:3306/test``); if it is unreachable the test FAILS.
+  ``mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test``); if it is unreachable the test FAILS.
 * ``migrated_db_url``: ``db_url`` after ``cidash.store.migrate.upgrade``.
 * ``store``: an open :class:`cidash.store.Store` on ``migrated_db_url``.
 
@@ -34,7 +34,7 @@ from cidash.parsing import CommentKind, JobResult, ParsedComment
 from cidash.store import Store
 from cidash.store.migrate import upgrade
 
-MYSQL_ADMIN_URL = os.environ.get("CIDASH_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
+MYSQL_ADMIN_URL = os.environ.get("CIDASH_TEST_MYSQL_URL", "mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test")
 ENGINES = ("sqlite", "mariadb")
 
 
