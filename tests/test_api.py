@@ -166,6 +166,32 @@ async def test_systems_summary_windows_and_detail(loaded: Loaded) -> None:
         assert missing.status_code == 404 and "no CI system" in missing.json()["detail"]
 
 
+async def test_systems_search_by_name_display_name_or_owner(loaded: Loaded) -> None:
+    client = loaded.client
+    every = (await client.get("/api/v1/systems")).json()
+    other = next(s["name"] for s in every if s["name"] != "zuul")
+    patched = await client.patch(
+        f"/api/v1/systems/{other}",
+        json={"owner": "Ops-Team@Example.org", "display_name": "Nightly Hardware Lab"},
+        headers={"Authorization": f"Bearer {WRITE}"},
+    )
+    assert patched.status_code == 200, patched.text
+
+    async def found(q: str) -> list[str]:
+        response = await client.get("/api/v1/systems", params={"q": q})
+        assert response.status_code == 200, response.text
+        return sorted(s["name"] for s in response.json())
+
+    assert await found("ops-team@example") == [other]  # owner, case-insensitive
+    assert await found("  hardware LAB ") == [other]  # display name, blanks around ignored
+    assert await found("ZUU") == ["zuul"]  # name (and display name "Zuul")
+    assert other in await found(other[2:-1].upper())  # any part of the name
+    assert await found("no such thing anywhere") == []
+    assert await found("") == sorted(s["name"] for s in every)
+    too_long = await client.get("/api/v1/systems", params={"q": "x" * 256})
+    assert too_long.status_code == 422
+
+
 # -- runs ------------------------------------------------------------------------------------------
 
 

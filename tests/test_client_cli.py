@@ -34,7 +34,7 @@ from typer.testing import CliRunner, Result
 
 from cidash.client.commands import register
 from cidash.client.http import backoff_delay, printable
-from cidash.client.render import duration, pct, time_ago
+from cidash.client.render import NOTE_INDENT, column_key, duration, pct, time_ago
 from cidash.config import CISystemConfig, Settings
 from cidash.store import Store
 from cidash.views import (
@@ -258,8 +258,10 @@ class FakeState:
     subscribes: list[dict[str, Any]] = field(default_factory=list)
     pongs: int = 0
     ws_headers: list[dict[str, str]] = field(default_factory=list)
+    extra_systems: list[SystemSummary] = field(default_factory=list)
 
     def reset(self) -> None:
+        self.extra_systems = []
         self.token = None
         self.ws_mode = "scenario"
         self.requests.clear()
@@ -294,7 +296,7 @@ def fake_app(state: FakeState) -> FastAPI:
     async def systems(window: str = "24h", project: str | None = None) -> Any:
         return [
             s.model_copy(update={"health": s.health.model_copy(update={"window": window})}).model_dump(mode="json")
-            for s in SYSTEMS
+            for s in [*SYSTEMS, *state.extra_systems]
         ]
 
     @app.get("/api/v1/systems/{name}")
@@ -440,6 +442,16 @@ def row_with(output: str, first: str) -> list[str]:
     return found[0]
 
 
+def note_after(output: str, first: str) -> str:
+    """The note line printed under the one table row holding cell `first` (stripped)."""
+    lines = output.splitlines()
+    found = [i for i, line in enumerate(lines) if "│" in line and first in [c.strip() for c in line.split("│")]]
+    assert len(found) == 1, f"expected one row with {first!r} in:\n{output}"
+    following = lines[found[0] + 1] if found[0] + 1 < len(lines) else ""
+    assert following.startswith("    ") and "│" not in following, f"no note under {first!r} in:\n{output}"
+    return following.strip()
+
+
 def assert_one_line_error(result: Result, message: str) -> None:
     assert result.exit_code == 1, result.output
     assert result.stderr == f"cidash: error: {message}\n"
@@ -462,6 +474,7 @@ def test_formatting_helpers() -> None:
     assert printable("a\x1b[31mb\u202ec\n") == "a\\x1b[31mb\\u202ec\\n"
     delays = [backoff_delay(a, 1.0, 30.0, rand=lambda: 1.0) for a in range(8)]
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert [column_key(i) for i in (0, 1, 25, 26, 27, 51, 52)] == ["A", "B", "Z", "AA", "AB", "AZ", "BA"]
     assert backoff_delay(3, 1.0, 30.0, rand=lambda: 0.0) == 4.0
 
 
@@ -472,10 +485,9 @@ def test_systems_table(api: str) -> None:
     result = invoke("systems", "--url", api, "--window", "7d")
     assert result.exit_code == 0, result.output
     assert "CI systems — last 7d" in result.stdout
-    assert row_with(result.stdout, "OpenDev Zuul") == [
+    assert row_with(result.stdout, "zuul (ref)") == [
         "● healthy",
         "zuul (ref)",
-        "OpenDev Zuul",
         "120",
         "95.3%",
         "0.7%",
@@ -484,12 +496,13 @@ def test_systems_table(api: str) -> None:
         "99.0%",
         "—",
         "3 h ago",
-        "all good",
     ]
-    acme = row_with(result.stdout, "ACME CI")
-    assert acme[0] == "● failing" and acme[4:6] == ["50.0%", "25.0%"] and acme[6] == "10m"
+    assert note_after(result.stdout, "zuul (ref)") == "OpenDev Zuul · all good"  # the reason on its own line
+    acme = row_with(result.stdout, "acme-ci")
+    assert acme[0] == "● failing" and acme[3:5] == ["50.0%", "25.0%"] and acme[5] == "10m"
     # the fixture's times are fixed at import; the CLI renders against the clock of this moment
-    assert acme[9:] == ["80.0%", time_ago(NOW - timedelta(minutes=5), datetime.now(UTC)), "3 consecutive failures"]
+    assert acme[8:] == ["80.0%", time_ago(NOW - timedelta(minutes=5), datetime.now(UTC))]
+    assert note_after(result.stdout, "acme-ci") == "ACME CI · 3 consecutive failures"
     assert STATE.requests == [("/api/v1/systems", {"window": "7d"})]
 
 
@@ -510,9 +523,9 @@ def test_user_data_is_shown_literally_even_in_colour(api: str) -> None:
         assert literal in out  # ... but names and reasons are never markup
     assert "\x1b[31mred" not in out  # the escape sequence from the data does not reach the terminal
     plain = invoke("systems", "--url", api).stdout
-    evil = row_with(plain, EVIL_DISPLAY)
-    assert evil[:3] == ["● degraded", EVIL_NAME, EVIL_DISPLAY]
-    assert evil[-2:] == ["never", "[red]boom[/red] \\x1b[31mred"]
+    evil = row_with(plain, EVIL_NAME)
+    assert evil[:2] == ["● degraded", EVIL_NAME] and evil[-1] == "never"
+    assert note_after(plain, EVIL_NAME) == f"{EVIL_DISPLAY} · [red]boom[/red] \\x1b[31mred"
 
 
 def test_system_detail(api: str) -> None:
@@ -528,6 +541,20 @@ def test_system_detail(api: str) -> None:
 
     as_json = invoke("system", "acme-ci", "--url", api, "--json")
     assert SystemDetail.model_validate(orjson.loads(as_json.stdout)) == detail(SYSTEMS[1])
+
+
+def test_every_table_fits_a_100_column_terminal(api: str) -> None:
+    long_name = "a-very-long-third-party-ci-account-name-that-would-not-fit"
+    STATE.extra_systems = [summary(long_name, id=9, state_reason="x " * 120)]
+    for command in (["systems"], ["system", "acme-ci"], ["runs"], ["grid", "openstack/nova"], ["alerts"]):
+        result = invoke(*command, "--url", api, COLUMNS="100")
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert len(lines) >= 3
+        assert max(len(line) for line in lines) <= 100, f"{command}:\n{result.stdout}"
+    systems = invoke("systems", "--url", api, COLUMNS="100").stdout
+    assert any(line.startswith(f"{NOTE_INDENT}x x x") for line in systems.splitlines())  # wrapped under its row
+    assert "● healthy" in systems and "a-very-long-" in systems  # the long name is cut, the row stays one line
 
 
 def test_unknown_system_is_a_404_message(api: str) -> None:
@@ -549,11 +576,13 @@ def test_runs_table_and_next_page_hint(api: str) -> None:
         "FAILURE",
         "-1",
         "42m",
-        "https://logs.example/1/",
     ]
+    assert note_after(result.stdout, "1001/2") == "https://logs.example/1/"  # the log on its own line
     assert row_with(result.stdout, "1002/3")[4:6] == ["SUCCESS", "+1"]
     evil = row_with(result.stdout, "1003/1")
-    assert evil[1] == EVIL_NAME and evil[-1] == "—"  # a javascript: URL is not shown as a link
+    assert evil[1] == EVIL_NAME
+    with pytest.raises(AssertionError, match="no note"):
+        note_after(result.stdout, "1003/1")  # a javascript: URL is not shown at all
     assert len(rows(result.stdout)) == 3
     assert "more runs match: --all fetches every page, --cursor 3 the next one" in result.stdout
 
@@ -611,9 +640,10 @@ def test_grid_matrix(api: str) -> None:
     out = result.stdout
     assert "openstack/nova: newest 2 patch sets" in out
     header = next(line for line in out.splitlines() if "change/ps" in line)
-    assert header.index("zuul") < header.index("acme-ci")  # the server's column order
-    assert row_with(out, "2000/2") == ["2000/2", "Fix the [b]thing[/b]", "SUCCESS", "FAILURE ×2"]
-    assert row_with(out, "2000/1") == ["2000/1", "—", "NODE_FAILURE", "·"]
+    assert [cell.strip() for cell in header.split("┃")] == ["change/ps", "subject", "A", "B"]
+    assert "A zuul   B acme-ci" in out  # lettered columns in the server's order, the key under the table
+    assert row_with(out, "2000/2") == ["2000/2", "Fix the [b]thing[/b]", "✓", "✗2"]  # ✗2: two runs
+    assert row_with(out, "2000/1") == ["2000/1", "—", "!", "·"]
     assert STATE.requests == [("/api/v1/grid", {"project": "openstack/nova", "limit": "5"})]
     as_json = invoke("grid", "openstack/nova", "--url", api, "--json")
     assert Grid.model_validate_json(as_json.stdout) == GRID
@@ -623,13 +653,8 @@ def test_alerts_table_json_and_all(api: str) -> None:
     result = invoke("alerts", "--url", api)
     assert result.exit_code == 0, result.output
     critical = row_with(result.stdout, "3")
-    assert critical[2:] == [
-        "critical",
-        "consecutive_failures",
-        "acme-ci",
-        "openstack/nova",
-        "acme-ci failed 3 times in a row",
-    ]
+    assert critical[2:] == ["critical", "consecutive_failures", "acme-ci", "openstack/nova"]
+    assert note_after(result.stdout, "3").endswith(" ago · acme-ci failed 3 times in a row")
     assert row_with(result.stdout, "1")[2] == "warning (muted)"
     page = AlertPage.model_validate_json(invoke("alerts", "--url", api, "--json", "--limit", "2").stdout)
     assert [a.id for a in page.items] == [3, 2] and page.next_cursor == "2"
@@ -796,10 +821,10 @@ async def test_against_the_real_api(migrated_db_url: str, store: Store, tmp_path
 
         systems = await call("systems")
         assert systems.exit_code == 0, systems.output
-        zuul_row = row_with(systems.stdout, "OpenDev Zuul")
-        assert zuul_row[1:3] == ["zuul (ref)", "OpenDev Zuul"] and zuul_row[10] == "55 min ago"
-        assert row_with(systems.stdout, "acme-ci")[1:3] == ["acme-ci", "ACME CI"]
-        assert row_with(systems.stdout, "acme-ci")[10] == "1 h ago"
+        zuul_row = row_with(systems.stdout, "zuul (ref)")
+        assert zuul_row[-1] == "55 min ago" and note_after(systems.stdout, "zuul (ref)").startswith("OpenDev Zuul · ")
+        assert row_with(systems.stdout, "acme-ci")[-1] == "1 h ago"
+        assert note_after(systems.stdout, "acme-ci").startswith("ACME CI · ")
         as_json = await call("systems", "--json")
         parsed_systems = TypeAdapter(list[SystemSummary]).validate_json(as_json.stdout)
         assert {s.name: s.is_reference for s in parsed_systems} == {"acme-ci": False, "zuul": True}
@@ -817,15 +842,15 @@ async def test_against_the_real_api(migrated_db_url: str, store: Store, tmp_path
         acme = await call("runs", "--ci", "acme-ci")
         assert acme.exit_code == 0, acme.output
         assert [r[1:] for r in rows(acme.stdout)] == [
-            ["acme-ci", f"{1000 + i}/1", "openstack/nova", "FAILURE", "-1", "1h00m", "https://logs.example/1"]
-            for i in range(3)
+            ["acme-ci", f"{1000 + i}/1", "openstack/nova", "FAILURE", "-1", "1h00m"] for i in range(3)
         ]
+        assert note_after(acme.stdout, "1000/1") == "https://logs.example/1"
 
         grid = await call("grid", "openstack/nova")
         assert grid.exit_code == 0, grid.output
         for i in range(3):
             cells = row_with(grid.stdout, f"{1000 + i}/1")
-            assert cells[1] == subject and sorted(cells[2:]) == ["FAILURE", "SUCCESS"]
+            assert cells[1] == subject and sorted(cells[2:]) == ["✓", "✗"]
 
         assert_one_line_error(await call("system", "nope"), "no CI system named 'nope'")
         assert_one_line_error(

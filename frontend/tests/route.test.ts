@@ -64,19 +64,22 @@ describe('hash round trip', () => {
   });
 
   it('round-trips the overview filters, leaving defaults out of the URL', () => {
-    const f: OverviewFilters = { window: '7d', project: 'openstack/cinder', sort: 'success', dir: 'asc' };
+    const f: OverviewFilters = { window: '7d', project: 'openstack/cinder', q: 'acme ci', sort: 'success', dir: 'asc' };
     const hash = formatHash({ page: 'overview', params: overviewParams(f) });
     expect(overviewFilters(parseHash(hash).params)).toEqual(f);
-    const defaults = overviewParams({ window: '24h', project: null, sort: 'state', dir: 'asc' });
+    const defaults = overviewParams({ window: '24h', project: null, q: null, sort: 'state', dir: 'asc' });
     expect(defaults).toEqual({});
     // The natural direction of a column is left implicit too.
-    expect(overviewParams({ window: '24h', project: null, sort: 'success', dir: 'desc' })).toEqual({ sort: 'success' });
+    expect(overviewParams({ window: '24h', project: null, q: null, sort: 'success', dir: 'desc' })).toEqual({
+      sort: 'success',
+    });
   });
 
   it('falls back to defaults on invalid filters', () => {
     expect(overviewFilters({ window: '5y', sort: 'evil', dir: 'sideways' })).toEqual({
       window: '24h',
       project: null,
+      q: null,
       sort: 'state',
       dir: 'asc',
     });

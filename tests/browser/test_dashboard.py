@@ -74,6 +74,27 @@ def test_overview_lists_the_ci_systems_with_state_lights(demo: Demo, new_page: P
     assert page.get_by_test_id("system-row-zuul").get_by_text("reference").is_visible()
 
 
+def test_the_overview_search_box_finds_by_name_display_name_or_owner(demo: Demo, new_page: PageFactory) -> None:
+    systems = demo.get("/systems")
+    target = next(s for s in systems if not s["is_reference"])
+    word = (target["display_name"] or target["name"]).split()[0][:6].upper()
+    expected = {s["name"] for s in demo.get(f"/systems?q={urllib.parse.quote(word)}")}
+    assert target["name"] in expected and len(expected) < len(systems)
+    page = new_page()
+    page.goto("./#/")
+    page.get_by_test_id("system-row-zuul").wait_for()
+    page.get_by_test_id("system-search").fill(word)
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid^=\"system-row-\"]').length === n", arg=len(expected)
+    )
+    rows = page.locator('[data-testid^="system-row-"]')
+    shown = {name.removeprefix("system-row-") for name in rows.evaluate_all("els => els.map(e => e.dataset.testid)")}
+    assert shown == expected
+    assert f"q={urllib.parse.quote(word)}" in page.url  # the search is in the address, so a link keeps it
+    page.get_by_test_id("system-search").fill("no such CI anywhere")
+    page.get_by_text("No CI system matches").wait_for()
+
+
 def _eligible(run: dict[str, Any], rows: list[tuple[int, int]]) -> bool:
     """Whether the grid must show this run: its patch set is a row (not one of the oldest, which a
     new row may push out), or it is newer than every row (it goes on top)."""

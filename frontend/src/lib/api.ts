@@ -190,7 +190,7 @@ export class ApiClient {
   }
 
   // ---- Endpoints ----
-  systems(q: { window?: Window; project?: string | null } = {}, signal?: AbortSignal) {
+  systems(q: { window?: Window; project?: string | null; q?: string | null } = {}, signal?: AbortSignal) {
     return this.get<SystemSummary[]>('systems', q, signal);
   }
   /** The name of the reference CI (the others are compared with it), or null without one. */

@@ -98,6 +98,8 @@ export const href = {
 export interface OverviewFilters {
   window: Window;
   project: string | null;
+  /** The search box: part of a name, display name or owner (the API's `q`). */
+  q: string | null;
   sort: SystemSortKey;
   dir: SortDir;
 }
@@ -108,13 +110,13 @@ export function overviewFilters(p: Record<string, string>): OverviewFilters {
   const window = (WINDOWS as readonly string[]).includes(p.window) ? (p.window as Window) : '24h';
   const sort: SystemSortKey = isSystemSortKey(p.sort) ? p.sort : 'state';
   const dir: SortDir = p.dir === 'asc' || p.dir === 'desc' ? p.dir : defaultDir(sort);
-  return { window, project: p.project || null, sort, dir };
+  return { window, project: p.project || null, q: p.q || null, sort, dir };
 }
 
 export function overviewParams(f: OverviewFilters): Record<string, string> {
   return patchParams(
     {},
-    { window: f.window, project: f.project, sort: f.sort, dir: f.dir === defaultDir(f.sort) ? null : f.dir },
+    { window: f.window, project: f.project, q: f.q, sort: f.sort, dir: f.dir === defaultDir(f.sort) ? null : f.dir },
     { window: OVERVIEW_DEFAULTS.window, sort: OVERVIEW_DEFAULTS.sort },
   );
 }

@@ -33,11 +33,16 @@ async def list_systems(
     conn: Conn,
     window: Window = "24h",
     project: Project = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=255, description="Only CI systems whose name, display name or owner contains this"),
+    ] = None,
 ) -> list[SystemSummary]:
     """Every CI system with its health over `window` and its current state (filtered to the CI
-    systems following `project`, and counted on it, when given)."""
+    systems following `project`, and counted on it, when given; to those `q` finds in their
+    name, display name or owner, case-insensitive)."""
     return await queries.systems_summary(
-        conn, settings_of(request).ci, window=window, project=project or None, cache=cache_of(request)
+        conn, settings_of(request).ci, window=window, project=project or None, cache=cache_of(request), q=q
     )
 
 

@@ -8,12 +8,15 @@ data: it goes into :class:`rich.text.Text` (never parsed as markup) after :func:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 from pydantic import ValidationError
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.padding import Padding
+from rich.segment import Segment
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +26,7 @@ from cidash.views import (
     AlertOut,
     FeedMessage,
     Grid,
+    GridCell,
     HealthWindow,
     RunOut,
     SystemDetail,
@@ -39,6 +43,9 @@ STATE_STYLES = {
     "unknown": "dim",
 }
 RESULT_STYLES = {"success": "green", "failure": "red", "infra": "yellow", "other": "dim"}
+RESULT_GLYPHS = {"success": "✓", "failure": "✗", "infra": "!", "other": "?"}
+"""One character per result, as on the dashboard's grid."""
+NOTE_INDENT = "    "
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
@@ -145,19 +152,74 @@ def _table(title: str | None = None, caption: str | None = None) -> Table:
     )
 
 
+@dataclass(slots=True)
+class NotedTable:
+    """A table of one-line rows, each optionally followed by a note on its own line (a reason, a
+    message, a log URL): the row keeps to the terminal's width and the long text wraps under it.
+
+    Every column must be ``no_wrap`` so that each row renders as exactly one line."""
+
+    table: Table
+    notes: list[Text | None]
+    title: str | None = None
+    caption: str | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType | Segment]:
+        if self.title:
+            yield text(self.title, "italic")
+        lines = console.render_lines(self.table, options, pad=False, new_lines=True)
+        head = len(lines) - len(self.notes)
+        if head < 0:  # a row took several lines after all: rows first, then the notes
+            yield self.table
+            yield from (note for note in self.notes if note is not None)
+        else:
+            for line in lines[:head]:
+                yield from line
+            for line, note in zip(lines[head:], self.notes, strict=True):
+                yield from line
+                if note is not None:
+                    yield Padding(note, (0, 0, 0, len(NOTE_INDENT)), expand=False)
+        if self.caption:
+            yield text(self.caption, "dim")
+
+
+def _one_line_column(table: Table, header: str | Text, *, right: bool = False, cut_at: int | None = None) -> None:
+    """A column whose cells never wrap (NotedTable's rule); text longer than `cut_at` ends in "…"."""
+    table.add_column(
+        header,
+        justify="right" if right else "left",
+        no_wrap=True,
+        overflow="ellipsis" if cut_at else "fold",
+        max_width=cut_at,
+    )
+
+
+def _note(*parts: Text | str | None) -> Text | None:
+    """The parts that are not empty, joined by " · " (None when there is nothing to say)."""
+    shown = [part if isinstance(part, Text) else text(part) for part in parts if part]
+    if not shown:
+        return None
+    note = Text(style="dim")
+    for i, part in enumerate(shown):
+        if i:
+            note.append(" · ")
+        note.append_text(part)
+    return note
+
+
 # -- tables --------------------------------------------------------------------------------------
 
 
-def systems_table(systems: Sequence[SystemSummary], now: datetime, window: str | None = None) -> Table:
+def systems_table(systems: Sequence[SystemSummary], now: datetime, window: str | None = None) -> NotedTable:
+    """One line of numbers per CI system (fits 100 columns), its display name and reason under it."""
     shown = window or (systems[0].health.window if systems else "24h")
-    table = _table(title=f"CI systems — last {shown}")
-    table.add_column("state", no_wrap=True)
-    table.add_column("name")
-    table.add_column("display name")
-    for column in ("runs", "success", "infra", "p50", "p95", "coverage", "agreement"):
-        table.add_column(column, justify="right")
-    table.add_column("last seen", no_wrap=True)
-    table.add_column("reason", overflow="fold")
+    table = _table()
+    _one_line_column(table, "state")
+    _one_line_column(table, "name", cut_at=26)
+    for column in ("runs", "success", "infra", "p50", "p95", "cover", "agree"):
+        _one_line_column(table, column, right=True)
+    _one_line_column(table, "last seen", right=True)
+    notes: list[Text | None] = []
     for s in systems:
         h = s.health
         name_cell = text(s.name, "bold" if s.is_reference else "")
@@ -166,7 +228,6 @@ def systems_table(systems: Sequence[SystemSummary], now: datetime, window: str |
         table.add_row(
             state_text(s.state),
             name_cell,
-            text(s.display_name),
             text(h.runs),
             text(pct(h.success_rate)),
             text(pct(h.infra_error_rate)),
@@ -175,15 +236,15 @@ def systems_table(systems: Sequence[SystemSummary], now: datetime, window: str |
             text(pct(h.coverage)),
             text(pct(h.agreement)),
             text(time_ago(s.last_seen, now)),
-            text(s.state_reason),
         )
-    return table
+        notes.append(_note(s.display_name if s.display_name != s.name else None, s.state_reason))
+    return NotedTable(table, notes, title=f"CI systems — last {shown}")
 
 
 def _windows_table(windows: Sequence[HealthWindow]) -> Table:
     table = _table()
-    columns = ("window", "runs", "success", "failure", "infra", "p50", "p95", "coverage", "agreement")
-    for name in (*columns, "disagreements", "flakiness"):
+    columns = ("window", "runs", "success", "failure", "infra", "p50", "p95", "cover", "agree")
+    for name in (*columns, "disagree", "flaky"):
         table.add_column(name, justify="left" if name == "window" else "right")
     for w in windows:
         table.add_row(
@@ -230,16 +291,17 @@ def system_view(system: SystemDetail, now: datetime) -> RenderableType:
     return Group(*lines)
 
 
-def runs_table(runs: Sequence[RunOut], caption: str | None = None) -> Table:
-    table = _table(caption=caption)
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("CI")
-    table.add_column("change/ps", justify="right", no_wrap=True)
-    table.add_column("project")
-    table.add_column("result")
-    table.add_column("vote", justify="right")
-    table.add_column("latency", justify="right")
-    table.add_column("log", overflow="fold")
+def runs_table(runs: Sequence[RunOut], caption: str | None = None) -> NotedTable:
+    """One line per run (fits 100 columns), its log URL under it."""
+    table = _table()
+    _one_line_column(table, "time (UTC)")
+    _one_line_column(table, "CI", cut_at=22)
+    _one_line_column(table, "change/ps", right=True)
+    _one_line_column(table, "project", cut_at=22)
+    _one_line_column(table, "result", cut_at=14)
+    _one_line_column(table, "vote", right=True)
+    _one_line_column(table, "latency", right=True)
+    notes: list[Text | None] = []
     for r in runs:
         table.add_row(
             text(when(r.posted_at)),
@@ -249,56 +311,76 @@ def runs_table(runs: Sequence[RunOut], caption: str | None = None) -> Table:
             result_text(r.result, r.result_class),
             text(vote(r.vote)),
             text(duration(r.latency_s)),
-            link_text(r.log_url),
         )
-    return table
+        notes.append(link_text(r.log_url) if safe_url(r.log_url) else None)
+    return NotedTable(table, notes, caption=caption)
 
 
-def grid_table(grid: Grid) -> Table:
+def column_key(position: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: the short header of the grid's `position`-th CI column (from 0)."""
+    key = ""
+    position += 1
+    while position:
+        position, rest = divmod(position - 1, 26)
+        key = chr(ord("A") + rest) + key
+    return key
+
+
+def grid_cell(cell: GridCell | None) -> Text:
+    """The dashboard's one character (✓ ✗ ! ?, · for none), followed by the run count on a recheck."""
+    if cell is None:
+        return text("·", "dim")
+    shown = text(RESULT_GLYPHS.get(cell.result_class, "?"), RESULT_STYLES.get(cell.result_class, ""))
+    if cell.runs > 1:
+        shown.append(str(cell.runs), style="dim")
+    return shown
+
+
+def grid_table(grid: Grid) -> Group:
+    """Patch sets x CI systems with one-character cells; CI columns are lettered (key under the table)."""
     title = f"{grid.project or 'all projects'}: newest {len(grid.rows)} patch sets"
-    table = _table(title=title, caption="green success · red failure · yellow infra · dim other · ×N rechecks")
+    table = _table(title=title)
     table.add_column("change/ps", justify="right", no_wrap=True)
-    table.add_column("subject", max_width=48, overflow="ellipsis", no_wrap=True)
-    for ci in grid.systems:
-        table.add_column(text(ci), justify="center")
+    table.add_column("subject", overflow="ellipsis", no_wrap=True, min_width=8)
+    for position, _ in enumerate(grid.systems):
+        table.add_column(column_key(position), justify="center", no_wrap=True)
     for row in grid.rows:
         cells: list[RenderableType] = [text(f"{row.change}/{row.patchset}"), text(row.subject or DASH)]
-        for ci in grid.systems:
-            cell = row.cells.get(ci)
-            if cell is None:
-                cells.append(text("·", "dim"))
-                continue
-            shown = result_text(cell.result, cell.result_class)
-            if cell.runs > 1:
-                shown.append(f" ×{cell.runs}", style="dim")
-            cells.append(shown)
+        cells.extend(grid_cell(row.cells.get(ci)) for ci in grid.systems)
         table.add_row(*cells)
-    return table
+    key = Text(style="dim")
+    for position, ci in enumerate(grid.systems):
+        key.append(f"{column_key(position)} ", style="bold")
+        key.append_text(text(ci))
+        key.append("   ")
+    legend = text("✓ success · ✗ failure · ! infra error · ? other · · no result · ✗3: three runs (rechecks)", "dim")
+    return Group(table, key, legend)
 
 
-def alerts_table(alerts: Sequence[AlertOut], now: datetime, caption: str | None = None) -> Table:
-    table = _table(caption=caption)
-    table.add_column("id", justify="right")
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("severity")
-    table.add_column("kind")
-    table.add_column("CI")
-    table.add_column("project")
-    table.add_column("message", overflow="fold")
+def alerts_table(alerts: Sequence[AlertOut], now: datetime, caption: str | None = None) -> NotedTable:
+    """One line per alert (fits 100 columns), its age and message under it."""
+    table = _table()
+    _one_line_column(table, "id", right=True)
+    _one_line_column(table, "time (UTC)")
+    _one_line_column(table, "severity")
+    _one_line_column(table, "kind", cut_at=22)
+    _one_line_column(table, "CI", cut_at=22)
+    _one_line_column(table, "project", cut_at=22)
+    notes: list[Text | None] = []
     for a in alerts:
         severity = text(a.severity, SEVERITY_STYLES.get(a.severity, ""))
         if a.muted:
             severity.append(" (muted)", style="dim")
         table.add_row(
             text(a.id),
-            text(f"{when(a.created_at)} ({time_ago(a.created_at, now)})"),
+            text(when(a.created_at)),
             severity,
             text(a.kind),
             text(a.ci),
             text(a.project or DASH),
-            text(a.message),
         )
-    return table
+        notes.append(_note(time_ago(a.created_at, now), a.message))
+    return NotedTable(table, notes, caption=caption)
 
 
 # -- live feed lines -----------------------------------------------------------------------------

@@ -179,6 +179,15 @@ def configured_projects(configs: Sequence[CISystemConfig], system: SystemRow) ->
     return tuple(best.projects) if best is not None else ()
 
 
+def matches_search(system: SystemRow, q: str | None) -> bool:
+    """The overview's search: `q` (case-insensitive, surrounding blanks ignored) is part of the
+    CI's name, display name or owner; an empty `q` matches every CI."""
+    wanted = (q or "").strip().casefold()
+    if not wanted:
+        return True
+    return any(wanted in (value or "").casefold() for value in (system.name, system.display_name, system.owner))
+
+
 def _summary_fields(
     system: SystemRow, assessment: health.Assessment, window: HealthWindow, sparkline: list[float | None]
 ) -> dict[str, Any]:
@@ -212,9 +221,10 @@ async def systems_summary(
     project: str | None = None,
     now: datetime | None = None,
     cache: health.HealthCache | None = None,
+    q: str | None = None,
 ) -> list[SystemSummary]:
-    """Every CI system (with `project`: those following it), its health in `window` and its state.
-    `now` pins the clock (tests)."""
+    """Every CI system (with `project`: those following it; with `q`: those it finds, see
+    :func:`matches_search`), its health in `window` and its state. `now` pins the clock (tests)."""
     systems = await system_rows(conn)
     refs = [s.ref(configured_projects(configs, s)) for s in systems]
     assessed = await health.assess(
@@ -231,6 +241,8 @@ async def systems_summary(
     for system in systems:
         assessment = assessed[system.id]
         if project is not None and project not in assessment.projects:
+            continue
+        if not matches_search(system, q):
             continue
         fields = _summary_fields(system, assessment, assessment.windows[window], assessment.sparkline)
         out.append(SystemSummary(**fields))
