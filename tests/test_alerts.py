@@ -23,8 +23,9 @@ from cidash.observations import AccountRef
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module
 from cidash.store.models_live import alerts_t, feed_t
+from cidash.urls import redact_url
 from cidash.views import AlertOut, FeedMessage
-from cidash.webhooks import WebhookSender, redact_url, verify
+from cidash.webhooks import WebhookSender, verify
 from tests.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 OTHER_CI = AccountRef(account_id=9002, username="other-ci", name="Other CI", email="ci@other.example")
@@ -385,8 +386,10 @@ async def test_webhooks_are_signed_retried_and_logged(store: Store, receiver: Re
         assert headers["x-cidash-alert-id"] == str(alert.id)
         assert headers["content-type"] == "application/json"
     for headers, body in signed:
-        assert verify("s3cret", body, headers["x-cidash-signature"])
-        assert not verify("wrong", body, headers["x-cidash-signature"])
+        signature, timestamp = headers["x-cidash-signature"], headers["x-cidash-timestamp"]
+        assert verify("s3cret", body, signature, timestamp)
+        assert not verify("wrong", body, signature, timestamp)
+        assert not verify("s3cret", body, signature, str(int(timestamp) + 1))  # the timestamp is signed
     async with store.engine.connect() as conn:
         log = await alerts_store.deliveries(conn, alert.id)
     by_url: dict[str, list[tuple[int, int | None, bool]]] = {}
@@ -403,7 +406,7 @@ async def test_webhooks_are_signed_retried_and_logged(store: Store, receiver: Re
 
 
 async def test_a_webhook_that_never_answers_gives_up_and_never_blocks(store: Store) -> None:
-    sender = WebhookSender(store, attempts=3, backoff_s=0.01, max_backoff_s=0.02, timeout_s=0.5)
+    sender = WebhookSender(store, attempts=3, backoff_s=0.01, max_backoff_s=0.02, deadline_s=0.5)
     dead = "http://127.0.0.1:1/hook"  # connection refused
     world = await make_world(store, [rule("each", "failure", webhooks=[{"url": dead}])], webhooks=sender)
     fired = await world.post("FAILURE")
@@ -419,6 +422,31 @@ async def test_a_webhook_that_never_answers_gives_up_and_never_blocks(store: Sto
     ]
     assert all(row.error for row in log)
     await world.engine.close()
+
+
+async def test_a_full_backlog_drops_its_oldest_delivery_and_logs_it(store: Store) -> None:
+    never = asyncio.Event()
+
+    async def stuck(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await never.wait()  # takes the request, never answers
+
+    server = await asyncio.start_server(stuck, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    sender = WebhookSender(store, attempts=1, deadline_s=30, concurrency=1, backlog=2)
+    world = await make_world(store, [rule("each", "failure", webhooks=[{"url": url}])], webhooks=sender)
+    fired = [AlertOut.model_validate((await world.post("FAILURE"))[0].data) for _ in range(5)]
+    # one under way, two queued: the two oldest queued ones were dropped, each with a delivery row
+    assert sender.in_flight == 3
+    await asyncio.gather(*list(sender._side_tasks))
+    async with store.engine.connect() as conn:
+        rows = await alerts_store.deliveries(conn)
+    assert [(row.alert_id, row.attempt, row.ok, row.error) for row in rows] == [
+        (fired[1].id, 0, False, "dropped: backlog of 2 full"),
+        (fired[2].id, 0, False, "dropped: backlog of 2 full"),
+    ]
+    await world.engine.webhooks.close(grace_s=0)
+    server.close()
+    never.set()
 
 
 # -- muting ------------------------------------------------------------------------------------------------

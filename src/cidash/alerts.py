@@ -59,8 +59,9 @@ from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, PastAlert
 from cidash.store.engine import writer_engine
 from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
+from cidash.urls import redact_url
 from cidash.views import AlertOut, AlertRuleOut, FeedMessage, RunOut, State
-from cidash.webhooks import WebhookSender, redact_url
+from cidash.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from pydantic import ValidationError
 
 from cidash.errors import CidashError
+from cidash.urls import redact_url
 from cidash.views import FeedMessage
 
 log = logging.getLogger(__name__)
@@ -185,24 +185,6 @@ class LocalBus(Bus):
             self._fan_out(messages)
 
 
-def redact_url(url: str) -> str:
-    """`url` without its password (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
-    else:
-        netloc = f":***@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def encode(messages: Sequence[FeedMessage]) -> bytes:
     return orjson.dumps([{"type": m.type, "id": m.id, "data": m.data} for m in messages])
 
@@ -260,18 +242,20 @@ class RedisBus(Bus):
             import redis.asyncio as aioredis
             from redis.exceptions import RedisError
 
-            client = aioredis.Redis.from_url(
-                self.url,
-                socket_connect_timeout=self._connect_timeout,
-                socket_timeout=self._connect_timeout,
-                socket_keepalive=True,
-                health_check_interval=self._health_check,
-                client_name=self.client_name,
-            )
+            client: Any = None
             try:
+                client = aioredis.Redis.from_url(
+                    self.url,
+                    socket_connect_timeout=self._connect_timeout,
+                    socket_timeout=self._connect_timeout,
+                    socket_keepalive=True,
+                    health_check_interval=self._health_check,
+                    client_name=self.client_name,
+                )
                 await client.ping()
-            except (RedisError, OSError) as exc:
-                await client.aclose()
+            except (RedisError, OSError, ValueError) as exc:  # ValueError: a port out of range
+                if client is not None:
+                    await client.aclose()
                 raise CidashError(
                     f"Redis at {redact_url(self.url)} is unreachable ({type(exc).__name__}: {exc}); "
                     "start it or fix redis_url"

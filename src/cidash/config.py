@@ -91,7 +91,7 @@ class WebhookConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     url: str
-    secret: SecretStr | None = None  # X-Cidash-Signature: sha256=<hex HMAC-SHA256 of the body>
+    secret: SecretStr | None = None  # X-Cidash-Signature: sha256=<hex HMAC-SHA256 of b"<timestamp>." + body>
 
     @field_validator("url")
     @classmethod
@@ -99,6 +99,19 @@ class WebhookConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("webhook url must start with http:// or https://")
         return value
+
+
+class WebhookDeliveryConfig(BaseModel):
+    """How webhooks are delivered (see cidash.webhooks): the limits of one receiver's lane."""
+
+    model_config = {"extra": "forbid"}
+
+    deadline_s: float = Field(default=10.0, gt=0, le=600)  # per attempt: connect, send, status and headers
+    attempts: int = Field(default=5, ge=1, le=20)  # 5xx, 408, 429, timeouts and connection errors are retried
+    backoff_s: float = Field(default=1.0, ge=0, le=600)  # first retry after about this long, doubling
+    max_backoff_s: float = Field(default=60.0, ge=0, le=3600)
+    concurrency: int = Field(default=4, ge=1, le=64)  # deliveries under way at once, per receiver
+    backlog: int = Field(default=1000, ge=1, le=1_000_000)  # queued per receiver; when full the oldest is dropped
 
 
 class AlertRuleConfig(BaseModel):
@@ -145,6 +158,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     auto_detect_ci: bool = True
     alerts: list[AlertRuleConfig] = Field(default_factory=list)
+    webhook_delivery: WebhookDeliveryConfig = Field(default_factory=WebhookDeliveryConfig)
 
     @field_validator("database_url")
     @classmethod

@@ -66,6 +66,19 @@ QUEUE_DEPTH = Gauge(
     ["queue"],
     registry=REGISTRY,
 )
+WEBHOOK_DELIVERIES = Counter(
+    "cidash_webhook_deliveries",
+    "Webhook deliveries that ended, by outcome: delivered (2xx), refused (another status), failed "
+    "(every attempt failed) or dropped (backlog full, or still queued at shutdown; the log names each).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_FAILED_ATTEMPTS = Counter(
+    "cidash_webhook_failed_attempts",
+    "Webhook attempts that failed (deadline, connection error, 5xx, 408, 429); all but a delivery's "
+    "last are retried after a backoff.",
+    registry=REGISTRY,
+)
 HTTP_REQUESTS = Counter(
     "cidash_http_requests",
     "API requests answered, by method, route template and status code.",

@@ -31,6 +31,7 @@ from cidash.store.comments import WriteStats
 from cidash.store.migrate import upgrade, wait_for_schema
 from cidash.store.writer import Store
 from cidash.views import FeedMessage, ServerStatus
+from cidash.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,10 @@ class Runtime:
         await self._bus.start()
         # each CI is evaluated by the replica collecting its server (time-based rules included)
         self._alerts = AlertEngine.from_settings(
-            self._store, self.settings, servers=lambda: [c.server.name for c in self.collectors]
+            self._store,
+            self.settings,
+            servers=lambda: [c.server.name for c in self.collectors],
+            webhooks=WebhookSender.from_config(self._store, self.settings.webhook_delivery),
         )
         self.scheduler.start()
         if self._collect:
