@@ -34,7 +34,9 @@ from cidash.parsing import CommentKind, JobResult, ParsedComment
 from cidash.store import Store
 from cidash.store.migrate import upgrade
 
-MYSQL_ADMIN_URL = os.environ.get("CIDASH_TEST_MYSQL_URL", "mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test")
+MYSQL_ADMIN_URL = os.environ.get(
+    "CIDASH_TEST_MYSQL_URL", "mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test"
+)
 ENGINES = ("sqlite", "mariadb")
 
 

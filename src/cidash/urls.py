@@ -7,6 +7,7 @@ input never gives two answers (a run's ``log_url`` on the websocket and over RES
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
@@ -15,10 +16,7 @@ _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 def safe_http_url(url: str | None) -> str | None:
     """`url` when it is an absolute http(s) URL with a host and no control character or space
     anywhere (comment URLs are untrusted, and a link must never smuggle a second line)."""
-    if not url:
-        return None
-    url = url.strip()
-    if _CONTROL_OR_SPACE.search(url):
+    if not url or _CONTROL_OR_SPACE.search(url):
         return None
     try:
         parts = urlsplit(url)
@@ -28,6 +26,22 @@ def safe_http_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     return url
+
+
+def looks_http(url: str | None) -> bool:
+    """Whether `url` starts with ``http://`` or ``https://`` in any case: the prefix the SQL side
+    selects a run's log URL by (``LIKE 'http://%'``, case-insensitive on both engines)."""
+    return url is not None and url[:8].lower().startswith(("http://", "https://"))
+
+
+def log_url(urls: Iterable[str | None]) -> str | None:
+    """A run's one-click log link from its job URLs in job order: the first that :func:`looks_http`,
+    when it is a :func:`safe_http_url` (else none: a later job's URL is not promoted, because the
+    grid's SQL picks the first one by prefix and must give the same answer)."""
+    for url in urls:
+        if looks_http(url):
+            return safe_http_url(url)
+    return None
 
 
 def redact_url(url: str) -> str:

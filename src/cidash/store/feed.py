@@ -18,12 +18,10 @@ selects per batch, whatever the batch size, exact on both engines.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import sqlalchemy as sa
@@ -36,6 +34,7 @@ from cidash.store.fast import insert_rows
 from cidash.store.models_live import feed_t, leases_t
 from cidash.store.rollups import result_class
 from cidash.store.types import is_mysql
+from cidash.urls import log_url
 from cidash.views import FeedKind, FeedMessage, JobOut, RunOut
 
 FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state")
@@ -48,31 +47,10 @@ _INFRA = frozenset(r.value for r in INFRA_RESULTS)
 CLASSIFIED_RESULTS = _SUCCESS | _TEST_FAILURES | _INFRA  # every result that is not "other"
 _COLUMNS = ("kind", "created_at", "ci_system_id", "project", "payload")
 _LOCK_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
-_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
-
-
-def safe_http_url(url: str | None) -> str | None:
-    """`url` when it is an absolute http(s) URL with a host (comment URLs are untrusted)."""
-    if not url:
-        return None
-    url = url.strip()
-    if _CONTROL_OR_SPACE.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
 
 
 def first_log_url(jobs: Iterable[JobResult]) -> str | None:
-    for job in jobs:
-        url = safe_http_url(job.url)
-        if url is not None:
-            return url
-    return None
+    return log_url(job.url for job in jobs)
 
 
 def run_out(run: InsertedRun) -> RunOut:

@@ -48,6 +48,7 @@ from cidash.store.rollups import (
 )
 from cidash.store.text import clip
 from cidash.store.types import UTCDateTime, to_aware_utc
+from cidash.urls import log_url as log_url_of
 from cidash.views import (
     ChangeView,
     Grid,
@@ -457,19 +458,9 @@ async def _jobs(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list
     return found
 
 
-def _is_http(url: str | None) -> bool:
-    return url is not None and url[:8].lower().startswith(("http://", "https://"))
-
-
-def _log_url(jobs: Sequence[JobOut]) -> str | None:
-    for job in jobs:
-        if _is_http(job.url):
-            return job.url
-    return None
-
-
 def _log_url_sql(run_id: sa.ColumnElement[int]) -> sa.ColumnElement[str | None]:
-    """The first http(s) job URL of a run, as a correlated subquery walking its (run_id, position) key."""
+    """The first job URL of a run that :func:`~cidash.urls.looks_http`, as a correlated subquery walking
+    its (run_id, position) key; :func:`~cidash.urls.log_url` then decides whether it is a link."""
     j = m.jobs_t
     return (
         sa.select(j.c.url)
@@ -498,7 +489,7 @@ def _run_out(row: Any, names: Names, jobs: list[JobOut], comment: str | None = N
         latency_s=row.latency_s,
         message_id=row.message_id,
         source=row.source,
-        log_url=_log_url(jobs),
+        log_url=log_url_of(job.url for job in jobs),
         jobs=jobs,
         comment=comment,
     )
@@ -854,12 +845,19 @@ def _newest_cells_query(part: Sequence[int], project: str | None, bound: datetim
         sa.func.coalesce(sa.cast(y.c.vote, sa.String), ""),
         y.c.result,
         sa.cast(y.c.posted_at, sa.String),  # "YYYY-MM-DD HH:MM:SS.ffffff" on both engines
-        sa.func.coalesce(y.c.log_url, ""),
+        _packable(y.c.log_url),
     ]
     packed = fields[0]
     for part_sql in fields[1:]:
         packed = packed + _FIELD_SEP + part_sql
     return sa.select(y.c.patchset_id, sa.func.aggregate_strings(packed, _CELL_SEP)).group_by(y.c.patchset_id)
+
+
+def _packable(url: sa.ColumnElement[str | None]) -> sa.ColumnElement[str]:
+    """A job URL as a packed field: empty when it holds a separator (it is no link then anyway:
+    control characters are never safe), so that a comment cannot break its grid apart."""
+    holds_separator = sa.or_(sa.func.instr(url, _CELL_SEP) > 0, sa.func.instr(url, _FIELD_SEP) > 0)
+    return sa.case((url.is_(None), ""), (holds_separator, ""), else_=url)
 
 
 def _unpack_cells(packed: str) -> Iterator[tuple[int, GridCell]]:
@@ -874,7 +872,7 @@ def _unpack_cells(packed: str) -> Iterator[tuple[int, GridCell]]:
                 result_class=result_class(result),
                 vote=int(vote) if vote else None,
                 posted_at=to_aware_utc(datetime.fromisoformat(posted_at)),
-                log_url=log_url if _is_http(log_url) else None,
+                log_url=log_url_of([log_url]),
                 runs=int(runs),
             ),
         )
