@@ -81,8 +81,32 @@ class SystemSummary(BaseModel):
     sparkline: list[float | None]  # success rate per bucket, oldest first (24 hourly or 14 daily buckets)
 
 
+class CommentCountsOut(BaseModel):
+    """A CI's comments in one window by what they became (see cidash.store.reading)."""
+
+    window: Window
+    results: int  # read as a result: one run each
+    starts: int  # "Starting check jobs.", a vote taken back to start again
+    unread: int  # neither: the parser could not read them
+    unread_share: float | None  # unread / all of them; None without any comment
+
+
+class UnreadCommentOut(BaseModel):
+    id: int
+    project: str
+    change: int
+    patchset: int
+    posted_at: datetime
+    vote: int | None
+    text: str  # the comment as Gerrit sent it
+    why: str  # why it was not read as a result or a start
+    parsed_with: str  # parser version that read it
+
+
 class SystemDetail(SystemSummary):
     windows: list[HealthWindow]
+    comments: list[CommentCountsOut] = Field(default_factory=list)  # one per window, like `windows`
+    unread: list[UnreadCommentOut] = Field(default_factory=list)  # the latest unread comments, newest first
 
 
 class SystemPatch(BaseModel):

@@ -31,7 +31,7 @@ from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match
 from cidash.store.derived import InsertedRun
-from cidash.store.fast import can_return, insert_formatted, row_format, select_in, update_rows
+from cidash.store.fast import can_return, insert_formatted, insert_rows, row_format, select_in, update_rows
 from cidash.store.text import clip, clip_required
 
 MAX_RAW_CHARS = 1_000_000  # a CI comment is a few KB; this keeps one row far below max_allowed_packet
@@ -55,6 +55,11 @@ class WriteStats:
     jobs_inserted: int = 0
     inserted: tuple[InsertedRun, ...] = ()  # the new runs, with their ids
     after_insert: object = None  # what the Store's after_insert hook returned (None without a hook)
+    # a CI's comments that are not results (starts and unread ones), stored in ci_comments and
+    # deduplicated like runs: noted_inserted + noted_duplicate + noted_merged of them per batch
+    noted_inserted: int = 0
+    noted_duplicate: int = 0
+    noted_merged: int = 0
 
 
 AfterInsert = Callable[[AsyncConnection, Sequence[InsertedRun]], Awaitable[object]]
@@ -159,6 +164,25 @@ RUN_EARLY = (
 RUN_LATE = ("server_id", "ci_system_id", "patchset_id", "posted_at", "latency_s", "dedup_key", "message_id")
 _SERVER_ID, _POSTED_AT, _LATENCY, _DEDUP_KEY, _MESSAGE_ID = (
     RUN_LATE.index(name) for name in ("server_id", "posted_at", "latency_s", "dedup_key", "message_id")
+)
+NOTED_COLUMNS = (
+    "server_id",
+    "ci_system_id",
+    "patchset_id",
+    "project",
+    "branch",
+    "change_number",
+    "patchset_number",
+    "kind",
+    "vote",
+    "posted_at",
+    "content_key",
+    "dedup_key",
+    "message_id",
+    "source",
+    "raw_comment",
+    "why",
+    "parsed_with",
 )
 JOB_EARLY = ("position", "name", "url", "result", "duration_s", "voting", "detail")
 JOB_LATE = ("run_id",)
@@ -314,20 +338,64 @@ class CommentWriter:
         if not items:
             return WriteStats()
         server_ids = await self.server_ids(conn, list({comment.server for comment, _ in items}))
-        reported = [
-            _Result(index, comment, parsed, content_key(comment), server_ids[comment.server], _aware(comment.posted_at))
-            for index, (comment, parsed) in enumerate(items)
-            if parsed.kind == CommentKind.RESULT
-        ]
-        outcome = await self._dedup(conn, reported) if reported else _Outcome()
+        reported: list[_Result] = []
+        noted: list[_Result] = []  # a CI's starts and unread comments
+        for index, (comment, parsed) in enumerate(items):
+            if parsed.kind == CommentKind.RESULT or parsed.is_ci:
+                into = reported if parsed.kind == CommentKind.RESULT else noted
+                key = content_key(comment)
+                into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
+        outcome = await self._dedup(conn, reported, m.runs_t) if reported else _Outcome()
+        noted_outcome = await self._dedup(conn, noted, m.ci_comments_t) if noted else _Outcome()
         refs = await self._entities(conn, items, server_ids)
         if outcome.merged:
             await self._merge_runs(conn, outcome.merged, refs)
+        await self._write_noted(conn, noted_outcome, refs, parser_version)
+        noted_counts = (noted_outcome.inserted, noted_outcome.duplicate, noted_outcome.merges)
         if not outcome.pending:
-            return WriteStats(len(items), outcome.inserted, outcome.duplicate, outcome.merges)
+            return WriteStats(
+                len(items), outcome.inserted, outcome.duplicate, outcome.merges, 0, (), None, *noted_counts
+            )
         jobs, inserted = await self._insert_runs(conn, outcome.pending, refs, parser_version)
         derived = await self.after_insert(conn, inserted) if self.after_insert is not None else None
-        return WriteStats(len(items), outcome.inserted, outcome.duplicate, outcome.merges, jobs, inserted, derived)
+        return WriteStats(
+            len(items), outcome.inserted, outcome.duplicate, outcome.merges, jobs, inserted, derived, *noted_counts
+        )
+
+    async def _write_noted(self, conn: AsyncConnection, outcome: _Outcome, refs: _Refs, parser_version: str) -> None:
+        """Starts and unread comments: REST identities given to stored stream copies, new rows inserted."""
+        table = m.ci_comments_t
+        merged = [
+            (run.id, (run.message_id, run.posted_at, run.dedup_key)) for run, _ in outcome.merged if run.id is not None
+        ]
+        await update_rows(conn, table, ("message_id", "posted_at", "dedup_key"), merged)
+        rows = []
+        for result, run in outcome.pending:
+            comment, parsed = result.comment, result.parsed
+            rows.append(
+                (
+                    result.server_id,
+                    refs.ci_ids[refs.account_id(result.index)],
+                    refs.patchset_ids[refs.patchset_key(result.index)],
+                    comment.project,
+                    comment.branch,
+                    comment.change_number,
+                    comment.patchset.number,
+                    m.CommentKindStored.START.value
+                    if parsed.kind == CommentKind.START
+                    else m.CommentKindStored.UNREAD.value,
+                    _int32(parsed.vote),
+                    run.posted_at,
+                    result.content_key,
+                    run.dedup_key,
+                    run.message_id,
+                    comment.source.value,
+                    comment.message[:MAX_RAW_CHARS],
+                    parsed.why,
+                    parser_version,
+                )
+            )
+        await insert_rows(conn, table, NOTED_COLUMNS, rows)
 
     def _latency(self, refs: _Refs, result: _Result, posted_at: datetime) -> float | None:
         created_at: datetime | None = self.patchsets.cache[refs.patchset_key(result.index)][1][0]
@@ -501,9 +569,10 @@ class CommentWriter:
                 found[row.id] = InsertedRun(**row._mapping, jobs=())
         return found
 
-    async def _dedup(self, conn: AsyncConnection, reported: list[_Result]) -> _Outcome:
-        """Match each RESULT comment against the stored runs and the batch's earlier ones."""
-        by_content, by_message = await self._candidates(conn, reported)
+    async def _dedup(self, conn: AsyncConnection, reported: list[_Result], table: sa.Table) -> _Outcome:
+        """Match each comment against the rows stored in `table` (``ci_runs`` for RESULT comments,
+        ``ci_comments`` for a CI's other ones) and the batch's earlier ones."""
+        by_content, by_message = await self._candidates(conn, reported, table)
         outcome = _Outcome()
         for result in reported:
             key, server_id, posted_at = result.content_key, result.server_id, result.posted_at
@@ -559,9 +628,9 @@ class CommentWriter:
         await self._update_runs(conn, columns, without_vote)
 
     async def _candidates(
-        self, conn: AsyncConnection, reported: Sequence[_Result]
+        self, conn: AsyncConnection, reported: Sequence[_Result], table: sa.Table
     ) -> tuple[dict[tuple[int, str], list[KnownRun]], dict[tuple[int, str], KnownRun]]:
-        """Every stored run that could be one of these: same content key or same message id."""
+        """Every row of `table` that could be one of these: same content key or same message id."""
         by_content: dict[tuple[int, str], list[KnownRun]] = {}
         by_message: dict[tuple[int, str], KnownRun] = {}
         contents: set[tuple[int, str]] = set()
@@ -573,9 +642,9 @@ class CommentWriter:
             if result.comment.message_id:
                 messages.add((result.server_id, clip_required(result.comment.message_id, m.MESSAGE_ID_LEN)))
         columns = ("id", "server_id", "content_key", "message_id", "posted_at", "dedup_key")
-        rows = await select_in(conn, m.runs_t, columns, "server_id", "content_key", sorted(contents))
+        rows = await select_in(conn, table, columns, "server_id", "content_key", sorted(contents))
         if messages:
-            rows += await select_in(conn, m.runs_t, columns, "server_id", "message_id", sorted(messages))
+            rows += await select_in(conn, table, columns, "server_id", "message_id", sorted(messages))
         loaded: set[int] = set()
         for run_id, server_id, content, message_id, posted_at, dedup in rows:
             if run_id in loaded:

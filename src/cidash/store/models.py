@@ -115,7 +115,28 @@ class PatchSetRow(Base):
     revision: Mapped[str | None] = mapped_column(sa.String(64))
 
 
-class CIRunRow(Base):
+class _CommentColumns:
+    """What a run and a CI's other comment (``ci_comments``) both keep of the comment."""
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
+    ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"))
+    patchset_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("patchsets.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(sa.String(NAME_LEN))
+    branch: Mapped[str] = mapped_column(sa.String(NAME_LEN))
+    change_number: Mapped[int] = mapped_column(sa.Integer)
+    patchset_number: Mapped[int] = mapped_column(sa.Integer)
+    vote: Mapped[int | None] = mapped_column(sa.Integer)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_key: Mapped[str] = mapped_column(KeyString(CONTENT_KEY_LEN))
+    dedup_key: Mapped[str] = mapped_column(KeyString(DEDUP_KEY_LEN))
+    message_id: Mapped[str | None] = mapped_column(KeyString(MESSAGE_ID_LEN))
+    source: Mapped[str] = mapped_column(sa.String(16))
+    raw_comment: Mapped[str] = mapped_column(LongText)
+    parsed_with: Mapped[str] = mapped_column(sa.String(64))
+
+
+class CIRunRow(_CommentColumns, Base):
     __tablename__ = "ci_runs"
     __table_args__ = (
         sa.UniqueConstraint("server_id", "dedup_key"),
@@ -131,25 +152,9 @@ class CIRunRow(Base):
         MYSQL_TABLE,
     )
 
-    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
-    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
-    ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"))
-    patchset_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("patchsets.id", ondelete="CASCADE"))
-    project: Mapped[str] = mapped_column(sa.String(NAME_LEN))
-    branch: Mapped[str] = mapped_column(sa.String(NAME_LEN))
-    change_number: Mapped[int] = mapped_column(sa.Integer)
-    patchset_number: Mapped[int] = mapped_column(sa.Integer)
     result: Mapped[str] = mapped_column(sa.String(RESULT_LEN))
-    vote: Mapped[int | None] = mapped_column(sa.Integer)
     pipeline: Mapped[str | None] = mapped_column(sa.String(PIPELINE_LEN))
-    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     latency_s: Mapped[float | None] = mapped_column(sa.Double)
-    content_key: Mapped[str] = mapped_column(KeyString(CONTENT_KEY_LEN))
-    dedup_key: Mapped[str] = mapped_column(KeyString(DEDUP_KEY_LEN))
-    message_id: Mapped[str | None] = mapped_column(KeyString(MESSAGE_ID_LEN))
-    source: Mapped[str] = mapped_column(sa.String(16))
-    raw_comment: Mapped[str] = mapped_column(LongText)
-    parsed_with: Mapped[str] = mapped_column(sa.String(64))
 
 
 class JobResultRow(Base):
@@ -165,6 +170,32 @@ class JobResultRow(Base):
     duration_s: Mapped[int | None] = mapped_column(sa.Integer)
     voting: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
     detail: Mapped[str | None] = mapped_column(sa.String(DETAIL_LEN))  # e.g. Zuul's error text
+
+
+class CommentKindStored(enum.StrEnum):
+    START = "start"  # the CI said it started (or took its vote back to start again)
+    UNREAD = "unread"  # a CI's comment the parser could not read as a result or a start
+
+
+class CICommentRow(_CommentColumns, Base):
+    """A CI's comment that did not become a run: starts and unread comments (migration 0004).
+
+    Kept with its text so that the operator can see what was not read, and so that re-parsing
+    with new rules can turn it into a run. Deduplicated like ``ci_runs`` (same keys)."""
+
+    __tablename__ = "ci_comments"
+    __table_args__ = (
+        sa.UniqueConstraint("server_id", "dedup_key"),
+        sa.UniqueConstraint("server_id", "message_id"),
+        sa.Index(None, "server_id", "content_key"),
+        sa.Index(None, "ci_system_id", "posted_at", "kind"),
+        sa.CheckConstraint("kind IN ('start', 'unread')", name="kind"),
+        sa.CheckConstraint("source IN ('stream', 'rest', 'archive')", name="source"),
+        MYSQL_TABLE,
+    )
+
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    why: Mapped[str] = mapped_column(sa.String(REASON_LEN))
 
 
 class EventJournalRow(Base):
@@ -211,6 +242,7 @@ changes_t = Base.metadata.tables["changes"]
 patchsets_t = Base.metadata.tables["patchsets"]
 runs_t = Base.metadata.tables["ci_runs"]
 jobs_t = Base.metadata.tables["job_results"]
+ci_comments_t = Base.metadata.tables["ci_comments"]
 journal_t = Base.metadata.tables["event_journal"]
 dead_letters_t = Base.metadata.tables["dead_letters"]
 watermarks_t = Base.metadata.tables["sync_watermarks"]

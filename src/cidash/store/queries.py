@@ -33,6 +33,7 @@ from cidash.config import CISystemConfig
 from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.parsing import PARSER_VERSION, CommentKind, CommentParser, JobResult
 from cidash.store import models as m
+from cidash.store import reading
 from cidash.store.bulk import IN_CHUNK, chunks
 from cidash.store.comments import UNKNOWN_RESULT
 from cidash.store.engine import writer_engine
@@ -51,6 +52,7 @@ from cidash.store.types import UTCDateTime, to_aware_utc
 from cidash.urls import log_url as log_url_of
 from cidash.views import (
     ChangeView,
+    CommentCountsOut,
     Grid,
     GridCell,
     GridRow,
@@ -63,6 +65,7 @@ from cidash.views import (
     SystemDetail,
     SystemPatch,
     SystemSummary,
+    UnreadCommentOut,
     Window,
 )
 
@@ -71,6 +74,7 @@ RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
 MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
 GRID_SCAN_PER_ROW = 40  # runs read per wanted grid row when looking for the most recent patch sets
 CSV_CHUNK = 1000
+UNREAD_SHOWN = 10  # latest unread comments on a system's page
 
 
 class QueryError(ValueError):
@@ -286,7 +290,38 @@ async def system_detail(
     )
     assessment = assessed[system.id]
     fields = _summary_fields(system, assessment, assessment.windows["24h"], assessment.sparkline)
-    return SystemDetail(**fields, windows=[assessment.windows[w] for w in health.WINDOWS if w in assessment.windows])
+    shown = [w for w in health.WINDOWS if w in assessment.windows]
+    moment = now or datetime.now(UTC)
+    comments = []
+    for window in shown:
+        counts = await reading.comment_counts(
+            conn, since=moment - health.WINDOW_SPANS[window], until=moment, ci_system_ids=[system.id]
+        )
+        counted = counts.get(system.id, reading.CommentCounts())
+        comments.append(
+            CommentCountsOut(
+                window=window,
+                results=counted.results,
+                starts=counted.starts,
+                unread=counted.unread,
+                unread_share=counted.unread_share,
+            )
+        )
+    unread = [
+        UnreadCommentOut(
+            id=row.id,
+            project=row.project,
+            change=row.change_number,
+            patchset=row.patchset_number,
+            posted_at=row.posted_at,
+            vote=row.vote,
+            text=row.text,
+            why=row.why,
+            parsed_with=row.parsed_with,
+        )
+        for row in await reading.unread_comments(conn, system.id, limit=UNREAD_SHOWN)
+    ]
+    return SystemDetail(**fields, windows=[assessment.windows[w] for w in shown], comments=comments, unread=unread)
 
 
 async def patch_system(engine: AsyncEngine, system: SystemRow, patch: SystemPatch) -> None:

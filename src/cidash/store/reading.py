@@ -1,0 +1,110 @@
+"""How each CI's comments were read: per CI and window, how many became results (``ci_runs``),
+starts or nothing ("unread", both in ``ci_comments``), and the latest unread comments.
+
+:func:`comment_counts` is the read the ``unreadable`` alert rule and ``/api/v1/systems/{name}``
+share; both count from the ``(ci_system_id, posted_at ...)`` indexes, one grouped statement per
+table whatever the number of CIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cidash.store import models as m
+from cidash.store.types import to_aware_utc
+
+
+@dataclass(frozen=True, slots=True)
+class CommentCounts:
+    """A CI's comments in one window by what they became."""
+
+    results: int = 0
+    starts: int = 0
+    unread: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.results + self.starts + self.unread
+
+    @property
+    def unread_share(self) -> float | None:
+        """Unread comments among all of them; None without any comment."""
+        return self.unread / self.total if self.total else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadComment:
+    id: int
+    ci_system_id: int
+    project: str
+    change_number: int
+    patchset_number: int
+    posted_at: datetime
+    vote: int | None
+    text: str
+    why: str
+    parsed_with: str
+
+
+def _window(column: sa.Column[datetime], since: datetime, until: datetime | None) -> list[sa.ColumnElement[bool]]:
+    where = [column >= to_aware_utc(since)]
+    if until is not None:
+        where.append(column < to_aware_utc(until))
+    return where
+
+
+async def comment_counts(
+    conn: AsyncConnection,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    ci_system_ids: Sequence[int] | None = None,
+) -> dict[int, CommentCounts]:
+    """Per CI system id: its comments posted in ``[since, until)`` (``until`` None: up to now) that
+    became results, starts, or nothing. CIs without any comment in the window are absent;
+    ``ci_system_ids`` None means every CI."""
+    runs, noted = m.runs_t, m.ci_comments_t
+    found: dict[int, list[int]] = {}
+    run_query = sa.select(runs.c.ci_system_id, sa.func.count()).where(*_window(runs.c.posted_at, since, until))
+    noted_query = sa.select(noted.c.ci_system_id, noted.c.kind, sa.func.count()).where(
+        *_window(noted.c.posted_at, since, until)
+    )
+    if ci_system_ids is not None:
+        if not ci_system_ids:
+            return {}
+        run_query = run_query.where(runs.c.ci_system_id.in_(sorted(set(ci_system_ids))))
+        noted_query = noted_query.where(noted.c.ci_system_id.in_(sorted(set(ci_system_ids))))
+    for ci_id, count in await conn.execute(run_query.group_by(runs.c.ci_system_id)):
+        found.setdefault(ci_id, [0, 0, 0])[0] = int(count)
+    for ci_id, kind, count in await conn.execute(noted_query.group_by(noted.c.ci_system_id, noted.c.kind)):
+        slot = 1 if kind == m.CommentKindStored.START.value else 2
+        found.setdefault(ci_id, [0, 0, 0])[slot] += int(count)
+    return {ci_id: CommentCounts(*counts) for ci_id, counts in found.items()}
+
+
+async def unread_comments(conn: AsyncConnection, ci_system_id: int, *, limit: int = 10) -> list[UnreadComment]:
+    """The CI's latest unread comments, newest first."""
+    noted = m.ci_comments_t
+    query = (
+        sa.select(
+            noted.c.id,
+            noted.c.ci_system_id,
+            noted.c.project,
+            noted.c.change_number,
+            noted.c.patchset_number,
+            noted.c.posted_at,
+            noted.c.vote,
+            noted.c.raw_comment.label("text"),
+            noted.c.why,
+            noted.c.parsed_with,
+        )
+        .where(noted.c.ci_system_id == ci_system_id, noted.c.kind == m.CommentKindStored.UNREAD.value)
+        .order_by(noted.c.posted_at.desc(), noted.c.id.desc())
+        .limit(limit)
+    )
+    return [UnreadComment(**row._mapping) for row in await conn.execute(query)]
