@@ -43,6 +43,9 @@ class GerritServer(BaseModel):
     backfill_page_size: int = Field(default=100, ge=1, le=500)
     backfill_concurrency: int = Field(default=4, ge=1, le=64)
     rest_attempts: int = Field(default=8, ge=1, le=20)  # per request: 429/5xx/network errors are retried
+    rest_deadline_s: float = Field(default=120.0, gt=0, le=3600)  # per attempt, the whole body included
+    rest_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # per response, decoded
+    backfill_deadline_s: float = Field(default=1800.0, gt=0)  # per scheduled backfill pass
     keepalive_s: float = Field(default=30.0, gt=0)
     watchdog_s: float = Field(default=600.0, gt=0)  # no data at all for this long: reconnect
 

@@ -54,6 +54,12 @@ BACKFILL_DURATION = Histogram(
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )
+BACKFILL_STALLED = Gauge(
+    "cidash_backfill_stalled",
+    "1 while the last REST backfill pass of a server was cut at its deadline (backfill_deadline_s), by server.",
+    ["server"],
+    registry=REGISTRY,
+)
 WEBSOCKET_CLIENTS = Gauge(
     "cidash_websocket_clients",
     "Live-feed subscribers currently connected (websocket and SSE).",

@@ -211,6 +211,7 @@ class Runtime:
                     last_backfill_at=datetime.fromtimestamp(last, UTC) if last else None,
                     last_error=health.last_error,
                     fatal=health.fatal,
+                    backfill_stalled=health.backfill_stalled,
                 )
             )
         return statuses

@@ -219,6 +219,7 @@ class ServerStatus(BaseModel):
     last_backfill_at: datetime | None
     last_error: str | None
     fatal: str | None
+    backfill_stalled: bool = False  # the last backfill pass was cut at its deadline
 
 
 class Readiness(BaseModel):

@@ -42,6 +42,7 @@ class CollectorHealth:
     backfill_errors: int = 0
     last_error: str | None = None
     fatal: str | None = None  # e.g. credentials refused: needs an operator
+    backfill_stalled: bool = False  # the last pass was cut at backfill_deadline_s
 
 
 class _CollectorMeters:
@@ -54,6 +55,7 @@ class _CollectorMeters:
         self.dead_lettered = metrics.DEAD_LETTERED.labels(server=server)
         self.reconnects = metrics.RECONNECTS.labels(server=server)
         self.backfill_duration = metrics.BACKFILL_DURATION.labels(server=server)
+        self.backfill_stalled = metrics.BACKFILL_STALLED.labels(server=server)
         self.line_queue = metrics.QUEUE_DEPTH.labels(queue=f"ingest:{server}")
         self._dead_reported = 0
 
@@ -200,8 +202,21 @@ class ServerCollector:
 
     async def backfill_now(self) -> BackfillResult | None:
         async with self._backfill_lock:
+            deadline = self.server.backfill_deadline_s
             try:
-                result = await run_backfill(self.server, self.rest, self._store, self._parser, on_written=self._written)
+                async with asyncio.timeout(deadline):
+                    result = await run_backfill(
+                        self.server, self.rest, self._store, self._parser, on_written=self._written
+                    )
+            except TimeoutError:
+                # what was committed stays; the watermark did not move, so the next pass redoes the rest
+                self.health.backfill_errors += 1
+                self.health.backfill_stalled = True
+                self.health.last_error = f"backfill pass cut at its deadline of {deadline:g} s (backfill_deadline_s)"
+                self._meters.backfill_stalled.set(1)
+                log.warning("server %s: %s; will retry", self.server.name, self.health.last_error)
+                self._retry_soon()
+                return None
             except GerritAuthError as exc:
                 self.health.fatal = str(exc)
                 self.health.backfill_errors += 1
@@ -225,6 +240,8 @@ class ServerCollector:
             self.health.last_backfill = result
             self.health.last_backfill_at = time.time()
             self.health.fatal = None
+            self.health.backfill_stalled = False
+            self._meters.backfill_stalled.set(0)
             self.backfilled.set()
             return result
 

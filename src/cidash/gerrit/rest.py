@@ -2,11 +2,18 @@
 
 429 and 5xx are retried with exponential backoff and full jitter (Gerrit sends no Retry-After);
 401/403 stop at once with GerritAuthError, because retrying cannot fix credentials.
+
+Bounded whatever the server does: each attempt has one overall deadline (`deadline_s`: connect,
+headers and the whole body, however slowly it trickles; a miss is retried like a 5xx), and a body
+is read, gzip-decoded here in bounded steps, only up to `max_bytes` decoded bytes: a larger one
+(or a gzip bomb) ends the request with GerritUnavailableError without holding more than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +34,12 @@ from cidash.gerrit.wire import loads, loose_int, strip_xssi
 log = logging.getLogger(__name__)
 
 BACKFILL_OPTIONS = ("MESSAGES", "DETAILED_ACCOUNTS", "ALL_REVISIONS")
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_DEADLINE_S = 120.0
+
+
+class ResponseTooLargeError(GerritUnavailableError):
+    """A response body (decoded) over the client's `max_bytes`."""
 
 
 class _Retryable(Exception):
@@ -43,6 +56,8 @@ class GerritRestClient:
         user: str | None = None,
         password: str | None = None,
         timeout_s: float = 30.0,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         max_attempts: int = 8,
         backoff_max_s: float = 60.0,
         backoff_multiplier_s: float = 0.5,
@@ -51,7 +66,15 @@ class GerritRestClient:
         auth = httpx.BasicAuth(user, password) if user is not None and password is not None else None
         self._prefix = "/a" if auth else ""
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.base_url, auth=auth, timeout=timeout_s, transport=transport)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=timeout_s,
+            transport=transport,
+            headers={"Accept-Encoding": "gzip"},  # the one encoding _read_capped decodes
+        )
+        self.deadline_s = deadline_s
+        self.max_bytes = max_bytes
         self._max_attempts = max_attempts
         self._wait = wait_random_exponential(multiplier=backoff_multiplier_s, max=backoff_max_s)
         self.retries = 0
@@ -59,7 +82,14 @@ class GerritRestClient:
     @classmethod
     def for_server(cls, server: GerritServer) -> GerritRestClient:
         password = server.http_password.get_secret_value() if server.http_password else None
-        return cls(server.http_url, user=server.http_user, password=password, max_attempts=server.rest_attempts)
+        return cls(
+            server.http_url,
+            user=server.http_user,
+            password=password,
+            max_attempts=server.rest_attempts,
+            deadline_s=server.rest_deadline_s,
+            max_bytes=server.rest_max_bytes,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -103,22 +133,33 @@ class GerritRestClient:
 
     async def _get_once(self, path: str, params: Sequence[tuple[str, str | int]]) -> Any:
         try:
-            response = await self._client.get(f"{self._prefix}/{path.lstrip('/')}", params=list(params))
+            async with asyncio.timeout(self.deadline_s):
+                status, body, where = await self._fetch(path, params)
+        except TimeoutError:
+            raise _Retryable(None, f"no complete answer within the deadline of {self.deadline_s:g} s") from None
         except httpx.TransportError as exc:
             raise _Retryable(None, f"{type(exc).__name__}: {exc}") from None
-        status = response.status_code
         if status in (401, 403):
-            raise GerritAuthError(
-                f"Gerrit refused the credentials (HTTP {status}) for {response.request.url.copy_with(query=None)}"
-            )
+            raise GerritAuthError(f"Gerrit refused the credentials (HTTP {status}) for {where}")
+        text = body.decode("utf-8", "replace").strip()[:200]
         if status == 429 or status >= 500:
-            raise _Retryable(status, response.text.strip()[:200])
+            raise _Retryable(status, text)
         if status >= 400:
-            raise GerritUnavailableError(f"Gerrit answered HTTP {status} for {path}: {response.text.strip()[:200]}")
+            raise GerritUnavailableError(f"Gerrit answered HTTP {status} for {path}: {text}")
         try:
-            return loads(strip_xssi(response.content))
+            return loads(strip_xssi(body))
         except ValueError as exc:
             raise _Retryable(status, f"undecodable body: {exc}") from None
+
+    async def _fetch(self, path: str, params: Sequence[tuple[str, str | int]]) -> tuple[int, bytes, str]:
+        """Status, decoded body (at most `max_bytes`) and the URL without its query."""
+        request = self._client.build_request("GET", f"{self._prefix}/{path.lstrip('/')}", params=list(params))
+        response = await self._client.send(request, stream=True)
+        try:
+            where = str(request.url.copy_with(query=None))
+            return response.status_code, await _read_capped(response, self.max_bytes, where), where
+        finally:
+            await response.aclose()
 
     async def query_changes(
         self, query: str, *, options: Sequence[str] = BACKFILL_OPTIONS, page_size: int = 100
@@ -154,3 +195,45 @@ class GerritRestClient:
 
     async def version(self) -> str:
         return str(await self.get_json("config/server/version"))
+
+
+async def _read_capped(response: httpx.Response, limit: int, where: str) -> bytes:
+    """The body of `response`, gzip-decoded in steps that never produce more than `limit` bytes."""
+
+    def too_large() -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"Gerrit's answer for {where} is larger than {limit} bytes decoded (rest_max_bytes); "
+            "lower backfill_page_size or raise the limit"
+        )
+
+    declared = response.headers.get("content-length", "")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip"):
+        raise GerritUnavailableError(
+            f"Gerrit answered {where} with content-encoding {encoding!r}; only gzip is asked for"
+        )
+    gzipped = encoding in ("gzip", "x-gzip")
+    if not gzipped and declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
+    body = bytearray()
+    async for raw in response.aiter_raw():
+        pending = raw
+        while pending:
+            if decoder is None:
+                piece, pending = pending, b""
+            else:
+                # at most one byte past the limit per step; output still inside zlib then is past it too
+                try:
+                    piece = decoder.decompress(pending, limit - len(body) + 1)
+                except zlib.error as exc:
+                    raise _Retryable(response.status_code, f"undecodable gzip body: {exc}") from None
+                pending = decoder.unconsumed_tail
+            body += piece
+            if len(body) > limit:
+                raise too_large()
+    if decoder is not None:
+        body += decoder.flush()
+        if len(body) > limit:
+            raise too_large()
+    return bytes(body)
