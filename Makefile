@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint typecheck pytest services browser frontend frontend-test soak clean
+.PHONY: test demo lint typecheck pytest services browser gerrit frontend frontend-test soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) services browser frontend
+# The real-Gerrit tests (tests/test_real_gerrit.py) need Java 17 and Gerrit's jars (fetched once).
+gerrit:
+	@scripts/ensure-gerrit
+
+pytest: $(STAMP) services browser frontend gerrit
 	$(BIN)/pytest -q -m "not soak"
 
 test: lint typecheck frontend-test pytest

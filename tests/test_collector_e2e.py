@@ -9,7 +9,6 @@ the collector in the middle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,22 +20,14 @@ from cidash.runtime import Runtime
 from cidash.sim.faults import FaultRequest
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
-from tests.sim_fixtures import client_key, compare, fetch_truth, sim_settings
+from tests.sim_fixtures import client_key, compare, fetch_truth, sim_settings, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
 
-async def _wait_for(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _settle(collector: ServerCollector) -> None:
     """Let the stream's queue drain, then one last backfill: afterwards the store must be complete."""
-    await _wait_for(lambda: collector.ingestor.pending == 0, 30, "the ingest queue to drain")
+    await wait_for(lambda: collector.ingestor.pending == 0, 30, "the ingest queue to drain")
     await asyncio.sleep(0.5)
     result = await collector.backfill_now()
     assert result is not None, collector.health.last_error
@@ -48,7 +39,7 @@ async def test_clean_run_matches_truth(migrated_db_url: str, tmp_path: Path) -> 
         settings = sim_settings(sim, migrated_db_url, client_key(tmp_path))
         async with Runtime(settings, migrate=False) as runtime:
             collector = runtime.collectors[0]
-            await _wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
+            await wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
             await sim.done.wait()
             await _settle(collector)
             assert runtime.store is not None
@@ -75,19 +66,19 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
         # first collector: faults while it runs, then it is stopped in the middle of the traffic
         async with Runtime(settings, migrate=False) as runtime:
             collector = runtime.collectors[0]
-            await _wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
+            await wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
             sim.faults.apply(FaultRequest(malformed_rate=0.02, truncated_rate=0.01))
-            await _wait_for(lambda: sim.hub.published > 400, 30, "traffic")
+            await wait_for(lambda: sim.hub.published > 400, 30, "traffic")
             sim.faults.apply(FaultRequest(drop_ssh=True))
-            await _wait_for(lambda: sim.hub.published > 800, 30, "traffic")
+            await wait_for(lambda: sim.hub.published > 800, 30, "traffic")
             sim.faults.apply(FaultRequest(dropped_output=25))
             sim.faults.apply(FaultRequest(rest_429_s=3))
-            await _wait_for(lambda: sim.hub.published > half, 60, "half the traffic")
+            await wait_for(lambda: sim.hub.published > half, 60, "half the traffic")
             first_dead = collector.ingestor.stats.dead_lettered
             first_reconnects = collector.stream.stats.reconnects
 
         # a gap with nobody listening, then a fresh collector on the same database
-        await _wait_for(lambda: sim.hub.published > half + 300, 60, "traffic while no collector runs")
+        await wait_for(lambda: sim.hub.published > half + 300, 60, "traffic while no collector runs")
         sim.faults.apply(FaultRequest(malformed_rate=0.0, truncated_rate=0.0))
         async with Runtime(settings, migrate=False) as runtime:
             collector = runtime.collectors[0]

@@ -1,0 +1,111 @@
+"""cidash against a real Gerrit (the version pinned in scripts/ensure-gerrit), started once per session.
+
+The scenario of cidash.realgerrit.scenario is posted through Gerrit's REST API as the community's
+accounts while `cidash serve` (the Runtime, in-process) watches over SSH and REST; what it stores
+must equal what was posted, on both engines, also when its SSH session is cut half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cidash.gerrit.rest import GerritRestClient
+from cidash.realgerrit.community import THIRD_PARTY, WATCHER
+from cidash.realgerrit.poster import Poster
+from cidash.realgerrit.scenario import run_scenario
+from cidash.realgerrit.writer import ident
+from cidash.runtime import Runtime
+from tests.real_gerrit_fixtures import RealGerrit, compare_with_truth
+from tests.sim_fixtures import wait_for
+
+pytestmark = pytest.mark.timeout(300)
+
+
+async def test_community_comes_from_the_real_server(real_gerrit: RealGerrit) -> None:
+    """CI group members, their account details and `_more_changes` paging, as Gerrit serves them."""
+    projects = await real_gerrit.new_projects("paging")
+    poster = Poster(real_gerrit.community)
+    try:
+        for index in range(5):
+            await poster.create_change("alice", projects[0], f"change {index}")
+    finally:
+        await poster.aclose()
+    async with GerritRestClient.for_server(real_gerrit.server(projects)) as client:
+        members = await client.group_members("Third-Party CI")
+        pages = [page async for page in client.query_changes(f"project:{projects[0]}", page_size=2)]
+    by_name = {member["username"]: member for member in members}
+    assert set(by_name) == {person.username for person in THIRD_PARTY}  # not the admin who created it
+    for person in THIRD_PARTY:
+        member = by_name[person.username]
+        assert member["name"] == person.name
+        assert member.get("email") == person.email  # omitted, not null, for bots without one
+        assert isinstance(member["_account_id"], int)
+    assert [len(page) for page in pages] == [2, 2, 1]  # followed _more_changes twice
+    assert len({change["_number"] for page in pages for change in page}) == 5
+
+
+async def _run_and_compare(real_gerrit: RealGerrit, db_url: str, label: str, *, cut: bool) -> None:
+    projects = await real_gerrit.new_projects(label)
+    settings = real_gerrit.settings(db_url, projects)
+    poster = Poster(real_gerrit.community)
+    gap_from = None
+    admin = poster.writer("admin")
+    async with Runtime(settings, migrate=False) as runtime:
+        collector = runtime.collectors[0]
+        await wait_for(lambda: collector.stream.stats.connected, 60, "the SSH stream to connect")
+        await asyncio.wait_for(collector.backfilled.wait(), 60)
+        backfills_before = collector.health.backfills
+
+        async def cut_stream() -> None:
+            """Gerrit's side ends cidash's session: deactivating the account closes it (Gerrit 3.10 does that
+            itself) and keeps it from logging in again; close-connection takes any session left."""
+            nonlocal gap_from
+            listing = await real_gerrit.admin_ssh("gerrit show-connections --wide")
+            sessions = [line.split()[0] for line in listing.splitlines() if f" {WATCHER} " in f" {line} "]
+            assert sessions, f"cidash's SSH session is not in Gerrit's list:\n{listing}"
+            await admin.delete(f"accounts/{ident(WATCHER)}/active")
+            await real_gerrit.admin_ssh("gerrit close-connection " + " ".join(sessions))
+            await wait_for(lambda: not collector.stream.stats.connected, 30, "the stream to notice the cut")
+            gap_from = len(poster.truth)
+
+        try:
+            await run_scenario(poster, projects, midpoint=cut_stream if cut else None)
+            if cut:
+                await admin.put(f"accounts/{real_gerrit.community.watcher.account_id}/active")
+                await wait_for(lambda: collector.stream.stats.reconnects >= 1, 90, "the stream to reconnect")
+                await wait_for(
+                    lambda: collector.health.backfills > backfills_before, 90, "the backfill after the reconnect"
+                )
+            assert runtime.store is not None
+            store = runtime.store
+            want = len(poster.truth)
+            deadline = asyncio.get_running_loop().time() + 60
+            while len([r for r in await store.all_runs() if r.project in projects]) < want:
+                assert asyncio.get_running_loop().time() < deadline, "the stream did not deliver every report"
+                await asyncio.sleep(0.2)
+            result = await collector.backfill_now()  # the final word, as every 5 minutes in production
+            assert result is not None, collector.health.last_error
+            stored = [run for run in await store.all_runs() if run.project in projects]
+        finally:
+            await poster.aclose()
+
+    problems = compare_with_truth(poster.truth, stored)
+    assert not problems, "\n".join(problems)
+    assert len(poster.truth) == 20  # every report of the scenario
+    assert all(run.message_id for run in stored), "every run has the REST message id after the backfill"
+    from_rest = sum(run.source == "rest" for run in stored)
+    if not cut:
+        assert from_rest == 0, "with the stream up, every report arrived in real time"
+    else:
+        assert gap_from is not None
+        assert from_rest == len(poster.truth) - gap_from > 0, "the reports posted in the gap came from the backfill"
+
+
+async def test_scenario_stored_equals_truth(real_gerrit: RealGerrit, migrated_db_url: str) -> None:
+    await _run_and_compare(real_gerrit, migrated_db_url, "clean", cut=False)
+
+
+async def test_stream_cut_midway_backfill_recovers_the_gap(real_gerrit: RealGerrit, migrated_db_url: str) -> None:
+    await _run_and_compare(real_gerrit, migrated_db_url, "cut", cut=True)
