@@ -98,7 +98,19 @@ async def store(migrated_db_url: str) -> AsyncIterator[Store]:
 
 # -- builders ------------------------------------------------------------------------------------
 
-T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+
+def _recent_morning() -> datetime:
+    """10:00 UTC four days before today: the fixtures' base instant, relative to the real clock.
+
+    Code under test reads windows back from the real now (the API's 24 h / 7 d / 30 d), so the
+    fixtures cannot sit at a fixed date. Four days back keeps builders' offsets (up to T0 + 31 h)
+    in the past and outside the 24 h window, and everything inside the 7 d window, on any date.
+    """
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=4) + timedelta(hours=10)
+
+
+T0 = _recent_morning()
 ZUUL = AccountRef(account_id=22348, username="zuul", name="Zuul", email="zuul@openstack.org")
 THIRD_PARTY = AccountRef(account_id=9001, username="acme-ci", name="ACME CI", email="ci@acme.example")
 HUMAN = AccountRef(account_id=1000, username="alice", name="Alice", email="alice@example.org")

@@ -626,8 +626,12 @@ async def test_default_frontend_dir_is_the_repository_build(store: Store, monkey
 async def test_names_with_special_characters(store: Store) -> None:
     """Account keys that are e-mail addresses or carry spaces still route, page and badge."""
     author = AccountRef(name="Weird CI <x>", email="ci+bot@example.org")
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)  # inside the detail's 24 h health window
     comments: Sequence[Any] = [
-        (observed(f"Build succeeded {i}", author=author, change=500 + i), parsed(result="SUCCESS", ci=author.key))
+        (
+            observed(f"Build succeeded {i}", author=author, change=500 + i, posted_at=an_hour_ago),
+            parsed(result="SUCCESS", ci=author.key),
+        )
         for i in range(3)
     ]
     await store.write_comments(comments)

@@ -25,10 +25,10 @@ from cidash.store.derived import InsertedRun
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups, result_class
 from cidash.views import SystemSummary
-from tests.store_fixtures import THIRD_PARTY, ZUUL, observed, parsed
+from tests.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 from tests.test_api import load_history
 
-NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=8)  # the health model's pinned clock, in step with the fixtures
 NOVA = "openstack/nova"
 REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]
 
