@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from cidash import metrics
 from cidash.api import create_app
-from cidash.api.app import CSP
+from cidash.api.app import content_security_policy
 from cidash.api.routes_runs import CSV_COLUMNS
 from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.gerrit.normalize import comments_from_change
@@ -45,6 +45,7 @@ SERVER = "review"
 WRITE = "write-secret"
 READ = "read-secret"
 STATES = {"healthy", "degraded", "failing", "silent", "unknown"}
+CSP = content_security_policy("cidash.test")  # the test client's Host
 
 
 # -- data and clients ----------------------------------------------------------------------------

@@ -81,7 +81,10 @@ class ApiConfig(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     write_token: SecretStr | None = None
     read_token: SecretStr | None = None
+    public_badges: bool = False  # badges open to anyone (for READMEs) even when reads need read_token
     cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)  # any request body (413 above), any websocket message
+    max_live_clients: int = Field(default=10_000, ge=1)  # websocket + SSE subscribers of this process
 
 
 AlertKind = Literal["failure", "consecutive_failures", "failure_rate", "silent", "recovered"]

@@ -144,7 +144,13 @@ class Runtime:
         self.app = app
         api = self.settings.api
         config = uvicorn.Config(
-            app, host=api.host, port=api.port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=api.host,
+            port=api.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws_max_size=api.max_body_bytes,  # a bigger websocket message closes the socket (1009)
         )
         self._http = QuietServer(config)
         self._http_task = asyncio.create_task(self._http.serve(), name="api")

@@ -228,5 +228,26 @@ class Readiness(BaseModel):
     servers: list[ServerStatus]
 
 
+class ReadinessWords(BaseModel):
+    """``/readyz`` for a caller without the read token when one is set: no URL, no error text."""
+
+    status: Literal["ready", "not ready"]
+    database: Literal["up", "down"]
+    collectors: Literal["ok", "degraded", "failed", "none"]  # none: this replica collects nothing
+
+    @classmethod
+    def of(cls, full: Readiness) -> ReadinessWords:
+        servers = full.servers
+        collectors: Literal["ok", "degraded", "failed", "none"] = "ok"
+        if not servers:
+            collectors = "none"
+        elif any(server.fatal is not None for server in servers):
+            collectors = "failed"
+        elif any(server.last_error is not None or not server.stream_connected for server in servers):
+            collectors = "degraded"
+        status: Literal["ready", "not ready"] = "ready" if full.ready else "not ready"
+        return cls(status=status, database="up" if full.database else "down", collectors=collectors)
+
+
 class ErrorOut(BaseModel):
     detail: str

@@ -3,19 +3,16 @@ muting (``Authorization: Bearer <api.write_token>``)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from cidash.alerts import DEFAULT_RULES, AlertEngine, rule_views
 from cidash.api.auth import require_read, require_write
+from cidash.api.params import Instant, StoredId, decode_id_cursor, encode_id_cursor
 from cidash.config import AlertKind, Settings
 from cidash.store import alerts_store
 from cidash.store.engine import writer_engine
-from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
 from cidash.views import AlertOut, AlertPage, AlertRuleOut, ErrorOut
 
@@ -34,19 +31,7 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
-def encode_cursor(alert_id: int) -> str:
-    return base64.urlsafe_b64encode(f"a:{alert_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "a" or not number.isdigit():
-            raise ValueError(cursor)
-        return int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HTTPException(422, "cursor: not a cursor this endpoint returned") from None
+CURSOR_PREFIX = "a"
 
 
 def _engine(request: Request) -> AlertEngine | None:
@@ -59,8 +44,8 @@ async def list_alerts(
     request: Request,
     ci: list[str] | None = Query(None, description="CI names (comma-separated or repeated)"),
     kind: list[str] | None = Query(None, description="alert kinds (comma-separated or repeated)"),
-    start: datetime | None = Query(None, alias="from", description="created at or after (ISO 8601)"),
-    end: datetime | None = Query(None, alias="to", description="created before (ISO 8601)"),
+    start: Instant | None = Query(None, alias="from", description="created at or after (ISO 8601)"),
+    end: Instant | None = Query(None, alias="to", description="created before (ISO 8601)"),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
 ) -> AlertPage:
@@ -69,20 +54,20 @@ async def list_alerts(
     if unknown:
         raise HTTPException(422, f"kind: unknown alert kind {unknown[0]!r}; use {', '.join(sorted(ALERT_KINDS))}")
     store: Store = request.app.state.store
-    before = decode_cursor(cursor) if cursor else None
+    before = decode_id_cursor(CURSOR_PREFIX, cursor) if cursor else None
     async with store.engine.connect() as conn:
         items = await alerts_store.list_alerts(
             conn,
             ci=_split(ci),
             kinds=kinds,
-            start=to_aware_utc(start) if start is not None else None,
-            end=to_aware_utc(end) if end is not None else None,
+            start=start,
+            end=end,
             before_id=before,
             limit=limit + 1,
         )
     more = len(items) > limit
     items = items[:limit]
-    return AlertPage(items=items, next_cursor=encode_cursor(items[-1].id) if more and items else None)
+    return AlertPage(items=items, next_cursor=encode_id_cursor(CURSOR_PREFIX, items[-1].id) if more and items else None)
 
 
 @router.get("/alerts/rules", response_model=list[AlertRuleOut], dependencies=[Depends(require_read)])
@@ -117,7 +102,7 @@ async def _set_muted(request: Request, alert_id: int, muted: bool) -> AlertOut:
     dependencies=[Depends(require_write)],
     responses={404: {"model": ErrorOut, "description": "No such alert"}},
 )
-async def mute_alert(request: Request, alert_id: int) -> AlertOut:
+async def mute_alert(request: Request, alert_id: StoredId) -> AlertOut:
     return await _set_muted(request, alert_id, True)
 
 
@@ -127,5 +112,5 @@ async def mute_alert(request: Request, alert_id: int) -> AlertOut:
     dependencies=[Depends(require_write)],
     responses={404: {"model": ErrorOut, "description": "No such alert"}},
 )
-async def unmute_alert(request: Request, alert_id: int) -> AlertOut:
+async def unmute_alert(request: Request, alert_id: StoredId) -> AlertOut:
     return await _set_muted(request, alert_id, False)

@@ -22,11 +22,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
+from starlette.datastructures import Headers
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import cidash
 from cidash import metrics
+from cidash.api.guard import RequestGuard
 from cidash.api.routes import api_router
 from cidash.config import Settings
 from cidash.health import TTLCache
@@ -43,16 +45,28 @@ HEALTH_CACHE_TTL_S = 30.0
 HEALTH_CACHE_STALE_S = 300.0
 """Run-level health metrics (coverage, agreement, flakiness) and the project list are reused for
 this long: they scan a window of ``ci_runs`` and change slowly; counts come fresh from rollups."""
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self' ws: wss:"
+CSP_BASE = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'"
 )
-SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+"""connect-src is the page's own origin: 'self', plus ws:// and wss:// of the host the page came
+from (browsers before CSP level 3 do not count a websocket to the same host as 'self')."""
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+STATIC_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
-    (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 )
+_CSP_NAME = b"content-security-policy"
+
+
+def content_security_policy(host: str | None) -> str:
+    """The CSP for a page requested with this Host header (one that is not a plain host[:port]
+    gets 'self' alone)."""
+    if host is None or not _HOST.fullmatch(host):
+        return CSP_BASE
+    return f"{CSP_BASE} ws://{host} wss://{host}"
+
+
 FALLBACK_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cidash</title></head>
 <body>
@@ -96,6 +110,7 @@ class Observe:
             return
         started = time.perf_counter()
         status = 500
+        csp = content_security_policy(Headers(scope=scope).get("host")).encode()
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -104,7 +119,8 @@ class Observe:
                 headers = [
                     (name, value) for name, value in message.get("headers", []) if name.lower() not in _SECURITY_NAMES
                 ]
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(STATIC_HEADERS)
+                headers.append((_CSP_NAME, csp))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -128,7 +144,7 @@ def _route_templates(app: FastAPI) -> Callable[[], list[tuple[re.Pattern[str], s
     return build
 
 
-_SECURITY_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+_SECURITY_NAMES = frozenset([_CSP_NAME, *(name for name, _ in STATIC_HEADERS)])
 
 
 def _location(loc: Sequence[Any]) -> str:
@@ -201,6 +217,7 @@ def create_app(
         async def fallback() -> HTMLResponse:
             return HTMLResponse(FALLBACK_PAGE)
 
+    app.add_middleware(RequestGuard, settings=settings)  # inside CORS: its refusals get CORS headers too
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -2,8 +2,12 @@
 
 * Writes (PATCH, POST) need ``Authorization: Bearer <api.write_token>``: 401 without a token,
   403 with a wrong one, and 403 "writes disabled" when no write token is configured at all.
+  :class:`cidash.api.guard.RequestGuard` checks this from the headers alone, before any byte of
+  the body is read; the routes' ``require_write`` says the same in the OpenAPI schema.
 * Reads are open, unless ``api.read_token`` is set: then the read token (or the write token)
-  must come as a bearer token or as ``?token=`` (for ``<img>`` badges and quick links).
+  must come as a bearer token or as ``?token=`` (for the websocket and quick links).
+* Badges follow the reads, unless ``api.public_badges`` opens them to anyone (a README can embed
+  them without carrying a token).
 
 Tokens are compared in constant time.
 """
@@ -21,6 +25,8 @@ from cidash.config import ApiConfig
 bearer = HTTPBearer(auto_error=False, description="api.write_token for changes; api.read_token for reads when set")
 
 WRITES_DISABLED = "writes disabled: set api.write_token"
+WRITE_TOKEN_REQUIRED = "the write token is required: Authorization: Bearer <api.write_token>"
+READ_TOKEN_REQUIRED = "a token is required: Authorization: Bearer <token> or ?token="
 
 
 def _api(request: Request) -> ApiConfig:
@@ -38,33 +44,76 @@ def _matches(given: str | None, *tokens: SecretStr | None) -> bool:
     return found
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value (None for any other)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def read_allowed(config: ApiConfig, given: str | None) -> bool:
     """Reads are open unless api.read_token is set; then the read or the write token opens them."""
     return config.read_token is None or _matches(given, config.read_token, config.write_token)
+
+
+def badges_public(config: ApiConfig) -> bool:
+    """Anyone may fetch a badge (and caches may share it): reads are open, or badges opted in."""
+    return config.read_token is None or config.public_badges
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    """Dependency of every read route: passes when reads are open or a valid token is given."""
+def write_refusal(config: ApiConfig, given: str | None) -> HTTPException | None:
+    """Why a write with bearer token `given` is refused (None: it is allowed). ``?token=`` is
+    never looked at for writes: a query string ends up in logs and browser history."""
+    if config.write_token is None:
+        return HTTPException(status.HTTP_403_FORBIDDEN, WRITES_DISABLED)
+    if not given:
+        return _unauthorized(WRITE_TOKEN_REQUIRED)
+    if not _matches(given, config.write_token):
+        return HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
+    return None
+
+
+def _given(request: Request) -> str | None:
+    """The token a request carries: a bearer token, else ``?token=``."""
+    return bearer_token(request.headers.get("authorization")) or request.query_params.get("token") or None
+
+
+def reads_open_to(request: Request) -> bool:
+    """May this request read (for routes that answer less, rather than 401, without the token)?"""
+    return read_allowed(_api(request), _given(request))
+
+
+def _check_read(request: Request) -> None:
     config = _api(request)
     if config.read_token is None:
         return
-    given = credentials.credentials if credentials is not None else request.query_params.get("token")
+    given = _given(request)
     if not given:
-        raise _unauthorized("a token is required: Authorization: Bearer <token> or ?token=")
+        raise _unauthorized(READ_TOKEN_REQUIRED)
     if not read_allowed(config, given):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
 
 
+async def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    """Dependency of every read route: passes when reads are open or a valid token is given
+    (`credentials` is there for the OpenAPI schema; the header is read by :func:`_given`)."""
+    _check_read(request)
+
+
+async def require_badge(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    """Dependency of the badges: open with ``api.public_badges``, else the same as a read."""
+    if not _api(request).public_badges:
+        _check_read(request)
+
+
 async def require_write(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
     """Dependency of every route that changes something."""
-    config = _api(request)
-    if config.write_token is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, WRITES_DISABLED)
-    if credentials is None or not credentials.credentials:
-        raise _unauthorized("the write token is required: Authorization: Bearer <api.write_token>")
-    if not _matches(credentials.credentials, config.write_token):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
+    refusal = write_refusal(_api(request), bearer_token(request.headers.get("authorization")))
+    if refusal is not None:
+        raise refusal

@@ -16,10 +16,16 @@ Websocket protocol (``frontend/src/lib/ws.ts`` speaks it):
    client for 45 s: close 4000.
 4. A client that does not keep up (its queue of 1,000 messages overflows) is closed with 4008
    "slow consumer"; the others are never held up by it. It resumes with ``since``.
+5. A message that is not a JSON object, or a ``since`` that is not a whole number from 0 to
+   2^63 - 1 (in the URL or a subscribe message), closes the socket with 4022 and the reason
+   (messages of an unknown ``type`` are ignored). A process already serving
+   ``api.max_live_clients`` websocket and SSE clients closes a new socket at once with 1013
+   "try again later"; a message over ``api.max_body_bytes`` closes it with 1009.
 
 SSE: ``GET /api/v1/events?kinds=&ci=&projects=`` resumes from the ``Last-Event-ID`` header (or
 ``?since=``) with the same guarantees; each message is ``id: N``, ``event: <type>`` and
-``data: <the message JSON, as on the websocket>``; ``: ping`` comments every 15 s.
+``data: <the message JSON, as on the websocket>``; ``: ping`` comments every 15 s. A bad
+``Last-Event-ID`` or ``since`` is a 422; too many live clients a 503 with ``Retry-After``.
 
 How: one :class:`FeedHub` per application subscribes to the bus once and fans out to the
 clients' bounded queues (one writer per connection, no per-client bus subscription), offering
@@ -45,16 +51,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import QueryParams
 
 from cidash import metrics
-from cidash.api.auth import read_allowed, require_read
+from cidash.api.auth import bearer_token, read_allowed, require_read
+from cidash.api.params import parse_id
 from cidash.bus import Bus, BusClosedError
 from cidash.config import Settings
 from cidash.store import feed
 from cidash.store.feed import FeedFilter, StoredFeedRow
+from cidash.store.types import MAX_ID
 from cidash.store.writer import Store
 from cidash.views import FeedMessage
 
@@ -64,6 +72,10 @@ CLOSE_HEARTBEAT = 4000
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_UNAVAILABLE = 1011
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+CLOSE_INVALID = 4022  # like HTTP 422: the client sent something this protocol cannot take
+MAX_REASON_BYTES = 123  # what a websocket close frame can carry
+SSE_RETRY_AFTER_S = 10
 _GONE = -1  # the peer went away: nothing to send
 PING_TICKS = 30  # the ping loop looks for due clients this many times per ping interval
 
@@ -95,6 +107,30 @@ def live_clients_by_transport() -> dict[str, int]:
 def _count_client(transport: Literal["websocket", "sse"], delta: int) -> None:
     _counts[transport] += delta
     metrics.WEBSOCKET_CLIENTS.labels(transport=transport).set(_counts[transport])
+
+
+def _max_clients(app: FastAPI) -> int | None:
+    settings: Settings | None = getattr(app.state, "settings", None)
+    return settings.api.max_live_clients if settings is not None else None
+
+
+def _take_slot(app: FastAPI, transport: Literal["websocket", "sse"]) -> bool:
+    """Count one more live client unless the process serves api.max_live_clients already (the
+    check and the count happen together, with no await between: the cap cannot be overshot)."""
+    limit = _max_clients(app)
+    if limit is not None and live_clients() >= limit:
+        return False
+    _count_client(transport, 1)
+    return True
+
+
+def _full_reason(app: FastAPI) -> str:
+    return f"too many live clients (api.max_live_clients = {_max_clients(app)}); try again later"
+
+
+def _reason(text: str) -> str:
+    """`text` cut to what a close frame carries."""
+    return text.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
 
 
 # -- hub ---------------------------------------------------------------------------------------------
@@ -458,14 +494,11 @@ def _split(values: Iterable[object]) -> list[str]:
     return found
 
 
-def _since(value: object) -> int | None:
-    if isinstance(value, bool):
+def _since(value: object, what: str = "since") -> int | None:
+    """A resume point: None when absent, a feed id 0..2^63 - 1, else ValueError saying why."""
+    if value is None or value == "":
         return None
-    if isinstance(value, int):
-        return max(0, value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return max(0, int(value.strip()))
-    return None
+    return parse_id(value, what, minimum=0)
 
 
 _QUERY_KEYS = ("kinds", "ci", "projects", "since")
@@ -496,10 +529,7 @@ def _from_message(data: dict[str, Any]) -> tuple[FeedFilter, int | None]:
 def _token_ok(settings: Settings | None, header: str | None, query_token: str | None) -> bool:
     if settings is None:
         return True
-    given = query_token
-    if header and header.lower().startswith("bearer "):
-        given = header[7:].strip()
-    return read_allowed(settings.api, given)
+    return read_allowed(settings.api, bearer_token(header) or query_token)
 
 
 # -- websocket ------------------------------------------------------------------------------------------
@@ -518,16 +548,23 @@ async def _read_socket(websocket: WebSocket, hub: FeedHub, client: _Client) -> N
                 raw = message.get("bytes")
             try:
                 data = orjson.loads(raw) if raw else None
-            except orjson.JSONDecodeError:
-                continue
+            except orjson.JSONDecodeError as exc:
+                client.close(CLOSE_INVALID, _reason(f"invalid message: not JSON ({exc})"))
+                break
             if not isinstance(data, dict):
-                continue
+                client.close(CLOSE_INVALID, "invalid message: not a JSON object")
+                break
             kind = data.get("type")
             if kind == "ping":
                 client.pongs += 1
                 client.wake.set()
             elif kind == "subscribe":
-                hub.subscribe(client, *_from_message(data))
+                try:
+                    subscription = _from_message(data)
+                except ValueError as exc:
+                    client.close(CLOSE_INVALID, _reason(str(exc)))
+                    break
+                hub.subscribe(client, *subscription)
     except Exception as exc:  # a broken connection ends the reader like a disconnect
         log.debug("websocket reader ended: %s", type(exc).__name__)
     finally:
@@ -546,6 +583,21 @@ async def feed_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     try:
+        query = _from_query(websocket.query_params)
+    except ValueError as exc:
+        await websocket.close(CLOSE_INVALID, _reason(str(exc)))
+        return
+    if not _take_slot(app, "websocket"):
+        await websocket.close(CLOSE_TRY_AGAIN, _reason(_full_reason(app)))
+        return
+    try:
+        await _follow(websocket, app, query)
+    finally:
+        _count_client("websocket", -1)
+
+
+async def _follow(websocket: WebSocket, app: FastAPI, query: tuple[FeedFilter, int | None] | None) -> None:
+    try:
         hub = await hub_of(app)
     except Exception as exc:
         log.warning("live feed unavailable: %s", type(exc).__name__)
@@ -553,11 +605,9 @@ async def feed_socket(websocket: WebSocket) -> None:
         return
     loop = asyncio.get_running_loop()
     client = _Client("websocket", hub.options.queue_size, loop.time())
-    query = _from_query(websocket.query_params)
     if query is not None:
         hub.subscribe(client, *query)
     hub.join(client)
-    _count_client("websocket", 1)
     reader = asyncio.create_task(_read_socket(websocket, hub, client))
     try:
         while not client.started and client.close_code is None:
@@ -569,7 +619,6 @@ async def feed_socket(websocket: WebSocket) -> None:
             with contextlib.suppress(Exception):
                 await websocket.close(client.close_code, client.close_reason)
     finally:
-        _count_client("websocket", -1)
         hub.leave(client)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -613,24 +662,31 @@ async def feed_events(
     kinds: str | None = Query(None, description="comma-separated: run, alert, state"),
     ci: str | None = Query(None, description="comma-separated CI names"),
     projects: str | None = Query(None, description="comma-separated projects"),
-    since: int | None = Query(None, ge=0, description="resume after this feed id (Last-Event-ID wins)"),
+    since: int | None = Query(None, ge=0, le=MAX_ID, description="resume after this feed id (Last-Event-ID wins)"),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
+    try:
+        resume = _since(last_event_id, "Last-Event-ID") if last_event_id is not None else since
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if live_clients() >= (_max_clients(request.app) or MAX_ID):
+        raise HTTPException(503, _full_reason(request.app), headers={"Retry-After": str(SSE_RETRY_AFTER_S)})
     hub = await hub_of(request.app)
-    resume = _since(last_event_id) if last_event_id is not None else since
     flt = FeedFilter.of(_split([kinds or ""]), _split([ci or ""]), _split([projects or ""]))
     client = _Client("sse", hub.options.queue_size, asyncio.get_running_loop().time())
     hub.subscribe(client, flt, resume)
     return StreamingResponse(
-        _sse(hub, client),
+        _sse(request.app, hub, client),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse(hub: FeedHub, client: _Client) -> AsyncIterator[str]:
+async def _sse(app: FastAPI, hub: FeedHub, client: _Client) -> AsyncIterator[str]:
+    if not _take_slot(app, "sse"):  # others took the last slots since the check above
+        yield f"event: close\ndata: {orjson.dumps({'code': CLOSE_TRY_AGAIN, 'reason': _full_reason(app)}).decode()}\n\n"
+        return
     hub.join(client)
-    _count_client("sse", 1)
     try:
         async for chunk in _sse_chunks(hub, client):
             yield chunk

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.api.auth import require_read
+from cidash.api.auth import require_badge, require_read
 from cidash.config import Settings
 from cidash.health import HealthCache
 from cidash.store import queries
@@ -77,5 +77,6 @@ def api_router() -> APIRouter:
     reads.include_router(routes_runs.router)
     reads.include_router(routes_misc.router)
     router.include_router(reads)
+    router.include_router(routes_misc.badges, dependencies=[Depends(require_badge)], responses=ERRORS)
     router.include_router(routes_misc.probes)
     return router

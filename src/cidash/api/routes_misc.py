@@ -14,18 +14,21 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from cidash import metrics
+from cidash.api.auth import badges_public, reads_open_to
 from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
 from cidash.store import queries
-from cidash.views import ChangeView, ErrorOut, Grid, Readiness, ServerStatus, State
+from cidash.views import ChangeView, ErrorOut, Grid, Readiness, ReadinessWords, ServerStatus, State
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
+badges = APIRouter(tags=["systems"])  # open with api.public_badges: see auth.require_badge
 probes = APIRouter(tags=["probes"])
 
 READY_DB_TIMEOUT_S = 3.0
 PROJECTS_TTL_KEY = "projects"
-BADGE_CACHE = "public, max-age=60"
+BADGE_CACHE_PUBLIC = "public, max-age=60"
+BADGE_CACHE_PRIVATE = "private, max-age=60"  # a badge that needs a token is no shared cache's to keep
 BADGE_COLOURS: dict[State, str] = {
     "healthy": "#2e7d32",
     "degraded": "#ef6c00",
@@ -114,20 +117,22 @@ def badge_svg(label: str, message: str, colour: str) -> str:
     )
 
 
-@router.get("/badge/{name}.svg", response_class=Response, responses={**SVG_RESPONSE, **NOT_FOUND}, tags=["systems"])
+@badges.get("/badge/{name}.svg", response_class=Response, responses={**SVG_RESPONSE, **NOT_FOUND})
 async def get_badge(
     request: Request,
     conn: Conn,
     name: Annotated[str, Path(min_length=1, max_length=255)],
     server: Server = None,
 ) -> Response:
-    """A small SVG badge: the CI's state colour and its 24 h success rate."""
+    """A small SVG badge: the CI's state colour and its 24 h success rate. Needs the read token
+    when reads do, unless ``api.public_badges`` is set."""
     system = await system_or_404(conn, name, server or None)
     detail = await queries.systems_summary_one(conn, system, settings_of(request).ci, cache=cache_of(request))
     rate = detail.health.success_rate
     message = detail.state if rate is None else f"{detail.state} {round(rate * 100)}%"
     svg = badge_svg(system.display_name or system.name, message, BADGE_COLOURS[detail.state])
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": BADGE_CACHE})
+    cache = BADGE_CACHE_PUBLIC if badges_public(settings_of(request).api) else BADGE_CACHE_PRIVATE
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": cache})
 
 
 @router.get(
@@ -170,16 +175,18 @@ async def _servers(request: Request) -> list[ServerStatus]:
 
 @probes.get(
     "/readyz",
-    response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Not ready: see database and servers"}},
+    response_model=Readiness | ReadinessWords,
+    responses={503: {"model": Readiness | ReadinessWords, "description": "Not ready: see database and servers"}},
 )
 async def readyz(request: Request) -> Response:
-    """Ready when the database answers and no server's collector has failed for good."""
+    """Ready when the database answers and no server's collector has failed for good. Without the
+    read token (when one is set) only status words: the details name internal hosts and errors."""
     database = await _database_ok(request)
     servers = await _servers(request)
     ready = database and all(server.fatal is None for server in servers)
-    body = Readiness(ready=ready, database=database, servers=servers)
+    full = Readiness(ready=ready, database=database, servers=servers)
+    body = full if reads_open_to(request) else ReadinessWords.of(full)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
-__all__ = ["ErrorOut", "probes", "router"]
+__all__ = ["ErrorOut", "badges", "probes", "router"]

@@ -7,12 +7,13 @@ import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.auth import require_write
+from cidash.api.params import StoredId
 from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
 from cidash.store import queries
 from cidash.views import RunOut, RunPage
@@ -121,7 +122,9 @@ def _csv_line(run: RunOut | None) -> str:
 async def csv_response(
     request: Request, filters: queries.RunFilters, limit: int | None, cursor: str | None, filename: str
 ) -> Response:
-    """Every matching run (or `limit` of them), newest first, streamed as CSV with a header line."""
+    """Every matching run (or `limit` of them), newest first, streamed as CSV with a header line.
+    The first query runs before the status line is sent, so a bad cursor or a database error is a
+    422 or 503, not a 200 that stops after the header."""
     if cursor:
         try:
             queries.decode_cursor(cursor)
@@ -130,14 +133,24 @@ async def csv_response(
     engine = store_of(request).engine
 
     async def lines() -> AsyncIterator[str]:
-        yield _csv_line(None)
         async with engine.connect() as conn:
-            async for run in queries.iter_runs(conn, filters, limit=limit, cursor=cursor):
+            runs = aiter(queries.iter_runs(conn, filters, limit=limit, cursor=cursor))
+            first = await anext(runs, None)
+            yield _csv_line(None) + ("" if first is None else _csv_line(first))
+            async for run in runs:
                 yield _csv_line(run)
+
+    body = lines()
+    head = await anext(body)
+
+    async def chunks() -> AsyncIterator[str]:
+        yield head
+        async for line in body:
+            yield line
 
     safe_name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in filename)
     return StreamingResponse(
-        lines(),
+        chunks(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
     )
@@ -184,7 +197,7 @@ async def reparse_runs(
 @router.get("/runs/{run_id}", response_model=RunOut, responses=NOT_FOUND)
 async def get_run(
     conn: Annotated[AsyncConnection, Depends(connection)],
-    run_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    run_id: StoredId,
 ) -> RunOut:
     """One run, with its raw comment."""
     run = await queries.run_by_id(conn, run_id)

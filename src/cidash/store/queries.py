@@ -48,7 +48,7 @@ from cidash.store.rollups import (
     result_class,
 )
 from cidash.store.text import clip
-from cidash.store.types import UTCDateTime, to_aware_utc
+from cidash.store.types import OutOfRangeError, UTCDateTime, bounded_id, bounded_utc, to_aware_utc
 from cidash.urls import log_url as log_url_of
 from cidash.views import (
     ChangeView,
@@ -374,9 +374,10 @@ def parse_time(value: str | None, what: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise QueryError(f"{what}: {value[:64]!r} is not an ISO 8601 date-time (e.g. 2026-11-25T10:00:00Z)") from None
-    if not 1970 <= moment.year <= 9998:
-        raise QueryError(f"{what}: {value[:64]!r} is out of range")
-    return to_aware_utc(moment)
+    try:
+        return bounded_utc(moment, what)
+    except OutOfRangeError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def check_result_filter(value: str | None) -> str | None:
@@ -410,7 +411,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise bad from None
     if not isinstance(run_id, int) or isinstance(run_id, bool) or moment.tzinfo is None:
         raise bad
-    return to_aware_utc(moment), run_id
+    try:
+        return bounded_utc(moment, "cursor"), bounded_id(run_id, "cursor")
+    except OutOfRangeError:
+        raise bad from None
 
 
 def _result_condition(result: str) -> sa.ColumnElement[bool]:

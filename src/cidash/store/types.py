@@ -93,6 +93,40 @@ class LongText(sa.types.TypeDecorator[str]):
         return dialect.type_descriptor(sa.Text())
 
 
+MAX_ID = 2**63 - 1
+"""The largest value of an id column (signed 64-bit on both engines): a larger number from a
+client is refused before it reaches SQL (SQLite cannot even bind it)."""
+MIN_YEAR, MAX_YEAR = 1970, 9998
+"""The instants the API takes, in UTC: far enough from year 1 and 9999 that no offset
+(-14:00 to +14:00) pushes a valid one out of what ``datetime`` can hold."""
+
+
+class OutOfRangeError(ValueError):
+    """A number or instant outside what the store can hold (the message says which and why)."""
+
+
+def bounded_id(value: int, what: str, *, minimum: int = 1) -> int:
+    """`value` when it can be a stored id (`minimum`, normally 1, to 2^63 - 1)."""
+    if not minimum <= value <= MAX_ID:
+        raise OutOfRangeError(f"{what}: {_short(value)} is out of range ({minimum} to {MAX_ID})")
+    return value
+
+
+def bounded_utc(value: datetime, what: str) -> datetime:
+    """`value` as aware UTC when its year, in UTC, is within MIN_YEAR..MAX_YEAR (naive is UTC)."""
+    try:
+        moment = to_aware_utc(value)
+    except OverflowError:  # e.g. year 1 at +14:00 is before year 1 in UTC
+        moment = None
+    if moment is None or not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise OutOfRangeError(f"{what}: {value.isoformat()} is out of range (years {MIN_YEAR} to {MAX_YEAR}, in UTC)")
+    return moment
+
+
+def _short(value: int) -> str:
+    return str(value) if abs(value) < 10**30 else f"a {value.bit_length()}-bit number"
+
+
 def id_type() -> sa.types.TypeEngine[int]:
     """BIGINT ids on MySQL (bulk upserts can burn auto-increment values); SQLite needs INTEGER."""
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
