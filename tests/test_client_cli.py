@@ -673,6 +673,16 @@ def test_unreachable_server_is_one_line() -> None:
     assert_one_line_error(invoke("systems", CIDASH_URL=url), message)  # the env var is honoured
 
 
+def test_a_password_in_the_url_is_never_repeated() -> None:
+    port = free_port()
+    message = f"cannot reach the cidash API at http://127.0.0.1:{port}: connection refused — is `cidash serve` running?"
+    for command in (["systems"], ["watch"]):
+        result = invoke(*command, "--url", f"http://admin:hunter2@127.0.0.1:{port}/")
+        assert_one_line_error(result, message)
+    bad = invoke("systems", "--url", "ftp://admin:hunter2@x")
+    assert_one_line_error(bad, "--url must be an http:// or https:// URL such as http://127.0.0.1:8080, not 'ftp://x'")
+
+
 def test_token_errors_and_token_from_env(api: str) -> None:
     STATE.token = TOKEN
     missing = invoke("systems", "--url", api)

@@ -1,10 +1,14 @@
 """Replicas started with --no-migrate wait for the schema instead of failing; replicas that
-migrate at the same moment take turns (MySQL named lock)."""
+migrate at the same moment take turns (MySQL named lock); `cidash db upgrade` with the database
+unreachable says so in one line."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -33,3 +37,23 @@ async def test_concurrent_upgrades_take_turns(db_url: str) -> None:
             assert await connection.run_sync(current_revision) == head_revision()
     finally:
         await engine.dispose()
+
+
+def test_db_upgrade_with_mysql_unreachable_is_one_line() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens once it is closed
+    cases = {
+        f"mysql+aiomysql://cidash:hunter2@127.0.0.1:{port}/cidash": (
+            f"cidash: error: cannot connect to the database at mysql+aiomysql://cidash:***@127.0.0.1:{port}/cidash: "
+            "OperationalError: (2003, \"Can't connect to MySQL server on '127.0.0.1'\")\n"
+        ),
+    }
+    for url, expected in cases.items():
+        result = subprocess.run(
+            [sys.executable, "-c", "from cidash.cli import main; main()", "db", "upgrade", "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (result.returncode, result.stderr, result.stdout) == (1, expected, "")

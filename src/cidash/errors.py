@@ -15,3 +15,7 @@ class GerritAuthError(CidashError):
 
 class GerritUnavailableError(CidashError):
     """Gerrit could not be reached or kept failing after retries."""
+
+
+class DatabaseUnavailableError(CidashError):
+    """The database could not be reached (or refused the connection)."""

@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from cidash.errors import CidashError
+from cidash.urls import redact_url
 from cidash.views import AlertPage, FeedMessage, Grid, RunPage, SystemDetail, SystemSummary
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -93,7 +94,8 @@ def base_url(url: str) -> str:
         text = text[: -len(API_PREFIX)].rstrip("/")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ClientError(f"--url must be an http:// or https:// URL such as {DEFAULT_URL}, not {one_line(url)!r}")
+        shown = one_line(redact_url(url.strip()))
+        raise ClientError(f"--url must be an http:// or https:// URL such as {DEFAULT_URL}, not {shown!r}")
     return text
 
 
@@ -205,6 +207,7 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base = base_url(url)
+        self.shown = redact_url(self.base)  # for messages: a password in --url is never repeated
         self.token = token or None
         self.timeout = timeout
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -230,18 +233,18 @@ class ApiClient:
         try:
             response = self._http.get(API_PREFIX + path, params=query)
         except httpx.TimeoutException as exc:
-            raise ClientError(f"the cidash API at {self.base} did not answer within {self.timeout:g} s") from exc
+            raise ClientError(f"the cidash API at {self.shown} did not answer within {self.timeout:g} s") from exc
         except httpx.ConnectError as exc:
-            raise ClientError(unreachable_message(self.base, exc)) from exc
+            raise ClientError(unreachable_message(self.shown, exc)) from exc
         except httpx.TransportError as exc:
             reason = one_line(str(exc) or type(exc).__name__, 160)
-            raise ClientError(f"lost the connection to the cidash API at {self.base}: {reason}") from exc
+            raise ClientError(f"lost the connection to the cidash API at {self.shown}: {reason}") from exc
         self._check(response, path, not_found)
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             raise ClientError(
-                f"{self.base}{API_PREFIX}{path} answered with something that is not JSON; "
+                f"{self.shown}{API_PREFIX}{path} answered with something that is not JSON; "
                 "is --url pointing at the cidash API?"
             ) from exc
 
@@ -259,7 +262,7 @@ class ApiClient:
         if status in (400, 422):
             raise ClientError(f"the cidash API rejected the request: {detail}")
         if status in (502, 503, 504):
-            raise ClientError(f"the cidash API at {self.base} is unavailable ({status}): {detail}")
+            raise ClientError(f"the cidash API at {self.shown} is unavailable ({status}): {detail}")
         raise ClientError(f"the cidash API failed on {API_PREFIX}{path} ({status}): {detail}")
 
     def _parse(self, adapter: TypeAdapter[M], raw: Any, path: str) -> M:
@@ -432,6 +435,7 @@ class FeedWatcher:
     # set from url / as the feed goes
     base: str = field(default="", init=False)
     feed_url: str = field(default="", init=False)
+    shown_feed: str = field(default="", init=False)  # feed_url without credentials, for messages
     last_id: int | None = field(default=None, init=False)
     delivered: int = field(default=0, init=False)
     duplicates: int = field(default=0, init=False)
@@ -443,6 +447,7 @@ class FeedWatcher:
     def __post_init__(self) -> None:
         self.base = base_url(self.url)
         self.feed_url = ws_url(self.base)
+        self.shown_feed = redact_url(self.feed_url)
         self.last_id = self.since
 
     @property
@@ -456,8 +461,8 @@ class FeedWatcher:
                 return
             if not self.ever_live:
                 if drop.error is not None and not isinstance(drop.error, (ConnectionClosed, InvalidStatus)):
-                    raise ClientError(unreachable_message(self.base, drop.error))
-                raise ClientError(f"the live feed at {self.feed_url} failed: {drop.reason}")
+                    raise ClientError(unreachable_message(redact_url(self.base), drop.error))
+                raise ClientError(f"the live feed at {self.shown_feed} failed: {drop.reason}")
             quick = drop.code == CLOSE_SLOW_CONSUMER or drop.was_live
             delay = backoff_delay(0 if quick else self.attempt, self.backoff_base_s, self.backoff_max_s, rand=self.rand)
             if not drop.was_live:
@@ -485,7 +490,7 @@ class FeedWatcher:
                 raise ClientError(_auth_message(status, _body_detail(body), self.token is not None)) from exc
             if status == 404:
                 raise ClientError(
-                    f"there is no live feed at {self.feed_url} (404); is --url pointing at the cidash API?"
+                    f"there is no live feed at {self.shown_feed} (404); is --url pointing at the cidash API?"
                 ) from exc
             return _Drop(None, False, f"the feed answered HTTP {status}", exc)
         except (OSError, TimeoutError, WebSocketException) as exc:

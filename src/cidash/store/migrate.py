@@ -8,6 +8,7 @@ only writes to its own loggers, through whatever handlers the application instal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -18,9 +19,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
-from cidash.errors import ConfigError
+from cidash.errors import ConfigError, DatabaseUnavailableError
 from cidash.store.engine import create_engine, writer_engine
 
 MIGRATIONS_ENV = "CIDASH_MIGRATIONS_DIR"
@@ -59,12 +60,29 @@ def _run(connection: Connection, action: str, revision: str) -> None:
         command.downgrade(config, revision)
 
 
+def _driver_error(exc: BaseException) -> str:
+    """A database driver's error on one line: its class and message, without SQLAlchemy's
+    statement dump and "Background on this error" link."""
+    original = getattr(exc, "orig", None) or exc
+    text = " ".join(str(original).split())
+    return f"{type(original).__name__}: {text}" if text else type(original).__name__
+
+
+def _unreachable(database_url: str, exc: BaseException) -> DatabaseUnavailableError:
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    return DatabaseUnavailableError(f"cannot connect to the database at {shown}: {_driver_error(exc)}")
+
+
 async def _migrate(database_url: str, action: str, revision: str) -> None:
     engine = create_engine(database_url, poolclass=pool.NullPool)
     mysql = engine.dialect.name in ("mysql", "mariadb")
     try:
-        # SQLite: BEGIN IMMEDIATE takes the write lock first, so concurrent upgrades queue up
-        async with writer_engine(engine).begin() as connection:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                # SQLite: BEGIN IMMEDIATE takes the write lock first, so concurrent upgrades queue up
+                connection = await stack.enter_async_context(writer_engine(engine).begin())
+            except (sa.exc.DBAPIError, OSError) as exc:  # not there, or refused us: one line, no traceback
+                raise _unreachable(database_url, exc) from None
             if mysql:
                 locked = await connection.scalar(
                     sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": MIGRATE_LOCK, "wait": MIGRATE_LOCK_WAIT_S}
@@ -109,7 +127,7 @@ async def wait_for_schema(database_url: str, *, poll_s: float = 2.0, log_every_s
                     return
                 reason = f"the schema is at {current or 'nothing'}, this version needs {head}"
             except Exception as exc:  # the database may still be starting
-                reason = f"the database is unreachable ({type(exc).__name__}: {exc})"
+                reason = f"the database is unreachable ({_driver_error(exc)})"
             if loop.time() >= next_log:
                 log.warning("waiting: %s; run `cidash db upgrade` or start a replica without --no-migrate", reason)
                 next_log = loop.time() + log_every_s
