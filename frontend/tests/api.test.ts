@@ -144,6 +144,20 @@ describe('ApiClient', () => {
     expect(seen).toEqual([null, 'Bearer s3cret']);
     expect(needed).toEqual([true, false]);
     expect(api.badgeUrl('acme')).toBe('api/v1/badge/acme.svg?token=s3cret');
+    expect(api.publicBadgeUrl('acme')).toBe('api/v1/badge/acme.svg'); // what a README gets: no token
+  });
+
+  it('asks without any token whether a badge is public', async () => {
+    const seen: (string | null)[] = [];
+    const fetch = vi.fn(async (_url: string, init?: RequestInit) => {
+      seen.push(new Headers(init?.headers).get('Authorization'));
+      return new Response('', { status: _url.includes('open') ? 200 : 401 });
+    });
+    const api = new ApiClient({ fetch, token: () => 's3cret' });
+    expect(await api.badgeIsPublic('open-ci')).toBe(true);
+    expect(await api.badgeIsPublic('closed-ci')).toBe(false);
+    expect(fetch.mock.calls.map((c) => c[0])).toEqual(['api/v1/badge/open-ci.svg', 'api/v1/badge/closed-ci.svg']);
+    expect(seen).toEqual([null, null]);
   });
 });
 

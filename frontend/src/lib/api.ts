@@ -247,6 +247,16 @@ export class ApiClient {
   badgeUrl(name: string): string {
     return this.url(`badge/${enc(name)}.svg`, { token: this.token() });
   }
+  /** The badge address to paste into a README: never with the read token in it. */
+  publicBadgeUrl(name: string): string {
+    return this.url(`badge/${enc(name)}.svg`);
+  }
+  /** Whether anyone can fetch the badge without a token (reads open, or api.public_badges):
+   *  only then is there a snippet worth pasting. Asked without any token. */
+  async badgeIsPublic(name: string, signal?: AbortSignal): Promise<boolean> {
+    const res = await this.fetchImpl(this.publicBadgeUrl(name), { signal, credentials: 'omit' });
+    return res.ok;
+  }
 }
 
 export const api = new ApiClient({ token: () => loadToken() });
