@@ -243,7 +243,10 @@ class ReadinessWords(BaseModel):
             collectors = "none"
         elif any(server.fatal is not None for server in servers):
             collectors = "failed"
-        elif any(server.last_error is not None or not server.stream_connected for server in servers):
+        elif any(
+            server.last_error is not None or not server.stream_connected or server.backfill_stalled
+            for server in servers
+        ):
             collectors = "degraded"
         status: Literal["ready", "not ready"] = "ready" if full.ready else "not ready"
         return cls(status=status, database="up" if full.database else "down", collectors=collectors)
