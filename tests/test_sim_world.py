@@ -262,6 +262,38 @@ def parse_ci_body(style: Style, body: str) -> tuple[str, list[dict[str, Any]]]:
                 }
             )
         return header, jobs
+    if style is Style.BULLETS:
+        header, _, rest = body.partition("\n\n")
+        lines, _, footer = rest.partition("\n\n")
+        assert footer.startswith("To recheck only this CI, leave a comment with 'recheck-"), footer
+        jobs = []
+        for line in lines.split("\n"):
+            match = re.fullmatch(r"\* (\S+) (\S+) : ([a-z_]+)(?: in (\d+) mins)?( \(non-voting\))?", line)
+            assert match, line
+            minutes = match[4]
+            jobs.append(
+                {
+                    "name": match[1],
+                    "url": match[2],
+                    "result": match[3].upper(),
+                    "duration_s": int(minutes) * 60 if minutes is not None else None,
+                    "voting": match[5] is None,
+                }
+            )
+        return header, jobs
+    if style is Style.ONELINE or style is Style.VOTEONLY:
+        pattern = (
+            r"Tests (passed|failed|errored)\. Logs: (\S+)"
+            if style is Style.ONELINE
+            else (r"Thank you for your patch\. This run's logs are at (\S+)\n\nTo recheck only this CI, .*")
+        )
+        match = re.fullmatch(pattern, body, re.DOTALL)
+        assert match, body
+        url = match[match.lastindex or 1] if style is Style.ONELINE else match[1]
+        word = match[1] if style is Style.ONELINE else None
+        result = {"passed": "SUCCESS", "failed": "FAILURE", "errored": "ERROR"}.get(word or "", "")
+        name = url.split("/job/", 1)[1].split("/", 1)[0]
+        return body, [{"name": name, "url": url, "result": result, "duration_s": None, "voting": True}]
     if style is Style.JENKINS:
         header, _, rest = body.partition("\n\n")
         jobs = []
@@ -309,6 +341,9 @@ def test_every_result_comment_agrees_with_its_truth_record() -> None:
             assert body.startswith("Merge Failed.\n\nThis change or one of its cross-repo dependencies")
             continue
         header, jobs = parse_ci_body(ci.style, body)
+        if ci.style is Style.VOTEONLY:  # only the vote says how it went
+            jobs[0]["result"] = record["result"]
+            assert record["result"] in ("SUCCESS", "FAILURE")
         assert jobs == record["jobs"]
         assert record["result"] == expected_result(jobs)
         ok = record["result"] == "SUCCESS"
@@ -327,7 +362,7 @@ def test_every_result_comment_agrees_with_its_truth_record() -> None:
         if ok and any(not j["voting"] and j["result"] != "SUCCESS" for j in jobs):
             nonvoting_failed_in_success += 1
         checked[ci.style] += 1
-    assert all(checked[style] > 200 for style in Style)
+    assert all(checked[style] > 150 for style in Style), checked
     assert nonvoting_failed_in_success > 10
 
 

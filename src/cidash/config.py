@@ -62,6 +62,23 @@ class GerritServer(BaseModel):
         return value.rstrip("/")
 
 
+class ResultPatterns(BaseModel):
+    """One pair of patterns (Python regexes, searched in the comment text without the
+    ``Patch Set N:`` header): a match of `failure_pattern` makes the comment a FAILURE result,
+    else a match of `success_pattern` a SUCCESS. Either may be left out."""
+
+    model_config = {"extra": "forbid"}
+
+    success_pattern: str | None = None
+    failure_pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> ResultPatterns:
+        if self.success_pattern is None and self.failure_pattern is None:
+            raise ValueError("a pattern pair needs success_pattern, failure_pattern or both")
+        return self
+
+
 class CISystemConfig(BaseModel):
     """A CI account an operator lists by hand (confirmed), with optional parsing overrides."""
 
@@ -74,6 +91,17 @@ class CISystemConfig(BaseModel):
     result_regex: str | None = None  # overrides; see cidash.parsing
     job_regex: str | None = None
     start_regex: str | None = None
+    # result patterns as operators keep them per CI account: one pair here, more in `patterns`
+    success_pattern: str | None = None
+    failure_pattern: str | None = None
+    patterns: list[ResultPatterns] = Field(default_factory=list)
+
+    def pattern_pairs(self) -> list[ResultPatterns]:
+        """Every pattern pair of this CI, the top-level one first."""
+        pairs = list(self.patterns)
+        if self.success_pattern is not None or self.failure_pattern is not None:
+            pairs.insert(0, ResultPatterns(success_pattern=self.success_pattern, failure_pattern=self.failure_pattern))
+        return pairs
 
 
 class ApiConfig(BaseModel):

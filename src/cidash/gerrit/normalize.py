@@ -53,7 +53,7 @@ def _stream_account(data: Any) -> AccountRef:
     return account
 
 
-def _approvals(approvals: Any) -> tuple[dict[str, int], frozenset[str]]:
+def read_approvals(approvals: Any) -> tuple[dict[str, int], frozenset[str]]:
     """label -> value of the well-formed approvals, and the labels this event changed (`oldValue`)."""
     values: dict[str, int] = {}
     changed: list[str] = []
@@ -85,7 +85,7 @@ def comment_from_event(event: StreamEvent, server: str, source: Source = Source.
     if number is None or ps_number is None or posted is None or project is None or not isinstance(comment, str):
         return None
     created = loose_int(patchset.get("createdOn"))
-    approvals, changed = _approvals(raw.get("approvals"))
+    approvals, changed = read_approvals(raw.get("approvals"))
     uploader = patchset.get("uploader")
     return ObservedComment(
         server=server,

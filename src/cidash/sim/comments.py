@@ -83,9 +83,39 @@ def zuul_line(job: Job) -> str:
     return f"- {job.name} {job.url} : {job.result}{detail}{elapsed}{voting}"
 
 
-def result_body(style: Style, jobs: Sequence[Job], result: str, pipeline: str | None) -> str:
-    """The CI's own text (what it sends to Gerrit), header agreeing with `result`."""
+def recheck_footer(short: str, contact: str | None) -> str:
+    """What many third-party CIs write after their report: how to recheck them, whom to ask."""
+    footer = f"To recheck only this CI, leave a comment with 'recheck-{short}'."
+    return f"{footer}\nQuestions? Contact: {contact}" if contact else footer
+
+
+def one_job_report(style: Style, jobs: Sequence[Job], result: str, url: str) -> tuple[str, Job]:
+    """The result a one-line report can say (SUCCESS, FAILURE, ERROR for infra errors; only
+    SUCCESS or FAILURE when the vote alone says it) and its one job: the log URL, named as
+    gerrit-trigger's jobs are (the segment after /job/)."""
+    if result != SUCCESS:
+        result = "ERROR" if result in INFRA_ERRORS and style is Style.ONELINE else "FAILURE"
+    name = url.split("/job/", 1)[1].split("/", 1)[0]
+    return result, Job(name, url, result, None, True)
+
+
+def result_body(style: Style, jobs: Sequence[Job], result: str, pipeline: str | None, footer: str = "") -> str:
+    """The CI's own text (what it sends to Gerrit), header agreeing with `result`. One-line
+    styles get their one job (see :func:`one_job_report`); `footer` follows the report."""
     ok = result == SUCCESS
+    if style is Style.BULLETS:
+        lines = [
+            f"* {job.name} {job.url} : {job.result.lower()}"
+            f"{'' if job.duration_s is None else f' in {job.duration_s // 60} mins'}"
+            f"{'' if job.voting else ' (non-voting)'}"
+            for job in jobs
+        ]
+        return ("Build succeeded." if ok else "Build failed.") + "\n\n" + "\n".join(lines) + "\n\n" + footer
+    if style is Style.ONELINE:
+        word = "passed" if ok else ("errored" if result == "ERROR" else "failed")
+        return f"Tests {word}. Logs: {jobs[0].url}"
+    if style is Style.VOTEONLY:
+        return f"Thank you for your patch. This run's logs are at {jobs[0].url}\n\n{footer}"
     if style is Style.ZUUL3 or style is Style.ZUUL2:
         if style is Style.ZUUL2:
             header = "Build succeeded." if ok else ZUUL2_FAILURE_HEADER

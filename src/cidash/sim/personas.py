@@ -19,9 +19,18 @@ class Style(enum.StrEnum):
     ZUUL2 = "zuul2"  # old Zuul v2 / Jenkins era: long failure header, same job lines
     JENKINS = "jenkins"  # gerrit-trigger: `Build Successful \n\n<url> : SUCCESS`
     GERRITFORGE = "gerritforge"  # `✅ job : SUCCESS\n    (url)`
+    # the wider world's third-party CIs (see cidash.parsing): Zuul-like with `* job url : success
+    # in 42 mins` lines and recheck/contact lines after them; one line with a result word and a
+    # log URL; one line of its own next to the Verified vote, which alone says how it went
+    BULLETS = "bullets"
+    ONELINE = "oneline"
+    VOTEONLY = "voteonly"
 
 
 ZUUL_STYLES = frozenset({Style.ZUUL3, Style.ZUUL2})
+ZUUL_LIKE_STYLES = frozenset({Style.ZUUL3, Style.ZUUL2, Style.BULLETS})  # Zuul's job lines, durations, hosts
+ONE_JOB_STYLES = frozenset({Style.ONELINE, Style.VOTEONLY})  # one log URL, no job lines
+ZUUL_RUNNERS = ZUUL_LIKE_STYLES | ONE_JOB_STYLES  # Zuul underneath: its job results
 
 
 class Persona(enum.StrEnum):
@@ -261,6 +270,7 @@ _SWIFT, _HORIZON, _IRONIC, _MANILA, _OCTAVIA = (
 )
 
 _Z3, _Z2, _JK, _GF = Style.ZUUL3, Style.ZUUL2, Style.JENKINS, Style.GERRITFORGE
+_BU, _OL, _VO = Style.BULLETS, Style.ONELINE, Style.VOTEONLY
 _H, _F, _B, _SL, _SI, _O = (
     Persona.HEALTHY,
     Persona.FLAKY,
@@ -280,7 +290,7 @@ _ROSTER: tuple[tuple[str, str, str, Style, Persona, bool, tuple[str, ...], bool]
     ("netapp-ci", "NetApp CI", "netapp", _Z3, _H, True, (_CINDER, _MANILA), True),
     ("dell-emc-ci", "Dell EMC CI", "dell", _JK, _F, True, (_CINDER,), True),
     ("hpe-storage-ci", "HPE Storage CI", "hpe", _Z3, _O, True, (_CINDER,), True),
-    ("pure-storage-ci", "Pure Storage CI", "purestorage", _Z3, _H, True, (_CINDER,), False),
+    ("pure-storage-ci", "Pure Storage CI", "purestorage", _OL, _H, True, (_CINDER,), False),
     ("huawei-ci", "Huawei Storage CI", "huawei", _JK, _SI, True, (_CINDER, _MANILA), True),
     ("mellanox-ci", "Mellanox CI", "mellanox", _Z3, _H, False, (_NEUTRON, _NOVA), True),
     ("big-switch-ci", "Big Switch Networks CI", "bigswitch", _Z2, _B, True, (_NEUTRON,), False),
@@ -295,24 +305,25 @@ _ROSTER: tuple[tuple[str, str, str, Style, Persona, bool, tuple[str, ...], bool]
     ("ceph-ci", "Ceph CI", "ceph", _Z3, _H, True, (_NOVA, _CINDER, _GLANCE, _MANILA), True),
     ("quobyte-ci", "Quobyte CI", "quobyte", _Z2, _SL, True, (_CINDER, _NOVA), False),
     ("zadara-ci", "Zadara VPSA CI", "zadara", _JK, _H, True, (_CINDER,), True),
-    ("infinidat-ci", "Infinidat CI", "infinidat", _Z3, _H, True, (_CINDER,), True),
+    ("infinidat-ci", "Infinidat CI", "infinidat", _BU, _H, True, (_CINDER,), True),
     ("datera-ci", "Datera CI", "datera", _Z3, _B, True, (_CINDER,), True),
     ("kaminario-ci", "Kaminario K2 CI", "kaminario", _JK, _F, True, (_CINDER,), True),
     ("nexenta-ci", "Nexenta CI", "nexenta", _Z2, _O, True, (_CINDER, _MANILA), False),
     ("swiftstack-ci", "SwiftStack CI", "swiftstack", _GF, _H, False, (_SWIFT,), False),
-    ("radware-lbaas-ci", "Radware LBaaS CI", "radware", _Z3, _H, False, (_OCTAVIA,), True),
+    ("radware-lbaas-ci", "Radware LBaaS CI", "radware", _OL, _H, False, (_OCTAVIA,), True),
     ("a10-networks-ci", "A10 Networks CI", "a10networks", _JK, _F, False, (_OCTAVIA, _NEUTRON), True),
     ("f5-networks-ci", "F5 Networks CI", "f5", _Z3, _SL, False, (_OCTAVIA, _NEUTRON), True),
     ("vmware-ci", "VMware Minesweeper CI", "vmware", _Z3, _H, True, (_NOVA, _CINDER, _GLANCE), True),
-    ("powervm-ci", "IBM PowerVM CI", "ibm", _Z3, _H, True, (_NOVA,), True),
+    ("powervm-ci", "IBM PowerVM CI", "ibm", _VO, _H, True, (_NOVA,), True),
     ("virtuozzo-ci", "Virtuozzo CI", "virtuozzo", _JK, _B, False, (_NOVA,), True),
     ("intel-nfv-ci", "Intel NFV CI", "intel", _GF, _F, True, (_NOVA, _NEUTRON), False),
-    ("sap-ci", "SAP CI", "sap", _Z3, _H, True, (_KEYSTONE, _HORIZON), False),
+    ("sap-ci", "SAP CI", "sap", _VO, _H, True, (_KEYSTONE, _HORIZON), False),
     ("cloudbase-ci", "Cloudbase Windows CI", "cloudbasesolutions", _Z3, _H, True, (_NOVA, _HORIZON), True),
-    ("gluster-ci", "GlusterFS CI", "gluster", _Z2, _H, True, (_MANILA, _CINDER), False),
+    ("gluster-ci", "GlusterFS CI", "gluster", _BU, _H, True, (_MANILA, _CINDER), False),
     ("nvidia-ci", "NVIDIA CI", "nvidia", _GF, _H, True, (_NOVA, _NEUTRON), False),
     ("ovh-ci", "OVHcloud CI", "ovh", _JK, _H, True, (_SWIFT, _GLANCE, _KEYSTONE), True),
 )
+_LOG_SERVER_STYLES = frozenset({Style.ZUUL3, Style.BULLETS, Style.ONELINE, Style.VOTEONLY})
 HOSTILE_CI = "vmware-ci"  # its failing job lines sometimes carry markup in the error detail
 THIRD_PARTY_GROUP = "Third-Party CI"
 
@@ -347,7 +358,7 @@ def build_third_party(rng: random.Random, ids: list[int]) -> list[CI]:
     for index, (username, name, domain, style, persona, voting, projects, marker) in enumerate(_ROSTER):
         email = f"openstack-ci@{domain}.example.com" if index % 5 else f"{username}-operators@{domain}.example.com"
         account = Account(ids[index], username, name, email)
-        host = f"ci.{domain}.example.com" if style in ZUUL_STYLES else f"jenkins.{domain}.example.com"
+        host = f"ci.{domain}.example.com" if style in ZUUL_LIKE_STYLES else f"jenkins.{domain}.example.com"
         queue = (3 * 3600.0, 9 * 3600.0) if persona is Persona.SLOW else (120.0, 2700.0)
         tag = "autogenerated:zuul:check" if style is Style.ZUUL3 else None
         if style in (Style.JENKINS, Style.GERRITFORGE):
@@ -364,7 +375,7 @@ def build_third_party(rng: random.Random, ids: list[int]) -> list[CI]:
                 host=host,
                 start_marker=marker,
                 pipeline_header=style is Style.ZUUL3 and index % 3 == 0,
-                logs_urls=style is Style.ZUUL3 and index % 2 == 1,
+                logs_urls=style in _LOG_SERVER_STYLES and index % 2 == 1,
                 hostile=username == HOSTILE_CI,
                 tag=tag,
                 queue_s=queue,

@@ -39,15 +39,25 @@ from cidash.gerrit.events import (
 )
 from cidash.gerrit.wire import format_timestamp
 from cidash.sim import comments as text
-from cidash.sim.comments import HOSTILE_DETAIL, MERGE_FAILED_BODY, TEST_FAILURES, Job, overall_result, result_body
+from cidash.sim.comments import (
+    HOSTILE_DETAIL,
+    MERGE_FAILED_BODY,
+    TEST_FAILURES,
+    Job,
+    one_job_report,
+    overall_result,
+    recheck_footer,
+    result_body,
+)
 from cidash.sim.personas import (
     CI,
     FLAKE_RATE,
+    ONE_JOB_STYLES,
     PROJECTS,
     REFERENCE_FLAKE_RATE,
     STABLE_BRANCH,
     THIRD_PARTY_GROUP,
-    ZUUL_STYLES,
+    ZUUL_RUNNERS,
     Account,
     JobSpec,
     Persona,
@@ -792,7 +802,7 @@ class World:
 
     def _schedule_run(self, change: Change, ps: PatchSet, ci: CI, pipeline: str) -> None:
         rand = self.rng.random
-        if ci.style is Style.JENKINS or ci.style is Style.GERRITFORGE:
+        if ci.style is Style.JENKINS or ci.style is Style.GERRITFORGE or ci.style in ONE_JOB_STYLES:
             ci.build_no += 1
         run = Run(pipeline, ci.build_no)
         ps.runs[ci.index] = run
@@ -883,7 +893,7 @@ class World:
         rng = self.rng
         rand = rng.random
         style = ci.style
-        zuul = style in ZUUL_STYLES
+        zuul = style in ZUUL_RUNNERS
         specs, voting_idx, nonvoting_idx = self._job_specs(ci, change.project, run.pipeline)
         results = ["SUCCESS"] * len(specs)
         details: dict[int, str] = {}
@@ -931,6 +941,9 @@ class World:
                 duration = int(spec.duration_s * 1.6)
             else:
                 duration = int(spec.duration_s * (0.75 + 0.55 * rand()))
+            if style is Style.BULLETS and duration is not None:
+                duration -= duration % 60  # it writes whole minutes
+
             detail = details.get(i) if details and result in TEST_FAILURES else None
             append(new(Job, (spec.name, urls[i], result, duration, spec.voting, detail)))
         return jobs
@@ -946,15 +959,26 @@ class World:
         rng = self.rng
         stamp = self._stamp()
         pipeline = run.pipeline
-        if ci.style in ZUUL_STYLES and rng.random() < 0.008:
+        # every style that runs Zuul underneath draws, so the world's random stream does not
+        # depend on what a CI's comments look like; a one-line CI reports a merge failure as a
+        # failed run (its one line has no other way to say it)
+        merge_failed = ci.style in ZUUL_RUNNERS and rng.random() < 0.008
+        if merge_failed and ci.style not in ONE_JOB_STYLES:
             jobs: list[Job] = []
             result = "MERGE_CONFLICT"
             body = MERGE_FAILED_BODY
         else:
-            jobs = self._decide_jobs(change, ps, ci, run)
-            result = overall_result(jobs)
+            jobs = [] if merge_failed else self._decide_jobs(change, ps, ci, run)
+            result = "MERGE_CONFLICT" if merge_failed else overall_result(jobs)
             header_pipeline = pipeline if ci.pipeline_header else None
-            body = result_body(ci.style, jobs, result, header_pipeline)
+            if ci.style in ONE_JOB_STYLES:
+                url = f"https://{ci.host}/job/{ci.username.removesuffix('-ci')}-{pipeline}/{run.build_no}/"
+                result, job = one_job_report(ci.style, jobs, result, url)
+                jobs = [job]
+            footer = ""
+            if ci.style is Style.BULLETS or ci.style is Style.VOTEONLY:
+                footer = recheck_footer(ci.username.removesuffix("-ci"), ci.account.email)
+            body = result_body(ci.style, jobs, result, header_pipeline, footer)
         vote: int | None = None
         changed: dict[str, int] = {}
         if ci.voting:

@@ -341,7 +341,7 @@ class CommentWriter:
         reported: list[_Result] = []
         noted: list[_Result] = []  # a CI's starts and unread comments
         for index, (comment, parsed) in enumerate(items):
-            if parsed.kind == CommentKind.RESULT or parsed.is_ci:
+            if parsed.kind == CommentKind.RESULT or (parsed.is_ci and parsed.kind != CommentKind.NOTICE):
                 into = reported if parsed.kind == CommentKind.RESULT else noted
                 key = content_key(comment)
                 into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
