@@ -40,6 +40,7 @@ from cidash.sim.world import World
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "data" / "gerrit-samples"
 BEFORE = "b40f2b3^"  # main just before "parsing: read every CI's comments ..."
+START = datetime(2026, 11, 30, tzinfo=UTC)  # a fixed world, so the figure repeats (the clock never matters)
 OPTIONS = frozenset({"MESSAGES", "ALL_REVISIONS", "DETAILED_ACCOUNTS"})
 CI_NAME = re.compile(r"(?i)\b(zuul|jenkins|ci)\b")
 Parse = Callable[[ObservedComment], Any]
@@ -62,7 +63,7 @@ def kinds(parse: Parse, comments: list[ObservedComment]) -> Counter[str]:
 
 
 def simulator(hours: float, seed: int) -> tuple[World, list[ObservedComment], list[CISystemConfig], list[str]]:
-    world = World(seed, start=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1))
+    world = World(seed, start=START)
     world.generate_history(timedelta(hours=hours))
     group = [ci.username for ci in world.third_party]
     comments = [
