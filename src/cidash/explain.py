@@ -8,18 +8,32 @@ line lacks (change, patch set, time, project) is filled with placeholders and na
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.config import Settings
+from cidash.config import CISystemConfig, ResultPatterns, Settings
 from cidash.gerrit.events import EventParseError, StreamEvent
 from cidash.gerrit.normalize import account_from_wire, comment_from_event, read_approvals
 from cidash.gerrit.wire import from_epoch, loose_int
 from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.parsing import CommentParser, ParsedComment
+from cidash.parsing import CommentKind, CommentParser, ParsedComment
+from cidash.store import queries, reading
+from cidash.store.queries import SystemRow
+from cidash.views import (
+    CandidateRule,
+    ExplainedComment,
+    ExplainedText,
+    ExplainIn,
+    ExplainOut,
+    JobOut,
+    ReadCounts,
+    Verdict,
+)
 
 
 def verdict(parsed: ParsedComment) -> dict[str, Any]:
@@ -147,3 +161,149 @@ def explain_comment_text(settings: Settings, author: str, text: str, server: str
         source=Source.ARCHIVE,
     )
     return verdict(parser.parse(comment))
+
+
+# -- the rule tester (POST /api/v1/explain) ------------------------------------------------------
+
+
+def _verdict_out(parsed: ParsedComment) -> Verdict:
+    return Verdict(
+        kind=parsed.kind.value,
+        result=parsed.result,
+        vote=parsed.vote,
+        pipeline=parsed.pipeline,
+        jobs=[
+            JobOut(name=j.name, url=j.url, result=j.result, duration_s=j.duration_s, voting=j.voting)
+            for j in parsed.jobs
+        ],
+        why=parsed.why,
+    )
+
+
+def _same(a: ParsedComment, b: ParsedComment) -> bool:
+    return (a.kind, a.result, a.vote, a.jobs) == (b.kind, b.result, b.vote, b.jobs)
+
+
+def with_rule(configs: Sequence[CISystemConfig], ci: str, server: str, rule: CandidateRule) -> list[CISystemConfig]:
+    """The configuration with `rule` added to CI `ci`'s entry (a new entry when it has none).
+    Raises ConfigError when a pattern is not a valid regex."""
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in rule.model_dump().items()
+        if value is not None and key not in ("success_pattern", "failure_pattern")
+    }
+    pair = (
+        ResultPatterns(success_pattern=rule.success_pattern, failure_pattern=rule.failure_pattern)
+        if rule.success_pattern is not None or rule.failure_pattern is not None
+        else None
+    )
+    updated: list[CISystemConfig] = []
+    found = False
+    for config in configs:
+        if config.account == ci and config.server in (None, server) and not found:
+            found = True
+            config = config.model_copy(update={**changes, "patterns": [*config.patterns, *([pair] if pair else [])]})
+        updated.append(config)
+    if not found:
+        updated.append(CISystemConfig(account=ci, **changes, patterns=[pair] if pair else []))
+    CommentParser(updated)  # compiles every pattern: a bad one is a ConfigError here
+    return updated
+
+
+def _toml_string(value: str) -> str:
+    if "'" not in value and "\n" not in value and value.isprintable():
+        return f"'{value}'"
+    return json.dumps(value)  # a TOML basic string: the same escapes
+
+
+def ci_toml(config: CISystemConfig) -> str:
+    """The ``[[ci]]`` entry of one CI, as it goes into cidash.toml."""
+    lines = ["[[ci]]"]
+    defaults = CISystemConfig(account=config.account)
+    for key, value in config.model_dump(exclude={"patterns"}).items():
+        if value == getattr(defaults, key) and key != "account":
+            continue
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = [{', '.join(_toml_string(str(item)) for item in value)}]")
+        else:
+            lines.append(f"{key} = {_toml_string(str(value))}")
+    for pair in config.patterns:
+        lines.append("[[ci.patterns]]")
+        lines.extend(f"{key} = {_toml_string(value)}" for key, value in pair.model_dump().items() if value is not None)
+    return "\n".join(lines) + "\n"
+
+
+def _counts(verdicts: Sequence[ParsedComment]) -> ReadCounts:
+    kinds = [verdict.kind for verdict in verdicts]
+    return ReadCounts(
+        results=kinds.count(CommentKind.RESULT),
+        starts=kinds.count(CommentKind.START),
+        unread=kinds.count(CommentKind.OTHER),
+    )
+
+
+async def try_rule(
+    conn: AsyncConnection, configs: Sequence[CISystemConfig], system: SystemRow, request: ExplainIn
+) -> ExplainOut:
+    """How `system`'s latest stored comments (and `request.text`) read with the configuration now,
+    beside how they would read with `request.rule` added. Raises ConfigError for a bad rule."""
+    systems = await queries.system_rows(conn)
+    now_parser = queries.stored_parser(configs, systems)
+    candidate_configs = with_rule(configs, system.name, system.server, request.rule) if request.rule else None
+    candidate_parser = queries.stored_parser(candidate_configs, systems) if candidate_configs is not None else None
+    stored = await reading.latest_comments(conn, system.id, limit=request.limit) if request.limit else []
+    comments: list[ExplainedComment] = []
+    now_all: list[ParsedComment] = []
+    candidate_all: list[ParsedComment] = []
+    for row in stored:
+        observed = queries.stored_observed(system, row)
+        now = now_parser.parse(observed)
+        candidate = candidate_parser.parse(observed) if candidate_parser is not None else None
+        now_all.append(now)
+        if candidate is not None:
+            candidate_all.append(candidate)
+        comments.append(
+            ExplainedComment(
+                id=row.id,
+                stored_as=row.stored_as,
+                change=row.change_number,
+                patchset=row.patchset_number,
+                posted_at=row.posted_at,
+                text=row.raw_comment,
+                now=_verdict_out(now),
+                candidate=_verdict_out(candidate) if candidate is not None else None,
+                changed=candidate is not None and not _same(now, candidate),
+            )
+        )
+    text = None
+    if request.text is not None:
+        observed = ObservedComment(
+            server=system.server,
+            project="",
+            branch="",
+            change_number=0,
+            change_id=None,
+            patchset=ObservedPatchSet(number=0),
+            author=AccountRef(username=system.username or system.name, name=system.account_name, email=system.email),
+            posted_at=datetime.now(UTC),
+            message=request.text,
+            source=Source.ARCHIVE,
+        )
+        now = now_parser.parse(observed)
+        candidate = candidate_parser.parse(observed) if candidate_parser is not None else None
+        text = ExplainedText(now=_verdict_out(now), candidate=_verdict_out(candidate) if candidate else None)
+    entry = None
+    if candidate_configs is not None:
+        entry = next(c for c in candidate_configs if c.account == system.name and c.server in (None, system.server))
+    return ExplainOut(
+        ci=system.name,
+        server=system.server,
+        text=text,
+        comments=comments,
+        now=_counts(now_all),
+        candidate=_counts(candidate_all) if candidate_parser is not None else None,
+        changed=sum(comment.changed for comment in comments),
+        toml=ci_toml(entry) if entry is not None else None,
+    )

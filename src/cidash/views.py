@@ -254,3 +254,71 @@ class ReadinessWords(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class CandidateRule(BaseModel):
+    """Parsing rules to try for one CI (config keys of its ``[[ci]]`` entry; see cidash.parsing).
+    `success_pattern`/`failure_pattern` are one more pair beside the CI's configured ones."""
+
+    model_config = {"extra": "forbid"}
+
+    success_pattern: str | None = Field(default=None, max_length=2000)
+    failure_pattern: str | None = Field(default=None, max_length=2000)
+    result_regex: str | None = Field(default=None, max_length=2000)
+    job_regex: str | None = Field(default=None, max_length=2000)
+    start_regex: str | None = Field(default=None, max_length=2000)
+
+
+class ExplainIn(BaseModel):
+    """``POST /api/v1/explain``: how `ci`'s comments read now and under `rule`."""
+
+    model_config = {"extra": "forbid"}
+
+    ci: str = Field(min_length=1, max_length=255)  # the CI system's name (account key)
+    server: str | None = Field(default=None, max_length=255)
+    text: str | None = Field(default=None, max_length=100_000)  # one comment text to read as the CI's
+    rule: CandidateRule | None = None
+    limit: int = Field(default=50, ge=0, le=500)  # how many of its latest stored comments to re-read
+
+
+class Verdict(BaseModel):
+    kind: Literal["result", "start", "notice", "other"]
+    result: str | None
+    vote: int | None
+    pipeline: str | None
+    jobs: list[JobOut]
+    why: str
+
+
+class ExplainedText(BaseModel):
+    now: Verdict
+    candidate: Verdict | None  # None without a rule
+
+
+class ExplainedComment(BaseModel):
+    id: int
+    stored_as: Literal["result", "start", "unread"]
+    change: int
+    patchset: int
+    posted_at: datetime
+    text: str
+    now: Verdict
+    candidate: Verdict | None
+    changed: bool  # the candidate reads it differently (kind, result, vote or jobs)
+
+
+class ReadCounts(BaseModel):
+    results: int
+    starts: int
+    unread: int  # kind "other": what nothing read
+
+
+class ExplainOut(BaseModel):
+    ci: str
+    server: str
+    text: ExplainedText | None
+    comments: list[ExplainedComment]  # newest first
+    now: ReadCounts
+    candidate: ReadCounts | None
+    changed: int
+    toml: str | None  # the CI's [[ci]] entry with the rule, to paste into cidash.toml

@@ -1047,11 +1047,15 @@ def _stored_job(job: JobResult) -> tuple[Any, ...]:
     )
 
 
-def _reparse_comment(system: SystemRow, row: Any) -> ObservedComment:
+def stored_observed(system: SystemRow, row: Any) -> ObservedComment:
+    """A stored comment (a ``ci_runs`` or ``ci_comments`` row) as the parser sees one: the CI's
+    account, the stored text, and the stored Verified vote as the stream's approval (a stream
+    copy's text may lack the ``Patch Set N: Verified+1`` header that carries it)."""
     if system.username or system.email or system.account_name:
         author = AccountRef(username=system.username, name=system.account_name, email=system.email)
     else:
         author = AccountRef(username=system.name)
+    vote = row.vote
     return ObservedComment(
         server=system.server,
         project=row.project,
@@ -1063,7 +1067,21 @@ def _reparse_comment(system: SystemRow, row: Any) -> ObservedComment:
         posted_at=row.posted_at,
         message=row.raw_comment,
         source=Source(row.source),
+        approvals={"Verified": vote} if vote is not None else {},
+        changed_labels=frozenset({"Verified"}) if vote is not None else frozenset(),
     )
+
+
+def stored_parser(configs: Sequence[CISystemConfig], systems: Sequence[SystemRow]) -> CommentParser:
+    """The parser for stored comments: every stored CI system counts as a CI (as if it were in
+    its server's CI group), so only the text (and the stored vote) decides."""
+    parser = CommentParser(configs, auto_detect=True)
+    by_server: dict[str, list[str]] = {}
+    for system in systems:
+        by_server.setdefault(system.server, []).append(system.name)
+    for server, names in by_server.items():
+        parser.set_group_members(server, names)
+    return parser
 
 
 async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci: str | None = None) -> ReparseCounts:
@@ -1075,17 +1093,12 @@ async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci:
     the CI group) and only the text decides. A vote or pipeline the text does not carry (they
     came from the stream's approvals or the REST tag) keeps its stored value; a comment no
     longer read as a result is left as it is (counted in `not_results`)."""
-    parser = CommentParser(configs, auto_detect=True)
     counts = ReparseCounts()
     async with engine.connect() as conn:
         systems = {s.id: s for s in await system_rows(conn, name=ci)}
     if not systems:
         return counts
-    by_server: dict[str, list[str]] = {}
-    for system in systems.values():
-        by_server.setdefault(system.server, []).append(system.name)
-    for server, names in by_server.items():
-        parser.set_group_members(server, names)
+    parser = stored_parser(configs, list(systems.values()))
     r, j = m.runs_t, m.jobs_t
     touched: set[int] = set()
     last_id = 0
@@ -1118,7 +1131,7 @@ async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci:
             stored_jobs = await job_results(conn, [row.id for row in rows])
             for row in rows:
                 counts.runs += 1
-                parsed_comment = parser.parse(_reparse_comment(systems[row.ci_system_id], row))
+                parsed_comment = parser.parse(stored_observed(systems[row.ci_system_id], row))
                 if parsed_comment.kind != CommentKind.RESULT or parsed_comment.result is None:
                     counts.not_results += 1
                     continue

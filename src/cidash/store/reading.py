@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -108,3 +109,46 @@ async def unread_comments(conn: AsyncConnection, ci_system_id: int, *, limit: in
         .limit(limit)
     )
     return [UnreadComment(**row._mapping) for row in await conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredComment:
+    """One of a CI's stored comments, whichever table holds it, as the parser read it then."""
+
+    id: int
+    stored_as: Literal["result", "start", "unread"]  # "result": ci_runs; the others: ci_comments
+    project: str
+    branch: str
+    change_number: int
+    patchset_number: int
+    posted_at: datetime
+    vote: int | None
+    source: str
+    raw_comment: str
+
+
+async def latest_comments(conn: AsyncConnection, ci_system_id: int, *, limit: int) -> list[StoredComment]:
+    """The CI's `limit` newest stored comments (runs, starts and unread ones), newest first."""
+    found: list[StoredComment] = []
+    for table in (m.runs_t, m.ci_comments_t):
+        kind = table.c.kind if table is m.ci_comments_t else sa.literal("result")
+        query = (
+            sa.select(
+                table.c.id,
+                kind.label("stored_as"),
+                table.c.project,
+                table.c.branch,
+                table.c.change_number,
+                table.c.patchset_number,
+                table.c.posted_at,
+                table.c.vote,
+                table.c.source,
+                table.c.raw_comment,
+            )
+            .where(table.c.ci_system_id == ci_system_id)
+            .order_by(table.c.posted_at.desc(), table.c.id.desc())
+            .limit(limit)
+        )
+        found.extend(StoredComment(**row._mapping) for row in await conn.execute(query))
+    found.sort(key=lambda comment: (comment.posted_at, comment.stored_as == "result", comment.id), reverse=True)
+    return found[:limit]
