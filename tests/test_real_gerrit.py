@@ -8,6 +8,14 @@ must equal what was posted, on both engines, also when its SSH session is cut ha
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +25,7 @@ from cidash.realgerrit.poster import Poster
 from cidash.realgerrit.scenario import run_scenario
 from cidash.realgerrit.writer import ident
 from cidash.runtime import Runtime
+from cidash.store import Store
 from tests.real_gerrit_fixtures import RealGerrit, compare_with_truth
 from tests.sim_fixtures import wait_for
 
@@ -71,10 +80,13 @@ async def _run_and_compare(real_gerrit: RealGerrit, db_url: str, label: str, *, 
             gap_from = len(poster.truth)
 
         try:
-            await run_scenario(poster, projects, midpoint=cut_stream if cut else None)
+            try:
+                await run_scenario(poster, projects, midpoint=cut_stream if cut else None)
+            finally:
+                if cut:  # the next test needs the account, whatever happened here
+                    await admin.put(f"accounts/{real_gerrit.community.watcher.account_id}/active")
             if cut:
-                await admin.put(f"accounts/{real_gerrit.community.watcher.account_id}/active")
-                await wait_for(lambda: collector.stream.stats.reconnects >= 1, 90, "the stream to reconnect")
+                await wait_for(lambda: collector.stream.stats.reconnects >= 1, 150, "the stream to reconnect")
                 await wait_for(
                     lambda: collector.health.backfills > backfills_before, 90, "the backfill after the reconnect"
                 )
@@ -93,7 +105,7 @@ async def _run_and_compare(real_gerrit: RealGerrit, db_url: str, label: str, *, 
 
     problems = compare_with_truth(poster.truth, stored)
     assert not problems, "\n".join(problems)
-    assert len(poster.truth) == 20  # every report of the scenario
+    assert len(poster.truth) == 22  # every report of the scenario
     assert all(run.message_id for run in stored), "every run has the REST message id after the backfill"
     from_rest = sum(run.source == "rest" for run in stored)
     if not cut:
@@ -109,3 +121,70 @@ async def test_scenario_stored_equals_truth(real_gerrit: RealGerrit, migrated_db
 
 async def test_stream_cut_midway_backfill_recovers_the_gap(real_gerrit: RealGerrit, migrated_db_url: str) -> None:
     await _run_and_compare(real_gerrit, migrated_db_url, "cut", cut=True)
+
+
+def _run_in_pty(command: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+    """Run `command` with a terminal as stdout/stderr (rich draws its progress bar only on one)."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed its side
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    try:
+        status = process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"{command} still running after {timeout_s} s") from None
+    return status, b"".join(chunks).decode("utf-8", "replace")
+
+
+async def test_cli_backfill_since_30d_from_the_real_gerrit(real_gerrit: RealGerrit, tmp_path: Path) -> None:
+    """`cidash backfill --since 30d` alone (REST only, no stream) imports exactly what was posted."""
+    projects = await real_gerrit.new_projects("cli")
+    poster = Poster(real_gerrit.community)
+    try:
+        await run_scenario(poster, projects)
+    finally:
+        await poster.aclose()
+    server = real_gerrit.server(projects)
+    database = tmp_path / "cidash.db"
+    config = tmp_path / "cidash.toml"
+    config.write_text(
+        f'database_url = "sqlite+aiosqlite:///{database}"\n\n[[servers]]\n'
+        f'name = "real"\nhttp_url = "{server.http_url}"\nhttp_user = "{server.http_user}"\n'
+        f'http_password = "{real_gerrit.community.watcher.password}"\nci_group = "{server.ci_group}"\n'
+        f"projects = {list(projects)!r}\n\n"
+        f'[[ci]]\naccount = "zuul"\nreference = true\n'.replace("'", '"')
+    )
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    env.pop("CIDASH_CONFIG", None)
+    cidash = str(Path(sys.executable).with_name("cidash"))
+    status, output = await asyncio.to_thread(
+        _run_in_pty, [cidash, "--config", str(config), "backfill", "--since", "30d"], env, 120
+    )
+    output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)  # colours and cursor moves
+    assert status == 0, output
+    assert "━" in output, f"no progress bar drawn:\n{output}"
+    assert re.search(r"real: 3 changes, \d+ comments, 22 new CI runs in", output), output
+
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    try:
+        stored = await store.all_runs()
+    finally:
+        await store.close()
+    problems = compare_with_truth(poster.truth, stored)
+    assert not problems, "\n".join(problems)
+    assert {run.source for run in stored} == {"rest"}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cidash.gerrit.events import StreamEvent, well_formed_approvals
 from cidash.gerrit.wire import from_epoch, loose_int, parse_timestamp
 from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.parsing import split_header_votes, strip_patchset_header
 
 
 def _text(value: Any) -> str | None:
@@ -136,6 +138,32 @@ def patchsets_from_change(change: Mapping[str, Any]) -> dict[int, ObservedPatchS
     return found
 
 
+# "Removed Verified-1 by <GERRIT_ACCOUNT_1000008>": Gerrit 3.x's message when someone deletes a vote
+_REMOVED_VOTE_RE = re.compile(r"^Removed (?P<label>[A-Za-z][\w-]*)[+-]\d+ by <GERRIT_ACCOUNT_(?P<id>\d+)>", re.M)
+
+
+class _HeldVotes:
+    """The votes each account holds on each patch set, replayed from a change's messages in order.
+
+    Gerrit's `Patch Set N:` header names only the votes a review CHANGED: a CI that fails again
+    with Verified-1 already in place gets a header without a vote. The stream still says -1 (its
+    approvals are the author's current votes), so a REST copy must know the held vote too.
+    """
+
+    def __init__(self) -> None:
+        self._votes: dict[tuple[object, int], dict[str, int]] = {}
+
+    def after(self, author: AccountRef, patchset: int, text: str) -> tuple[dict[str, int], frozenset[str]]:
+        """(the author's votes once this message is applied, the labels it changed)."""
+        votes = self._votes.setdefault((author.account_id or author.key, patchset), {})
+        _, header = strip_patchset_header(text)
+        changed = split_header_votes(header) if header is not None else {}
+        votes.update(changed)
+        for removal in _REMOVED_VOTE_RE.finditer(text):
+            self._votes.get((int(removal["id"]), patchset), {}).pop(removal["label"], None)
+        return dict(votes), frozenset(changed)
+
+
 def comments_from_change(change: Mapping[str, Any], server: str) -> Iterator[ObservedComment]:
     """Every authored message of a REST ChangeInfo fetched with o=MESSAGES (system messages skipped)."""
     number = loose_int(change.get("_number"))
@@ -144,6 +172,7 @@ def comments_from_change(change: Mapping[str, Any], server: str) -> Iterator[Obs
     if number is None or project is None or not isinstance(messages, list):
         return
     patchsets = patchsets_from_change(change)
+    held = _HeldVotes()
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("author"), dict):
             continue
@@ -152,6 +181,8 @@ def comments_from_change(change: Mapping[str, Any], server: str) -> Iterator[Obs
         text = message.get("message")
         if ps_number is None or date is None or not isinstance(text, str):
             continue
+        author = account_from_wire(message["author"])
+        approvals, changed = held.after(author, ps_number, text)
         yield ObservedComment(
             server=server,
             project=project,
@@ -159,10 +190,12 @@ def comments_from_change(change: Mapping[str, Any], server: str) -> Iterator[Obs
             change_number=number,
             change_id=_text(change.get("change_id")),
             patchset=patchsets.get(ps_number) or ObservedPatchSet(number=ps_number),
-            author=account_from_wire(message["author"]),
+            author=author,
             posted_at=parse_timestamp(date),
             message=text,
             source=Source.REST,
+            approvals=approvals,
+            changed_labels=changed,
             message_id=_text(message.get("id")),
             tag=_text(message.get("tag")),
             change_status=_text(change.get("status")),

@@ -58,7 +58,6 @@ class Poster:
     truth: list[PostedRun] = field(default_factory=list)
     actions: dict[str, int] = field(default_factory=dict)
     _writers: dict[str, GerritWriter] = field(default_factory=dict)
-    _votes: dict[tuple[int, int, str], int] = field(default_factory=dict)  # (change, ps, account) -> Verified
 
     def writer(self, username: str) -> GerritWriter:
         found = self._writers.get(username)
@@ -102,9 +101,6 @@ class Poster:
         before = datetime.now(UTC)
         await self.writer(username).post(f"{change.path}/revisions/{patchset}/review", body)
         after = datetime.now(UTC)
-        for label, value in (labels or {}).items():
-            if label == "Verified":
-                self._votes[(change.number, patchset, username)] = value
         self._count("review")
         return before, after
 

@@ -125,6 +125,11 @@ async def run_scenario(
     # 6. an admin removes a broken CI's vote; a non-voting result without a vote
     await poster.remove_vote(fix, HYPERV.username)
     await poster.ci_report(POWERKVM, fix, 2, jobs_for(POWERKVM, fix, 2, _ok("powerkvm-tempest-dsvm")))
+    # the CI whose vote was removed reports once more without voting: it holds no vote now
+    await poster.ci_report(HYPERV, fix, 2, jobs_for(HYPERV, fix, 2, {"hyperv-nova-unit": "SUCCESS"}), vote=False)
+    # a repeat failure with the vote unchanged, after the cut: only REST can bring it
+    again = jobs_for(NSX, fix, 2, {"vmware-nsx-tempest": "FAILURE"})
+    await poster.ci_report(NSX, fix, 2, [job._replace(url=job.url + "-2") for job in again])
 
     # 7. the OVN change is approved, gated and merged; the RBD change is abandoned
     await poster.review("bob", ovn, 1, "Looks good to me — merci!")
