@@ -8,6 +8,7 @@ and every page renders (screenshots in tests/artifacts/).
 from __future__ import annotations
 
 import collections
+import re
 import time
 import urllib.parse
 from pathlib import Path
@@ -218,6 +219,14 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     assert path.stat().st_size > 5_000, f"{path} looks empty"
+
+
+def test_an_open_dashboard_offers_a_badge_snippet_without_a_token(demo: Demo, new_page: PageFactory) -> None:
+    page = new_page()
+    page.goto("./#/system/zuul")
+    snippet = page.get_by_label("Badge markdown")
+    snippet.wait_for()  # reads are open: the badge is public
+    assert re.fullmatch(r"!\[zuul CI health\]\(http://127\.0\.0\.1:\d+/api/v1/badge/zuul\.svg\)", snippet.input_value())
 
 
 def test_screenshots_of_every_page(

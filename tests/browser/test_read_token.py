@@ -1,17 +1,25 @@
-"""A dashboard behind `api.read_token`: it asks for the token, then reads and goes live with it.
+"""A dashboard behind `api.read_token`: it asks for the token, then reads and goes live with it,
+and never offers a badge snippet that would carry the token into a README.
 
-Runs its own `cidash serve --role api` on an empty SQLite store (the demo has no token).
+Runs its own `cidash serve --role api` on a SQLite store holding an hour of simulated stream
+events (the demo has no token).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cidash.sim.world import World
 from tests.browser.conftest import DESKTOP, running_cidash
 
 TOKEN = "s3cret-read"
@@ -27,8 +35,27 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "CIDASH_API__PORT": "0",
         "CIDASH_API__READ_TOKEN": TOKEN,
     }
+    _ingest_an_hour(directory, env)
     with running_cidash(["serve", "--role", "api"], API_LINE, 60, cwd=directory, env=env) as started:
         yield started.match.group(1)
+
+
+def _ingest_an_hour(directory: Path, env: dict[str, str]) -> None:
+    """Store an hour of simulated stream events (the reference Zuul among the CIs)."""
+    world = World(3, start=datetime.now(UTC) - timedelta(hours=1))
+    lines: list[bytes] = []
+    while len(lines) < 300:
+        lines.extend(event.to_line() for event in world.next_activity())
+    archive = directory / "events.jsonl"
+    archive.write_bytes(b"".join(lines))
+    subprocess.run(
+        [sys.executable, "-c", "from cidash.cli import main; main()", "ingest", str(archive), "--server", "review"],
+        env={**os.environ, **env},
+        cwd=directory,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _page(browser: Any, url: str) -> Any:
@@ -67,4 +94,18 @@ def test_a_link_carrying_the_token_works_and_drops_it_from_the_address(browser: 
     assert page.url.endswith("/#/alerts")
     page.wait_for_function("() => document.querySelector('[data-testid=conn-state]')?.textContent === 'live'")
     assert page.get_by_test_id("token-banner").count() == 0
+    page.context.close()
+
+
+def test_the_badge_snippet_never_carries_the_read_token(browser: Any, guarded: str) -> None:
+    page = _page(browser, guarded)
+    page.goto(f"./?token={TOKEN}#/system/zuul")
+    page.get_by_test_id("badge-private").wait_for()  # badges need the token here: no snippet
+    assert "api.public_badges = true" in page.get_by_test_id("badge-private").inner_text()
+    assert page.get_by_label("Badge markdown").count() == 0
+    badge = page.get_by_alt_text("health badge of zuul")
+    assert badge.get_attribute("src") == f"api/v1/badge/zuul.svg?token={TOKEN}"  # the page itself may show it
+    page.wait_for_function("() => document.querySelector('img[alt=\"health badge of zuul\"]').naturalWidth > 0")
+    for field in page.locator("input").all():
+        assert TOKEN not in (field.input_value() or "")
     page.context.close()
