@@ -151,6 +151,13 @@ async def test_systems_summary_windows_and_detail(loaded: Loaded) -> None:
         if window == "30d":
             assert all(s["health"]["coverage"] is None for s in body)  # not computed over 30 d
 
+    measures = (await client.get("/api/v1/measures")).json()
+    assert "eligible" in measures["coverage"] and "branch" in measures["coverage"]
+    for s in systems:
+        h = s["health"]
+        assert 0 <= h["covered"] <= h["eligible"]
+        assert h["coverage"] == (pytest.approx(h["covered"] / h["eligible"]) if h["eligible"] else None)
+
     nova = (await client.get("/api/v1/systems", params={"project": "openstack/nova"})).json()
     assert nova and all("openstack/nova" in s["projects"] for s in nova)
     assert len(nova) < len(systems)

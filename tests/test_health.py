@@ -47,6 +47,7 @@ async def _post(
     *,
     project: str = NOVA,
     status: str = "NEW",
+    branch: str = "master",
 ) -> None:
     """One CI result comment (a distinct text per run, so that none is a duplicate of another)."""
     message = f"Build {result.lower()} at {posted_at.isoformat()}"
@@ -58,6 +59,7 @@ async def _post(
         posted_at=posted_at,
         created_at=created_at,
         project=project,
+        branch=branch,
         status=status,
         message_id=f"{author.key}-{change}-{patchset}-{posted_at.timestamp()}",
     )
@@ -500,6 +502,54 @@ async def test_coverage_leaves_out_superseded_recent_and_closed_patch_sets(ci_st
     assert metrics.coverage == 0.5
     acme = (await _summaries(ci_store))["acme-ci"]
     assert acme.health.coverage == 0.5
+
+
+async def test_coverage_agrees_with_the_grid_and_a_slow_ci_is_not_excused(ci_store: Store) -> None:
+    """Eight old-enough patch sets; acme answers five, each ten hours after the upload (its p95 is
+    about ten hours: under the old rule, its own slowness made every recent miss "too recent").
+    The answer time is capped at four hours, so the three misses created 5-9 h ago count; the
+    grid shows the same five filled and three empty cells on those rows."""
+    answered = {1, 2, 4, 6, 7}
+    hours_ago = {1: 20, 2: 18, 3: 9, 4: 16, 5: 7, 6: 14, 7: 12, 8: 5}  # the misses are the recent ones
+    for change, hours in hours_ago.items():
+        created = NOW - timedelta(hours=hours)
+        await _post(ci_store, ZUUL, change, 1, "SUCCESS", created + timedelta(minutes=30), created)
+        if change in answered:
+            await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(hours=10), created)
+    # not eligible: created an hour ago (too recent), and one superseded five minutes after upload
+    await _post(ci_store, ZUUL, 20, 1, "SUCCESS", NOW - timedelta(minutes=40), NOW - timedelta(hours=1))
+    gone = NOW - timedelta(hours=12)
+    await _post(ci_store, ZUUL, 21, 1, "SUCCESS", gone + timedelta(minutes=3), gone)
+    await _post(ci_store, ZUUL, 21, 2, "SUCCESS", gone + timedelta(minutes=40), gone + timedelta(minutes=5))
+    await _post(ci_store, THIRD_PARTY, 21, 2, "SUCCESS", gone + timedelta(hours=10), gone + timedelta(minutes=5))
+
+    acme = (await _summaries(ci_store))["acme-ci"]
+    assert acme.health.latency_p95_s is not None and acme.health.latency_p95_s > 8 * 3600
+    assert (acme.health.eligible, acme.health.covered) == (9, 6)  # the 8 and 21/2
+    assert acme.health.coverage == pytest.approx(6 / 9)
+
+    async with ci_store.engine.connect() as conn:
+        shown = await queries.grid(conn, project=NOVA, limit=50)
+    eligible_rows = [row for row in shown.rows if (row.change, row.patchset) not in {(20, 1), (21, 1)}]
+    filled = [row for row in eligible_rows if "acme-ci" in row.cells]
+    assert len(shown.rows) == 11 and len(eligible_rows) == acme.health.eligible
+    assert len(filled) == acme.health.covered
+    assert {row.change for row in filled} == answered | {21}
+
+
+async def test_coverage_counts_only_the_branches_a_ci_follows(ci_store: Store) -> None:
+    configs = [*REFERENCE, CISystemConfig(account="acme-ci", projects=[NOVA], branches=["master", "feature/*"])]
+    for change, branch in enumerate(["master", "stable/2025.2", "feature/x", "stable/2025.1"], start=1):
+        created = NOW - timedelta(hours=10 + change)
+        await _post(ci_store, ZUUL, change, 1, "SUCCESS", created + timedelta(minutes=30), created, branch=branch)
+        if change == 1:
+            await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(hours=1), created)
+    await _rebuild(ci_store)
+    async with ci_store.engine.connect() as conn:
+        following = {s.name: s for s in await queries.systems_summary(conn, configs, now=NOW)}
+        every_branch = {s.name: s for s in await queries.systems_summary(conn, REFERENCE, now=NOW)}
+    assert (following["acme-ci"].health.eligible, following["acme-ci"].health.covered) == (2, 1)  # master, feature/x
+    assert (every_branch["acme-ci"].health.eligible, every_branch["acme-ci"].health.covered) == (4, 1)
 
 
 async def test_agreement_and_flakiness_counts(ci_store: Store) -> None:

@@ -10,6 +10,8 @@ export function health(h: Partial<HealthWindow> = {}): HealthWindow {
     latency_p50_s: 600,
     latency_p95_s: 1800,
     coverage: 0.8,
+    eligible: 10,
+    covered: 8,
     agreement: 0.95,
     disagreements: 1,
     flakiness: 0,

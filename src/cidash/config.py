@@ -88,6 +88,7 @@ class CISystemConfig(BaseModel):
     owner: str | None = None  # operator contact
     reference: bool = False  # the CI every other one is compared with (OpenStack: Zuul)
     projects: list[str] = Field(default_factory=list)
+    branches: list[str] = Field(default_factory=list)  # fnmatch patterns it tests (coverage); empty: all
     result_regex: str | None = None  # overrides; see cidash.parsing
     job_regex: str | None = None
     start_regex: str | None = None

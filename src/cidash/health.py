@@ -13,12 +13,15 @@ What is measured (per CI system, per window 1h / 24h / 7d / 30d, optionally for 
   (:func:`patchset_digests`: one row per patch set, each CI's part packed into integers), then
   plain Python (:func:`metrics_from_digests`):
 
-  - coverage: of the *eligible* patch sets in the projects it follows (its configured
-    ``projects``, else those it commented on in the last 30 d), the share it commented on. A
-    patch set is eligible when it was created in the window, at least the CI's "reasonable
-    answer time" before now, and neither superseded by the next patch set nor closed (merged /
-    abandoned; closed at its last CI activity, the only time cidash knows) within that time.
-    Reasonable is the CI's own 24 h p95 latency, at least :data:`REASONABLE_MIN_S`;
+  - coverage: of the *eligible* patch sets, the share it posted a result on (see
+    :data:`COVERAGE_RULE`, which the API and the dashboard show as the definition). Eligible:
+    in a project it follows (its configured ``projects``, else those it commented on in the
+    last 30 d), on a branch it follows (its configured ``branches``, default every branch),
+    created in the window at least its answer time before now, and neither superseded by the
+    next patch set nor closed (merged / abandoned; closed at its last CI activity, the only time
+    cidash knows) within that time. The answer time is the CI's own 24 h p95 latency, at least
+    :data:`REASONABLE_MIN_S` and at most :data:`COVERAGE_MAX_WAIT_S`: a slow CI is not excused
+    its misses by its own slowness;
   - agreement with the reference CI of its server: on the patch sets both answered in the
     window, the latest result of each, compared when both are a success or a test failure
     (infra errors and other results are neither agreement nor disagreement);
@@ -37,6 +40,7 @@ Everything takes ``now`` so that tests can pin the clock.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
@@ -82,6 +86,31 @@ MIN_RUNS = 5
 """Fewer runs than this in 24 h (and not silent): ``unknown``, too few to judge."""
 REASONABLE_MIN_S = 3600.0
 """A CI is never expected to answer a patch set faster than this (coverage, silence)."""
+COVERAGE_MAX_WAIT_S = 4 * 3600.0
+"""A patch set older than this counts for coverage (and silence) whatever the CI's own latency."""
+COVERAGE_RULE = (
+    "Coverage is the share of eligible patch sets the CI posted a result on. A patch set is eligible when it is "
+    "in a project the CI follows (its configured projects, else those it commented on in the last 30 days) and on a "
+    "branch it follows (its configured branches, default all); it was created in the window and at least the CI's "
+    "answer time ago (its 24 h p95 latency, at least 1 h, at most 4 h); and no newer patch set was uploaded, and "
+    "the change was not merged or abandoned, within that answer time. cidash does not record work-in-progress or "
+    "private state: such patch sets count like any other. The patch sets are those cidash saw a comment on (the "
+    "reference CI answers every one)."
+)
+"""The definition of coverage in words, as the API and the dashboard show it."""
+MEASURES: dict[str, str] = {
+    "coverage": COVERAGE_RULE,
+    "agreement": (
+        "On the patch sets both it and the reference CI answered in the window, the share where their latest results "
+        "agree; only a success or a test failure on both sides is compared (infra errors are neither)."
+    ),
+    "flakiness": "Of the patch sets where it posted two results or more, the share where they differ in class.",
+    "latency": (
+        "Run latency: from the patch set's upload to the result comment, p50 and p95 over the window's hourly "
+        "histograms."
+    ),
+}
+"""Every measure the API reports, defined in words (``GET /api/v1/measures``)."""
 SILENT_MIN_S = 2 * 3600.0
 """``silent`` needs at least this long since its last comment of any kind ..."""
 SILENT_MIN_PATCHSETS = 3
@@ -221,6 +250,8 @@ def health_window(
         latency_p50_s=percentile(histogram, 0.5),
         latency_p95_s=percentile(histogram, 0.95),
         coverage=metrics.coverage if metrics is not None else None,
+        eligible=metrics.eligible if metrics is not None else 0,
+        covered=metrics.covered if metrics is not None else 0,
         agreement=metrics.agreement if metrics is not None else None,
         disagreements=metrics.disagreements if metrics is not None else 0,
         flakiness=metrics.flakiness if metrics is not None else None,
@@ -228,8 +259,9 @@ def health_window(
 
 
 def reasonable_answer_s(p95_s: float | None) -> float:
-    """How long a CI may take before a patch set counts as one it should have answered."""
-    return max(REASONABLE_MIN_S, p95_s or 0.0)
+    """How long a CI may take before a patch set counts as one it should have answered: its p95
+    latency within [:data:`REASONABLE_MIN_S`, :data:`COVERAGE_MAX_WAIT_S`]."""
+    return min(COVERAGE_MAX_WAIT_S, max(REASONABLE_MIN_S, p95_s or 0.0))
 
 
 def duration_text(seconds: float) -> str:
@@ -592,6 +624,10 @@ class CoverageParams:
     projects: tuple[str, ...]
     reasonable_s: float
     last_seen: datetime | None
+    branches: tuple[str, ...] = ()  # fnmatch patterns; empty: every branch
+
+    def follows_branch(self, branch: str) -> bool:
+        return not self.branches or any(fnmatch.fnmatchcase(branch, pattern) for pattern in self.branches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,6 +636,7 @@ class PatchSetDigest:
 
     patchset_id: int
     project: str
+    branch: str
     created_at: datetime | None
     next_created_at: datetime | None  # creation of the first newer patch set, when known
     status: str | None  # the change's status
@@ -707,6 +744,7 @@ async def patchset_digests(
     query = sa.select(
         per_ps.c.patchset_id,
         c.c.project,
+        c.c.branch,
         sa.type_coerce(per_ps.c.last_activity, UTCDateTime()),
         per_ps.c.packed,
         p.c.created_at,
@@ -717,13 +755,14 @@ async def patchset_digests(
         PatchSetDigest(
             patchset_id=ps_id,
             project=name,
+            branch=branch,
             created_at=created,
             next_created_at=next_created,
             status=status,
             last_activity=last,
             entries=_unpack(packed),
         )
-        for ps_id, name, last, packed, created, next_created, status in await conn.execute(query)
+        for ps_id, name, branch, last, packed, created, next_created, status in await conn.execute(query)
     ]
 
 
@@ -737,10 +776,10 @@ def metrics_from_digests(
     """Coverage, agreement and flakiness of every CI in `params` (module docstring for the rules)."""
     found = {p.ci_system_id: RunMetrics() for p in params}
     references = set(reference_ids)
-    followers: dict[str, list[tuple[int, timedelta, datetime | None]]] = {}
+    followers: dict[str, list[tuple[CoverageParams, timedelta]]] = {}
     for p in params:
         for name in p.projects:
-            followers.setdefault(name, []).append((p.ci_system_id, timedelta(seconds=p.reasonable_s), p.last_seen))
+            followers.setdefault(name, []).append((p, timedelta(seconds=p.reasonable_s)))
     comparable = (_SUCCESS, _FAILURE)
     for digest in digests:
         ref_code: int | None = None
@@ -773,7 +812,10 @@ def metrics_from_digests(
             continue
         superseded = digest.next_created_at
         closed_at = digest.last_activity if digest.status in _CLOSED else None
-        for ci, reasonable, last_seen in followers.get(digest.project, ()):
+        for follower, reasonable in followers.get(digest.project, ()):
+            if not follower.follows_branch(digest.branch):
+                continue
+            ci, last_seen = follower.ci_system_id, follower.last_seen
             deadline = created + reasonable
             if deadline > end:
                 continue  # too recent: it may still answer
@@ -897,6 +939,7 @@ class SystemRef:
     is_reference: bool
     last_seen: datetime | None
     configured_projects: tuple[str, ...] = ()
+    configured_branches: tuple[str, ...] = ()  # fnmatch patterns; empty: every branch
 
 
 @dataclass(slots=True)
@@ -1007,7 +1050,9 @@ async def assess(
     p95 = {ci: percentile(hist, 0.95) for ci, hist in state_histograms.items()}
     p50 = {ci: percentile(hist, 0.5) for ci, hist in state_histograms.items()}
     params = [
-        CoverageParams(s.id, tuple(projects.get(s.id, ())), reasonable_answer_s(p95.get(s.id)), s.last_seen)
+        CoverageParams(
+            s.id, tuple(projects.get(s.id, ())), reasonable_answer_s(p95.get(s.id)), s.last_seen, s.configured_branches
+        )
         for s in systems
     ]
     metrics: dict[Window, dict[int, RunMetrics]] = {}

@@ -58,7 +58,9 @@ class HealthWindow(BaseModel):
     infra_error_rate: float | None
     latency_p50_s: float | None
     latency_p95_s: float | None
-    coverage: float | None  # share of eligible patchsets in its projects it commented on
+    coverage: float | None  # covered / eligible (the rule: GET /api/v1/measures)
+    eligible: int = 0  # patch sets it should have answered in the window
+    covered: int = 0  # ... of which it posted a result on
     agreement: float | None  # share of patchsets shared with the reference CI where both agree
     disagreements: int  # fails where the reference passed, or the reverse
     flakiness: float | None  # share of rechecked patchsets with differing results

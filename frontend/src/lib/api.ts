@@ -234,6 +234,10 @@ export class ApiClient {
   projects(signal?: AbortSignal) {
     return this.get<string[]>('projects', undefined, signal);
   }
+  /** What each measure means, in words (e.g. which patch sets coverage counts). */
+  measures(signal?: AbortSignal) {
+    return this.get<Record<string, string>>('measures', undefined, signal);
+  }
   change(n: number, signal?: AbortSignal) {
     return this.get<ChangeView>(`changes/${enc(String(n))}`, undefined, signal);
   }

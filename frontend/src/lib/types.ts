@@ -52,6 +52,10 @@ export interface HealthWindow {
   latency_p50_s: number | null;
   latency_p95_s: number | null;
   coverage: number | null;
+  /** Patch sets it should have answered in the window (the rule: GET /api/v1/measures). */
+  eligible: number;
+  /** ... of which it posted a result on. */
+  covered: number;
   agreement: number | null;
   disagreements: number;
   flakiness: number | null;

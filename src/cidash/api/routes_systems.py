@@ -46,6 +46,12 @@ async def list_systems(
     )
 
 
+@router.get("/measures", response_model=dict[str, str])
+async def measures() -> dict[str, str]:
+    """What each measure means, in words (coverage: which patch sets are eligible)."""
+    return health.MEASURES
+
+
 @router.get("/systems/{name}", response_model=SystemDetail, responses=NOT_FOUND)
 async def get_system(request: Request, conn: Conn, name: Name, server: Server = None) -> SystemDetail:
     """One CI system with every window (1h, 24h, 7d, 30d)."""

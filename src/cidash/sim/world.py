@@ -800,6 +800,13 @@ class World:
         for ci in self._project_cis[change.project]:
             self._schedule_run(change, ps, ci, "check")
 
+    def _skips(self, ci: CI, change: Change, ps: PatchSet) -> bool:
+        """Whether `ci` leaves this patch set untested (it says nothing on it, as when quiet): its
+        own draw, not the world's main random sequence."""
+        if not ci.skip_share:
+            return False
+        return random.Random(f"{self.seed}/skip/{ci.username}/{change.number}/{ps.number}").random() < ci.skip_share
+
     def _schedule_run(self, change: Change, ps: PatchSet, ci: CI, pipeline: str) -> None:
         rand = self.rng.random
         if ci.style is Style.JENKINS or ci.style is Style.GERRITFORGE or ci.style in ONE_JOB_STYLES:
@@ -819,7 +826,7 @@ class World:
     def _act_ci_start(self, change: Change, ps: PatchSet, ci: CI, run: Run) -> list[StreamEvent]:
         if ps.runs.get(ci.index) is not run or not change.is_open or ps is not change.patchsets[-1]:
             return _EMPTY
-        if ci.persona in _QUIET_PERSONAS and self._quiet(ci):
+        if (ci.persona in _QUIET_PERSONAS and self._quiet(ci)) or self._skips(ci, change, ps):
             return _EMPTY
         stamp = self._stamp()
         if ci.style is Style.JENKINS:
@@ -954,7 +961,7 @@ class World:
         del ps.runs[ci.index]
         if not change.is_open or ps is not change.patchsets[-1]:
             return _EMPTY  # dequeued: new patch set, merged or abandoned
-        if ci.persona in _QUIET_PERSONAS and self._quiet(ci):
+        if (ci.persona in _QUIET_PERSONAS and self._quiet(ci)) or self._skips(ci, change, ps):
             return _EMPTY
         rng = self.rng
         stamp = self._stamp()

@@ -100,7 +100,8 @@ class SystemRow:
     source: str
     last_seen: datetime | None
 
-    def ref(self, configured: tuple[str, ...] = ()) -> health.SystemRef:
+    def ref(self, config: CISystemConfig | None = None) -> health.SystemRef:
+        """What the health model needs, with the projects and branches of its configuration entry."""
         return health.SystemRef(
             id=self.id,
             server_id=self.server_id,
@@ -108,7 +109,8 @@ class SystemRow:
             display_name=self.display_name,
             is_reference=self.is_reference,
             last_seen=self.last_seen,
-            configured_projects=configured,
+            configured_projects=tuple(config.projects) if config is not None else (),
+            configured_branches=tuple(config.branches) if config is not None else (),
         )
 
 
@@ -171,9 +173,9 @@ async def find_system(conn: AsyncConnection, name: str, server: str | None = Non
     return rows[0] if rows else None
 
 
-def configured_projects(configs: Sequence[CISystemConfig], system: SystemRow) -> tuple[str, ...]:
-    """The `projects` of the configuration entry that designates this CI system (same rule as
-    the parser: account = key, username, email or name; a server-specific entry wins)."""
+def config_entry(configs: Sequence[CISystemConfig], system: SystemRow) -> CISystemConfig | None:
+    """The configuration entry that designates this CI system (same rule as the parser:
+    account = key, username, email or name; a server-specific entry wins)."""
     names = {system.name, system.username, system.email, system.account_name} - {None}
     best: CISystemConfig | None = None
     for config in configs:
@@ -181,7 +183,7 @@ def configured_projects(configs: Sequence[CISystemConfig], system: SystemRow) ->
             continue
         if best is None or (config.server is not None and best.server is None):
             best = config
-    return tuple(best.projects) if best is not None else ()
+    return best
 
 
 def matches_search(system: SystemRow, q: str | None) -> bool:
@@ -231,7 +233,7 @@ async def systems_summary(
     """Every CI system (with `project`: those following it; with `q`: those it finds, see
     :func:`matches_search`), its health in `window` and its state. `now` pins the clock (tests)."""
     systems = await system_rows(conn)
-    refs = [s.ref(configured_projects(configs, s)) for s in systems]
+    refs = [s.ref(config_entry(configs, s)) for s in systems]
     assessed = await health.assess(
         conn,
         refs,
@@ -281,7 +283,7 @@ async def system_detail(
     references = [s.ref() for s in await system_rows(conn, server=system.server) if s.is_reference]
     assessed = await health.assess(
         conn,
-        [system.ref(configured_projects(configs, system))],
+        [system.ref(config_entry(configs, system))],
         list(dict.fromkeys([*windows, "24h"])),
         now=now,
         cache=cache,
