@@ -123,7 +123,7 @@ async def test_change_info_fields_in_gerrit_order(client: httpx.AsyncClient) -> 
     assert keys[-1] == "_more_changes" or keys[-1] == "owner"
     project = change["project"]
     assert change["id"] == f"{quote(project, safe='')}~{change['_number']}"
-    assert change["triplet_id"] == f"{quote(project, safe='')}~{change['branch']}~{change['change_id']}"
+    assert change["triplet_id"] == f"{quote(project, safe='')}~{quote(change['branch'], safe='')}~{change['change_id']}"
     assert change["owner"] == {"_account_id": change["owner"]["_account_id"]}
     assert change["created"].endswith(".000000000") and len(change["created"]) == 29
     assert changes[-1]["_more_changes"] is True
