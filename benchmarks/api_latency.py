@@ -15,7 +15,8 @@
    from this process (after a warm-up): p50 / p95 / p99 per endpoint.
 
 Usage: .venv/bin/python benchmarks/api_latency.py [--runs 10000000] [--reuse] [--requests 300]
-Target (issue 4): p95 < 30 ms for the systems summary and the grid at 10 M runs.
+Target (issue 4): p95 < 30 ms for the systems summary and the grid at 10 M runs (issue 15: the 30 d
+summary too, its run-level metrics computed in the background; the time they first take is printed).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ CHUNK_RUNS = 250_000  # runs per LOAD DATA file
 TAIL_S = 3 * 3600.0  # about the answer time of the CIs
 TEMP_TABLE_BYTES = 6 << 30
 TARGET_P95_MS = 30.0
+MONTH_PATH = "/api/v1/systems?window=30d"
 SERVER = "review.example.org"
 INFRA = ("NODE_FAILURE", "RETRY_LIMIT", "ERROR")
 VENDORS = (
@@ -564,11 +566,25 @@ class Timing:
         return quantile(self.samples, q)
 
 
-async def measure(server: Server, timings: list[Timing], warmup: int, requests: int) -> None:
-    """Sequential requests, endpoints interleaved (each sees the same cache and buffer state).
+async def background_ready_s(client: httpx.AsyncClient, path: str, limit_s: float = 600.0) -> float:
+    """Seconds until `path` (a 30 d summary) no longer says its run-level metrics are pending."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        response = await client.get(path)
+        response.raise_for_status()
+        if not any(s["health"].get("metrics_pending") for s in response.json()):
+            return time.perf_counter() - started
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{path}: run-level metrics still pending after {limit_s:.0f} s")
+
+
+async def measure(server: Server, timings: list[Timing], warmup: int, requests: int) -> float:
+    """Sequential requests, endpoints interleaved (each sees the same cache and buffer state);
+    returns how long the 30 d metrics took to be computed in the background first.
     The server's CPU time per request does not depend on what else the machine runs (the wall
     clock does); read in clock ticks, it is exact only as an average."""
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        ready_s = await background_ready_s(client, MONTH_PATH)
         for timing in timings:
             started = time.perf_counter()
             (await client.get(timing.path)).raise_for_status()
@@ -583,6 +599,7 @@ async def measure(server: Server, timings: list[Timing], warmup: int, requests: 
                 if round_no >= warmup:
                     timing.samples.append(elapsed)
                     timing.server_cpu_s += cpu_seconds(server.pid) - cpu
+    return ready_s
 
 
 def report(counts: dict[str, Any], loaded: str | None, timings: list[Timing]) -> bool:
@@ -628,6 +645,7 @@ def main() -> int:
     database_url = admin.set(database=opts.database).render_as_string(hide_password=False)
     timings = [
         Timing("GET /api/v1/systems (24h)", "/api/v1/systems"),
+        Timing("GET /api/v1/systems?window=30d", MONTH_PATH),
         Timing(f"GET /api/v1/grid?project={counts['top_project']}", f"/api/v1/grid?project={counts['top_project']}"),
         Timing("GET /api/v1/grid (every project)", "/api/v1/grid"),
     ]
@@ -635,12 +653,13 @@ def main() -> int:
         report(counts, loaded, [])
         return 0
 
-    async def run() -> None:
+    async def run() -> float:
         async with api_server(database_url) as server:
-            await measure(server, timings, opts.warmup, opts.requests)
+            return await measure(server, timings, opts.warmup, opts.requests)
 
-    asyncio.run(run())
+    ready_s = asyncio.run(run())
     print(f"command: {' '.join(sys.argv)}")
+    print(f"30 d coverage, agreement and flakiness first computed (in the background) after {ready_s:.1f} s")
     return 0 if report(counts, loaded, timings) else 1
 
 

@@ -4,8 +4,10 @@ the dashboard's static files and the security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -148,8 +150,21 @@ async def test_systems_summary_windows_and_detail(loaded: Loaded) -> None:
         body = (await client.get("/api/v1/systems", params={"window": window})).json()
         assert {s["health"]["window"] for s in body} == {window}
         assert all(len(s["sparkline"]) == points for s in body)
-        if window == "30d":
-            assert all(s["health"]["coverage"] is None for s in body)  # not computed over 30 d
+        if window == "30d":  # computed in the background: null and pending at first, then as for 7 d
+            assert all(s["health"]["metrics_pending"] or s["health"]["coverage"] is not None for s in body)
+            deadline = time.monotonic() + 60
+            while any(s["health"]["metrics_pending"] for s in body):
+                assert time.monotonic() < deadline, "the 30 d metrics were never computed"
+                await asyncio.sleep(0.05)
+                body = (await client.get("/api/v1/systems", params={"window": window})).json()
+            seven = (await client.get("/api/v1/systems", params={"window": "7d"})).json()
+            week = {s["name"]: s["health"] for s in seven}
+            for s in body:  # the history is 4 h long: the same patch sets in both windows
+                assert (s["health"]["eligible"], s["health"]["covered"]) == (
+                    week[s["name"]]["eligible"],
+                    week[s["name"]]["covered"],
+                )
+                assert s["health"]["agreement"] == week[s["name"]]["agreement"]
 
     measures = (await client.get("/api/v1/measures")).json()
     assert "eligible" in measures["coverage"] and "branch" in measures["coverage"]

@@ -552,6 +552,61 @@ async def test_coverage_counts_only_the_branches_a_ci_follows(ci_store: Store) -
     assert (every_branch["acme-ci"].health.eligible, every_branch["acme-ci"].health.covered) == (4, 1)
 
 
+async def test_the_30_day_window_counts_what_the_7_day_one_does(ci_store: Store) -> None:
+    """Patch sets 20 days ago and 2 days ago: 7 d sees the recent ones, 30 d all of them, by the
+    same rules (coverage, agreement, flakiness)."""
+    for change, days in ((1, 20), (2, 20), (3, 20), (4, 2), (5, 2)):
+        created = NOW - timedelta(days=days)
+        reference = "FAILURE" if change == 3 else "SUCCESS"
+        await _post(ci_store, ZUUL, change, 1, reference, created + timedelta(minutes=20), created)
+        if change != 2:  # missed 2
+            await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(minutes=40), created)
+        if change == 5:  # a recheck with a different class: flaky
+            await _post(ci_store, THIRD_PARTY, change, 1, "FAILURE", created + timedelta(hours=2), created)
+    await _rebuild(ci_store)
+    async with ci_store.engine.connect() as conn:
+        systems = await queries.system_rows(conn)
+        acme = next(s for s in systems if s.name == "acme-ci")
+        detail = await queries.system_detail(conn, acme, REFERENCE, now=NOW)
+    windows = {w.window: w for w in detail.windows}
+    week, month = windows["7d"], windows["30d"]
+    assert (week.eligible, week.covered, week.agreement, week.flakiness) == (2, 2, 0.5, 1.0)
+    # 30 d: 1 agrees, 3 passes where Zuul failed, 4 agrees, 5's latest (FAILURE) disagrees
+    assert (month.eligible, month.covered) == (5, 4)
+    assert month.agreement == pytest.approx(2 / 4) and month.disagreements == 2
+    assert month.flakiness == 1.0 and not month.metrics_pending and month.runs == 5
+
+
+async def test_vote_quality_matrix_false_shares_and_their_cases(ci_store: Store) -> None:
+    cases = {  # change: (reference, acme, status)
+        1: ("SUCCESS", "FAILURE", "MERGED"),  # false -1: the reference passed and the change merged
+        2: ("SUCCESS", "FAILURE", "NEW"),  # -1 where the reference passed, not (yet) merged
+        3: ("FAILURE", "SUCCESS", "NEW"),  # false +1
+        4: ("SUCCESS", "SUCCESS", "MERGED"),
+        5: ("FAILURE", "FAILURE", "ABANDONED"),
+        6: (None, "FAILURE", "NEW"),  # no reference result: a -1, compared with nothing
+    }
+    for change, (reference, mine, status) in cases.items():
+        created = NOW - timedelta(hours=12) + timedelta(minutes=30 * change)
+        if reference is not None:
+            await _post(ci_store, ZUUL, change, 1, reference, created + timedelta(minutes=10), created, status=status)
+        await _post(ci_store, THIRD_PARTY, change, 1, mine, created + timedelta(minutes=20), created, status=status)
+    acme = (await _summaries(ci_store))["acme-ci"]
+    quality = acme.health.vote_quality
+    assert quality is not None
+    assert (quality.both_passed, quality.failed_reference_passed, quality.passed_reference_failed) == (1, 2, 1)
+    assert (quality.both_failed, quality.negatives, quality.positives, quality.false_negatives) == (1, 4, 2, 1)
+    assert quality.false_negative_share == 0.25 and quality.false_positive_share == 0.5
+
+    async with ci_store.engine.connect() as conn:
+        system = next(s for s in await queries.system_rows(conn) if s.name == "acme-ci")
+        negative = await queries.vote_cases(conn, system, REFERENCE, kind="false_negative", window="24h", now=NOW)
+        positive = await queries.vote_cases(conn, system, REFERENCE, kind="false_positive", window="24h", now=NOW)
+    assert [row.change for row in negative.rows] == [1] and [row.change for row in positive.rows] == [3]
+    assert negative.systems == ["zuul", "acme-ci"]
+    assert negative.rows[0].cells["acme-ci"].result == "FAILURE" and negative.rows[0].cells["zuul"].result == "SUCCESS"
+
+
 async def test_agreement_and_flakiness_counts(ci_store: Store) -> None:
     base = NOW - timedelta(hours=12)
 
@@ -638,6 +693,32 @@ async def test_cache_serves_stale_values_while_refreshing() -> None:
     assert not cache.refreshing and len(computed) == 3
     off: health.TTLCache[str, int] = health.TTLCache(ttl_s=0)  # no caching at all
     assert await off.get_or_compute("k", compute) == 4 and await off.get_or_compute("k", compute) == 5
+
+
+async def test_background_windows_never_wait_for_their_value() -> None:
+    clock = [1000.0]
+    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=lambda: clock[0])
+    release = asyncio.Event()
+    computed: list[int] = []
+
+    async def compute() -> int:
+        await release.wait()
+        computed.append(len(computed) + 1)
+        return len(computed)
+
+    assert cache.peek_or_start("k", compute, 600) is None  # nothing yet: computing in the background
+    assert cache.peek_or_start("k", compute, 600) is None and len(cache.refreshing) == 1  # one at a time
+    release.set()
+    deadline = asyncio.get_running_loop().time() + 5
+    while cache.peek_or_start("k", compute, 600) is None:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    assert cache.peek_or_start("k", compute, 600) == 1 and computed == [1] and not cache.refreshing
+    clock[0] += 300  # past the TTL, within the refresh age: served, no refresh
+    assert cache.peek_or_start("k", compute, 600) == 1 and not cache.refreshing
+    clock[0] += 10_000  # however old, the value is served at once, and a refresh starts
+    assert cache.peek_or_start("k", compute, 600) == 1 and "k" in cache.refreshing
+    await cache.close()
 
 
 async def test_rollups_kept_by_the_writer_equal_a_recomputation(store: Store) -> None:

@@ -20,6 +20,7 @@ function fakeFetch(url: string): Promise<Response> {
   const json = (b: unknown) => Promise.resolve(new Response(JSON.stringify(b), { status: 200 }));
   if (url.startsWith('api/v1/systems?') || url === 'api/v1/systems') return json(SYSTEMS);
   if (url.startsWith('api/v1/projects')) return json(['openstack/nova', 'openstack/cinder']);
+  if (url.startsWith('api/v1/measures')) return json({ coverage: 'Coverage is the share of eligible patch sets.' });
   return Promise.resolve(new Response(JSON.stringify({ detail: 'not found' }), { status: 404 }));
 }
 

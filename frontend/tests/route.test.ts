@@ -86,7 +86,7 @@ describe('hash round trip', () => {
     expect(systemRange({ range: '1y' })).toBe('7d');
     expect(gridLimit({ limit: '-1' })).toBe(30);
     expect(gridLimit({ limit: '60' })).toBe(60);
-    expect(runFilters({ ci: 'a' })).toEqual({ ci: 'a', project: null, branch: null, result: null });
+    expect(runFilters({ ci: 'a' })).toEqual({ ci: 'a', project: null, branch: null, result: null, from: null, to: null });
   });
 });
 

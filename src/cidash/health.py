@@ -29,7 +29,8 @@ What is measured (per CI system, per window 1h / 24h / 7d / 30d, optionally for 
     fell in different result classes (success / failure / infra / other).
 
   They change slowly and cost a scan of the window's runs, so the API keeps them in a
-  :class:`TTLCache` (served stale while a background refresh runs).
+  :class:`TTLCache` (served stale while a background refresh runs); the 30 d ones
+  (:data:`BACKGROUND_WINDOWS`) are only ever computed in the background.
 
 * the state (:func:`decide_state`), from the 24 h window: ``silent``, ``unknown``, ``failing``,
   ``degraded`` or ``healthy``, with the reason in plain words.
@@ -62,7 +63,7 @@ from cidash.store.rollups import (
     latency_bucket_sql,
 )
 from cidash.store.types import UTCDateTime, is_mysql
-from cidash.views import HealthWindow, State, Window
+from cidash.views import HealthWindow, State, VoteQuality, Window
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,17 @@ WINDOW_SPANS: dict[Window, timedelta] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-RUN_METRIC_WINDOWS: frozenset[Window] = frozenset({"1h", "24h", "7d"})
+RUN_METRIC_WINDOWS: frozenset[Window] = frozenset({"1h", "24h", "7d", "30d"})
 """Windows for which coverage, agreement and flakiness are computed (they scan ``ci_runs``)."""
+BACKGROUND_WINDOWS: frozenset[Window] = frozenset({"30d"})
+"""With a cache (the API), the run-level metrics of these windows are never computed inside a
+request: they scan a month of runs (seconds on a big history), so a request gets the cached value
+(however old; a refresh starts when it is past the TTL) or, before the first computation has
+finished, none (``metrics_pending``)."""
+BACKGROUND_REFRESH_S = 600.0
+"""A :data:`BACKGROUND_WINDOWS` value older than this is recomputed (in the background): a month's
+numbers move little in ten minutes, and the scan takes seconds (27 s at 1.5 M runs on a loaded
+2-core machine)."""
 STATE_WINDOW: Window = "24h"
 """The window the state is decided on, whatever window is displayed."""
 FOLLOW_SPAN = timedelta(days=30)
@@ -105,6 +115,12 @@ MEASURES: dict[str, str] = {
         "agree; only a success or a test failure on both sides is compared (infra errors are neither)."
     ),
     "flakiness": "Of the patch sets where it posted two results or more, the share where they differ in class.",
+    "vote_quality": (
+        "Its latest result on a patch set is its vote (a test failure a -1, a success a +1, whether or not it casts "
+        "Verified). False -1 share: of its -1s, those on patch sets where the reference CI passed and the change was "
+        "merged. False +1 share: of its +1s, those where the reference CI failed. The matrix counts the patch sets "
+        "both answered with a success or a test failure (the latest result of each)."
+    ),
     "latency": (
         "Run latency: from the patch set's upload to the result comment, p50 and p95 over the window's hourly "
         "histograms."
@@ -137,6 +153,8 @@ DEGRADED_P50_S = 4 * 3600.0
 reviewers). The median, not p95: a recheck hours later counts from the patch set's creation."""
 
 _CLOSED = ("MERGED", "ABANDONED")
+CASES_KEPT = 100
+"""Patch sets kept per CI and kind of vote-quality case (the API lists them as links)."""
 _SUCCESS, _FAILURE = CLASS_CODES["success"], CLASS_CODES["failure"]
 
 
@@ -218,6 +236,19 @@ class RunMetrics:
     eligible: int = 0
     covered: int = 0
     missed_since_last_seen: int = 0  # eligible patch sets created after its last comment
+    negatives: int = 0  # patch sets where its latest result is a test failure (its -1)
+    positives: int = 0  # ... a success (its +1)
+    false_negatives: int = 0  # a -1 where the reference passed and the change merged
+    false_negative_cases: list[int] = field(default_factory=list)  # their patch set ids (the first CASES_KEPT)
+    false_positive_cases: list[int] = field(default_factory=list)  # +1 where the reference failed
+
+    @property
+    def false_negative_share(self) -> float | None:
+        return self.false_negatives / self.negatives if self.negatives else None
+
+    @property
+    def false_positive_share(self) -> float | None:
+        return self.pass_when_reference_failed / self.positives if self.positives else None
 
     @property
     def coverage(self) -> float | None:
@@ -237,7 +268,12 @@ class RunMetrics:
 
 
 def health_window(
-    window: Window, counts: Counts | None, histogram: Sequence[int] | None, metrics: RunMetrics | None
+    window: Window,
+    counts: Counts | None,
+    histogram: Sequence[int] | None,
+    metrics: RunMetrics | None,
+    *,
+    pending: bool = False,
 ) -> HealthWindow:
     counts = counts or Counts()
     histogram = histogram or ()
@@ -255,6 +291,23 @@ def health_window(
         agreement=metrics.agreement if metrics is not None else None,
         disagreements=metrics.disagreements if metrics is not None else 0,
         flakiness=metrics.flakiness if metrics is not None else None,
+        vote_quality=vote_quality(metrics) if metrics is not None else None,
+        metrics_pending=pending,
+    )
+
+
+def vote_quality(metrics: RunMetrics) -> VoteQuality:
+    """The confusion matrix against the reference CI, and the false -1 / false +1 shares."""
+    return VoteQuality(
+        both_passed=metrics.reference_passed - metrics.fail_when_reference_passed,
+        failed_reference_passed=metrics.fail_when_reference_passed,
+        passed_reference_failed=metrics.pass_when_reference_failed,
+        both_failed=metrics.compared - metrics.reference_passed - metrics.pass_when_reference_failed,
+        negatives=metrics.negatives,
+        positives=metrics.positives,
+        false_negatives=metrics.false_negatives,
+        false_negative_share=metrics.false_negative_share,
+        false_positive_share=metrics.false_positive_share,
     )
 
 
@@ -797,6 +850,10 @@ def metrics_from_digests(
                 entry.rechecked += 1
                 if lo != hi:
                     entry.flaky += 1
+            if code == _FAILURE:
+                entry.negatives += 1
+            elif code == _SUCCESS:
+                entry.positives += 1
             if ref_code in comparable and code in comparable and ci not in references:
                 entry.compared += 1
                 if ref_code == _SUCCESS:
@@ -805,8 +862,14 @@ def metrics_from_digests(
                     entry.agree += 1
                 elif code == _FAILURE:
                     entry.fail_when_reference_passed += 1
+                    if digest.status == "MERGED":
+                        entry.false_negatives += 1
+                        if len(entry.false_negative_cases) < CASES_KEPT:
+                            entry.false_negative_cases.append(digest.patchset_id)
                 else:
                     entry.pass_when_reference_failed += 1
+                    if len(entry.false_positive_cases) < CASES_KEPT:
+                        entry.false_positive_cases.append(digest.patchset_id)
         created = digest.created_at
         if created is None or created < start:
             continue
@@ -905,6 +968,14 @@ class TTLCache(Generic[K, V]):
         self.put(key, value)
         return value
 
+    def peek_or_start(self, key: K, compute: Callable[[], Awaitable[V]], refresh_after_s: float) -> V | None:
+        """The cached value however old, else None; never waits. A refresh starts in the background
+        when there is no value or it is older than `refresh_after_s` (one per key at a time)."""
+        entry = self.entries.get(key) if self.ttl_s > 0 else None
+        if (entry is None or self.clock() - entry[0] > refresh_after_s) and key not in self.refreshing:
+            self.refreshing[key] = asyncio.create_task(self._refresh(key, compute))
+        return entry[1] if entry is not None else None
+
     async def _refresh(self, key: K, compute: Callable[[], Awaitable[V]]) -> None:
         try:
             self.put(key, await compute())
@@ -949,6 +1020,7 @@ class Assessment:
     projects: list[str]
     windows: dict[Window, HealthWindow]
     sparkline: list[float | None] = field(default_factory=list)
+    metrics: dict[Window, RunMetrics] = field(default_factory=dict)  # the counts behind the windows' rates
 
 
 async def _cached_metrics(
@@ -960,7 +1032,9 @@ async def _cached_metrics(
     reference_ids: Sequence[int],
     project: str | None,
     only_followed: bool,
-) -> dict[int, RunMetrics]:
+) -> dict[int, RunMetrics] | None:
+    """The run-level metrics of `window`; None while a :data:`BACKGROUND_WINDOWS` one is computed."""
+
     def span(now: datetime) -> tuple[datetime, datetime]:
         return now - WINDOW_SPANS[window], now
 
@@ -978,6 +1052,9 @@ async def _cached_metrics(
 
     # last_seen and the answer times move all the time: they are not part of the key
     key = ("metrics", window, project, only_followed, tuple(sorted(p.ci_system_id for p in params)), pinned_now)
+    if window in BACKGROUND_WINDOWS and cache.ttl_s > 0:
+        waiting: dict[int, RunMetrics] | None = cache.peek_or_start(key, compute, BACKGROUND_REFRESH_S)
+        return waiting
     found: dict[int, RunMetrics] = await cache.get_or_compute(key, compute)
     return found
 
@@ -1056,11 +1133,16 @@ async def assess(
         for s in systems
     ]
     metrics: dict[Window, dict[int, RunMetrics]] = {}
+    pending: set[Window] = set()
     for window in wanted:
         if window in RUN_METRIC_WINDOWS:
-            metrics[window] = await _cached_metrics(
+            found = await _cached_metrics(
                 conn, cache, window, pinned_now, params, reference_ids, project, only_followed=single
             )
+            if found is None:
+                pending.add(window)
+            else:
+                metrics[window] = found
 
     empty_spark: list[float | None] = [None] * len(sparkline_buckets(sparkline or "24h", now)[0])
     result: dict[int, Assessment] = {}
@@ -1081,9 +1163,12 @@ async def assess(
             reason=reason,
             projects=projects.get(s.id, []),
             windows={
-                w: health_window(w, counts[w], hists[w], metrics[w].get(s.id) if w in metrics else None)
+                w: health_window(
+                    w, counts[w], hists[w], metrics[w].get(s.id) if w in metrics else None, pending=w in pending
+                )
                 for w in windows
             },
             sparkline=sparks.get(s.id, empty_spark) if sparkline is not None else [],
+            metrics={w: metrics[w][s.id] for w in windows if w in metrics and s.id in metrics[w]},
         )
     return result

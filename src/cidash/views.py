@@ -50,6 +50,20 @@ class RunPage(BaseModel):
     next_cursor: str | None  # opaque; pass back as ?cursor= ; None when this is the last page
 
 
+class VoteQuality(BaseModel):
+    """Its votes against the reference CI's on the same patch sets (the rule: GET /api/v1/measures)."""
+
+    both_passed: int
+    failed_reference_passed: int  # its -1 where the reference passed
+    passed_reference_failed: int  # its +1 where the reference failed
+    both_failed: int
+    negatives: int  # patch sets where its latest result was a test failure (-1)
+    positives: int  # ... a success (+1)
+    false_negatives: int  # -1 where the reference passed and the change merged
+    false_negative_share: float | None  # false_negatives / negatives
+    false_positive_share: float | None  # passed_reference_failed / positives
+
+
 class HealthWindow(BaseModel):
     window: Window
     runs: int
@@ -64,6 +78,8 @@ class HealthWindow(BaseModel):
     agreement: float | None  # share of patchsets shared with the reference CI where both agree
     disagreements: int  # fails where the reference passed, or the reverse
     flakiness: float | None  # share of rechecked patchsets with differing results
+    vote_quality: VoteQuality | None = None  # null for the reference CI's own comparison and while pending
+    metrics_pending: bool = False  # 30 d: coverage, agreement and flakiness still being computed (null until then)
 
 
 class SystemSummary(BaseModel):

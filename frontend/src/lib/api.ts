@@ -5,6 +5,7 @@ import { loadToken } from './prefs';
 import type {
   AlertPage,
   AlertRuleOut,
+  CaseKind,
   ChangeView,
   Grid,
   JobBreakdown,
@@ -233,6 +234,10 @@ export class ApiClient {
   }
   projects(signal?: AbortSignal) {
     return this.get<string[]>('projects', undefined, signal);
+  }
+  /** The patch sets behind a CI's false -1 / false +1 share, with every CI's result. */
+  cases(name: string, q: { kind: CaseKind; window: Window }, signal?: AbortSignal) {
+    return this.get<Grid>(`systems/${enc(name)}/cases`, q, signal);
   }
   /** What each measure means, in words (e.g. which patch sets coverage counts). */
   measures(signal?: AbortSignal) {

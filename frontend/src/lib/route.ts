@@ -2,9 +2,19 @@
 // Every page is deep-linkable: its filters live in the hash query string.
 
 import { isSystemSortKey, defaultDir, type SortDir, type SystemSortKey } from './sort';
-import { WINDOWS, type Window } from './types';
+import { WINDOWS, type CaseKind, type Window } from './types';
 
-export type Page = 'overview' | 'grid' | 'system' | 'change' | 'alerts' | 'runs' | 'run' | 'notfound';
+export type Page =
+  | 'overview'
+  | 'grid'
+  | 'system'
+  | 'change'
+  | 'alerts'
+  | 'runs'
+  | 'run'
+  | 'cases'
+  | 'report'
+  | 'notfound';
 
 export interface Route {
   page: Page;
@@ -13,8 +23,8 @@ export interface Route {
   params: Record<string, string>;
 }
 
-const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true };
-const PLAIN: Record<string, Page> = { '': 'overview', grid: 'grid', alerts: 'alerts', runs: 'runs' };
+const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true, cases: true };
+const PLAIN: Record<string, Page> = { '': 'overview', grid: 'grid', alerts: 'alerts', runs: 'runs', report: 'report' };
 
 export function parseHash(hash: string): Route {
   let h = hash.startsWith('#') ? hash.slice(1) : hash;
@@ -53,6 +63,7 @@ export function formatHash(route: Route): string {
     case 'system':
     case 'change':
     case 'run':
+    case 'cases':
       path = `/${route.page}/${encodeURIComponent(route.arg ?? '')}`;
       break;
     default:
@@ -91,6 +102,10 @@ export const href = {
   run: (id: number) => formatHash({ page: 'run', arg: String(id), params: {} }),
   alerts: (ci?: string) => formatHash({ page: 'alerts', params: ci ? { ci } : {} }),
   runs: (params: Record<string, string> = {}) => formatHash({ page: 'runs', params }),
+  /** The patch sets behind a vote-quality number of CI `name`. */
+  cases: (name: string, kind: CaseKind, window: Window) =>
+    formatHash({ page: 'cases', arg: name, params: { kind, window } }),
+  report: (params: Record<string, string> = {}) => formatHash({ page: 'report', params }),
 };
 
 // ---- Typed filters per page -------------------------------------------------------------------
@@ -153,8 +168,19 @@ export interface RunFilters {
   project: string | null;
   branch: string | null;
   result: string | null;
+  /** Posted at or after (ISO 8601): the report card's links name the week behind a number. */
+  from: string | null;
+  /** Posted before (ISO 8601). */
+  to: string | null;
 }
 
 export function runFilters(p: Record<string, string>): RunFilters {
-  return { ci: p.ci || null, project: p.project || null, branch: p.branch || null, result: p.result || null };
+  return {
+    ci: p.ci || null,
+    project: p.project || null,
+    branch: p.branch || null,
+    result: p.result || null,
+    from: p.from || null,
+    to: p.to || null,
+  };
 }

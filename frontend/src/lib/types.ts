@@ -43,6 +43,21 @@ export interface RunPage {
   next_cursor: string | null;
 }
 
+export type CaseKind = 'false_negative' | 'false_positive';
+
+/** Its votes against the reference CI's on the same patch sets (GET /api/v1/measures: vote_quality). */
+export interface VoteQuality {
+  both_passed: number;
+  failed_reference_passed: number;
+  passed_reference_failed: number;
+  both_failed: number;
+  negatives: number;
+  positives: number;
+  false_negatives: number;
+  false_negative_share: number | null;
+  false_positive_share: number | null;
+}
+
 export interface HealthWindow {
   window: Window;
   runs: number;
@@ -59,6 +74,9 @@ export interface HealthWindow {
   agreement: number | null;
   disagreements: number;
   flakiness: number | null;
+  vote_quality: VoteQuality | null;
+  /** 30 d: coverage, agreement and flakiness are still being computed in the background (null until then). */
+  metrics_pending: boolean;
 }
 
 export interface SystemSummary {

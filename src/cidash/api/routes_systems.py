@@ -14,7 +14,7 @@ from cidash.api.auth import require_write
 from cidash.api.routes import NOT_FOUND, cache_of, connection, query_error, settings_of, store_of, system_or_404
 from cidash.api.routes_runs import CSV_RESPONSE, ResultParam, csv_response, run_filters
 from cidash.store import queries
-from cidash.views import JobBreakdown, RunPage, SeriesPoint, SystemDetail, SystemPatch, SystemSummary, Window
+from cidash.views import Grid, JobBreakdown, RunPage, SeriesPoint, SystemDetail, SystemPatch, SystemSummary, Window
 
 router = APIRouter(tags=["systems"])
 
@@ -125,6 +125,23 @@ async def system_series(
         return await queries.series(conn, system, bucket=bucket, since=since, until=until, project=project or None)
     except queries.QueryError as exc:
         raise query_error(exc) from None
+
+
+@router.get("/systems/{name}/cases", response_model=Grid, responses=NOT_FOUND)
+async def system_cases(
+    request: Request,
+    conn: Conn,
+    name: Name,
+    kind: queries.CaseKind,
+    server: Server = None,
+    window: Window = "7d",
+) -> Grid:
+    """The patch sets behind its false -1 share (`kind=false_negative`: -1 where the reference CI
+    passed and the change merged) or false +1 share (`false_positive`), with every CI's result."""
+    system = await system_or_404(conn, name, server)
+    return await queries.vote_cases(
+        conn, system, settings_of(request).ci, kind=kind, window=window, cache=cache_of(request)
+    )
 
 
 @router.get("/systems/{name}/jobs", response_model=list[JobBreakdown], responses=NOT_FOUND)

@@ -326,6 +326,36 @@ async def system_detail(
     return SystemDetail(**fields, windows=[assessment.windows[w] for w in shown], comments=comments, unread=unread)
 
 
+CaseKind = Literal["false_negative", "false_positive"]
+
+
+async def vote_cases(
+    conn: AsyncConnection,
+    system: SystemRow,
+    configs: Sequence[CISystemConfig] = (),
+    *,
+    kind: CaseKind,
+    window: Window = "7d",
+    now: datetime | None = None,
+    cache: health.HealthCache | None = None,
+) -> Grid:
+    """The patch sets behind a vote-quality number (`false_negative`: its -1 where the reference
+    passed and the change merged; `false_positive`: its +1 where the reference failed), newest
+    first, each with every CI's newest result (the first :data:`health.CASES_KEPT`)."""
+    references = [s.ref() for s in await system_rows(conn, server=system.server) if s.is_reference]
+    assessed = await health.assess(
+        conn, [system.ref(config_entry(configs, system))], [window], now=now, cache=cache, references=references
+    )
+    metrics = assessed[system.id].metrics.get(window)
+    if metrics is None:
+        return Grid(project=None, systems=[], rows=[])
+    ids = metrics.false_negative_cases if kind == "false_negative" else metrics.false_positive_cases
+    infos = await _patchset_infos(conn, ids)
+    systems, _ = await _fill_cells(conn, infos, None)
+    rows = sorted(infos.values(), key=_newest_first)
+    return Grid(project=None, systems=systems, rows=[info.row() for info in rows])
+
+
 async def patch_system(engine: AsyncEngine, system: SystemRow, patch: SystemPatch) -> None:
     """Apply an operator's edit; making a CI the reference unsets the other reference of its server.
     (A config-listed CI gets its configured values back at the next start.)"""
