@@ -24,8 +24,10 @@ CLOSE = {"Connection": "close"}
 
 
 def too_large(limit: int, declared: int | None = None) -> HTTPException:
-    size = f"{declared:,} bytes" if declared is not None else "more than that"
-    detail = f"request body too large: {size}; the limit is {limit:,} bytes (api.max_body_bytes)"
+    if declared is None:  # sent without a length: cut when it passed the limit
+        detail = f"request body too large: more than the limit of {limit:,} bytes (api.max_body_bytes)"
+    else:
+        detail = f"request body too large: {declared:,} bytes; the limit is {limit:,} bytes (api.max_body_bytes)"
     return HTTPException(413, detail, headers=dict(CLOSE))
 
 

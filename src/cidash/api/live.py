@@ -682,9 +682,14 @@ async def feed_events(
     )
 
 
+def _sse_close(code: int, reason: str) -> str:
+    """The SSE form of a websocket close: an ``event: close`` with its code and reason."""
+    return f"event: close\ndata: {orjson.dumps({'code': code, 'reason': reason}).decode()}\n\n"
+
+
 async def _sse(app: FastAPI, hub: FeedHub, client: _Client) -> AsyncIterator[str]:
     if not _take_slot(app, "sse"):  # others took the last slots since the check above
-        yield f"event: close\ndata: {orjson.dumps({'code': CLOSE_TRY_AGAIN, 'reason': _full_reason(app)}).decode()}\n\n"
+        yield _sse_close(CLOSE_TRY_AGAIN, _full_reason(app))
         return
     hub.join(client)
     try:
@@ -708,6 +713,5 @@ async def _sse_chunks(hub: FeedHub, client: _Client) -> AsyncIterator[str]:
                 yield ": ping\n\n"
             elif what == "close":
                 if number not in (_GONE, 1001):
-                    reason = orjson.dumps({"code": number, "reason": text}).decode()
-                    yield f"event: close\ndata: {reason}\n\n"
+                    yield _sse_close(number, text)
                 return
