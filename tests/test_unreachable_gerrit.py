@@ -38,26 +38,39 @@ def _cidash(*args: str) -> list[str]:
     return [sys.executable, "-c", "from cidash.cli import main; main()", *args]
 
 
+def _stream_failures(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "stream-events from" in line and "failed" in line]
+
+
 def test_serve_keeps_retrying_with_one_line_per_failure(tmp_path: Path) -> None:
     port = _closed_port()
-    process = subprocess.Popen(
-        _cidash("--config", str(_config(tmp_path, port)), "serve"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            _cidash("--config", str(_config(tmp_path, port)), "serve"),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
     try:
-        time.sleep(6)  # a few stream reconnects and a failed backfill
+        deadline = time.monotonic() + 60  # a few stream reconnects and a failed backfill, however busy the machine
+        while time.monotonic() < deadline:
+            seen = log_path.read_text()
+            if len(_stream_failures(seen)) >= 2 and "Gerrit REST" in seen:
+                break
+            assert process.poll() is None, "serve must keep running while Gerrit is down"
+            time.sleep(0.2)
         assert process.poll() is None, "serve must keep running while Gerrit is down"
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    stderr = log_path.read_text()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
-    stream_failures = [line for line in stderr.splitlines() if "stream-events from" in line and "failed" in line]
+    stream_failures = _stream_failures(stderr)
     assert len(stream_failures) >= 2, stderr
     assert all(f"stream-events from 127.0.0.1:{port} failed" in line for line in stream_failures)
     rest_failures = [line for line in stderr.splitlines() if "Gerrit REST" in line]
