@@ -9,6 +9,7 @@ import logging
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ async def test_concurrent_upgrades_take_turns(db_url: str) -> None:
         await engine.dispose()
 
 
-def test_db_upgrade_with_mysql_unreachable_is_one_line() -> None:
+def test_db_upgrade_with_the_database_unreachable_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nobody listens once it is closed
@@ -47,6 +48,10 @@ def test_db_upgrade_with_mysql_unreachable_is_one_line() -> None:
         f"mysql+aiomysql://cidash:hunter2@127.0.0.1:{port}/cidash": (
             f"cidash: error: cannot connect to the database at mysql+aiomysql://cidash:***@127.0.0.1:{port}/cidash: "
             "OperationalError: (2003, \"Can't connect to MySQL server on '127.0.0.1'\")\n"
+        ),
+        f"sqlite+aiosqlite:///{tmp_path}/missing/cidash.db": (
+            f"cidash: error: cannot create the SQLite database {tmp_path}/missing/cidash.db: "
+            f"no directory {tmp_path}/missing\n"
         ),
     }
     for url, expected in cases.items():

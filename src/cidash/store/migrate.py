@@ -73,7 +73,19 @@ def _unreachable(database_url: str, exc: BaseException) -> DatabaseUnavailableEr
     return DatabaseUnavailableError(f"cannot connect to the database at {shown}: {_driver_error(exc)}")
 
 
+def _check_sqlite_directory(database_url: str) -> None:
+    """SQLite creates its file but not the directory: say so before connecting (aiosqlite's failed
+    connect also leaves a thread that prints a traceback when the loop closes)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    directory = Path(url.database).expanduser().parent
+    if not directory.is_dir():
+        raise DatabaseUnavailableError(f"cannot create the SQLite database {url.database}: no directory {directory}")
+
+
 async def _migrate(database_url: str, action: str, revision: str) -> None:
+    _check_sqlite_directory(database_url)
     engine = create_engine(database_url, poolclass=pool.NullPool)
     mysql = engine.dialect.name in ("mysql", "mariadb")
     try:
