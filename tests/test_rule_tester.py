@@ -3,18 +3,22 @@ engines; the TOML it answers is a valid ``[[ci]]`` entry that reads them the sam
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 from pydantic import SecretStr
 
 from cidash.api import create_app
 from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.parsing import CommentParser
 from cidash.store import Store
+from cidash.store import models as m
 from tests.store_fixtures import observed
+from tests.test_client_cli import invoke, served
 
 WRITE = "write-secret"
 AUTH = {"Authorization": f"Bearer {WRITE}"}
@@ -92,3 +96,60 @@ async def test_bad_rules_unknown_cis_and_missing_tokens_are_refused(store: Store
             "/api/v1/explain", json={"ci": "acme-ci", "rule": {"sucess_pattern": "x"}}, headers=AUTH
         )
         assert extra.status_code == 422
+
+
+async def test_reparse_with_the_rule_turns_unread_comments_into_runs(store: Store, tmp_path: Path) -> None:
+    async with await _client(store, tmp_path):
+        pass  # the comments are stored
+    entry = CISystemConfig(account="acme-ci", success_pattern=r"^All \d+ scenarios green")
+    settings = Settings(database_url=str(store.engine.url), ci=[entry], api=ApiConfig(write_token=SecretStr(WRITE)))
+    app = create_app(settings, store, frontend_dir=tmp_path / "none")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cidash.test") as client:
+        idle = (await client.get("/api/v1/runs/reparse")).json()
+        assert (idle["running"], idle["counts"]) == (False, None)
+        counts = (await client.post("/api/v1/runs/reparse", headers=AUTH)).json()
+        assert counts == {
+            "runs": 1,
+            "changed": 0,
+            "unchanged": 1,
+            "not_results": 0,
+            "comments": 3,
+            "now_results": 1,
+            "comments_changed": 0,
+        }
+        progress = (await client.get("/api/v1/runs/reparse")).json()
+        assert (progress["running"], progress["done"], progress["total"], progress["counts"]) == (False, 4, 4, counts)
+        system = (await client.get("/api/v1/systems/acme-ci")).json()
+        assert system["comments"][0] == {
+            "window": "1h",
+            "results": 2,
+            "starts": 1,
+            "unread": 1,
+            "unread_share": 0.25,
+        }
+        assert system["windows"][0]["runs"] == 2  # the rollups follow
+        runs = (await client.get("/api/v1/systems/acme-ci/runs")).json()["items"]
+        green = next(run for run in runs if run["change"] == 1)
+        assert (green["result"], green["comment"]) == ("SUCCESS", None)
+        again = (await client.post("/api/v1/runs/reparse", headers=AUTH)).json()
+        assert (again["runs"], again["now_results"], again["comments"]) == (2, 0, 2)  # nothing moves twice
+
+
+async def test_cidash_reparse_reports_progress_and_counts(store: Store, tmp_path: Path) -> None:
+    async with await _client(store, tmp_path):
+        pass  # the comments are stored
+    entry = CISystemConfig(account="acme-ci", failure_pattern=r"^\d+ scenarios? red")
+    settings = Settings(database_url=str(store.engine.url), ci=[entry], api=ApiConfig(write_token=SecretStr(WRITE)))
+    app = create_app(settings, store, frontend_dir=tmp_path / "none")
+    async with served(app) as url:
+        done = await asyncio.to_thread(invoke, "reparse", "--ci", "acme-ci", "--url", url, "--token", WRITE)
+        assert done.exit_code == 0, done.output
+        assert done.stdout.splitlines()[-2:] == [
+            "runs read 1: 0 changed, 1 unchanged, 0 no longer results (left as they were)",
+            "starts and unread comments read 3: 1 now results (became runs), 0 changed between start and unread",
+        ]
+        refused = await asyncio.to_thread(invoke, "reparse", "--url", url)
+        assert refused.exit_code == 1 and "cidash: error:" in refused.output
+    async with store.engine.connect() as conn:
+        red = (await conn.execute(sa.select(m.runs_t.c.result).where(m.runs_t.c.change_number == 2))).scalar_one()
+    assert red == "FAILURE"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,7 +18,7 @@ from cidash.api.auth import require_write
 from cidash.api.params import StoredId
 from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
 from cidash.store import queries
-from cidash.views import RunOut, RunPage
+from cidash.views import ErrorOut, RunOut, RunPage
 
 router = APIRouter(tags=["runs"])
 
@@ -57,6 +59,33 @@ class ReparseOut(BaseModel):
     changed: int  # result, vote, pipeline or jobs changed
     unchanged: int
     not_results: int  # no longer read as a CI result (left as they were)
+    comments: int = 0  # a CI's stored starts and unread comments read
+    now_results: int = 0  # of those, now read as results (they became runs)
+    comments_changed: int = 0  # a start now unread, or the reverse
+
+
+class ReparseProgressOut(BaseModel):
+    """The re-read running in this replica now, or the last one it ran."""
+
+    running: bool
+    ci: str | None  # the CI it re-reads; None: every CI
+    done: int  # stored comments read so far
+    total: int  # stored comments to read (counted when it began)
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: ReparseOut | None  # when finished
+    error: str | None = None  # why it stopped, when it failed
+
+
+def _progress_of(request: Request) -> ReparseProgressOut:
+    state = request.app.state
+    progress: ReparseProgressOut | None = getattr(state, "reparse_progress", None)
+    if progress is None:
+        progress = ReparseProgressOut(
+            running=False, ci=None, done=0, total=0, started_at=None, finished_at=None, counts=None
+        )
+        state.reparse_progress = progress
+    return progress
 
 
 def run_filters(
@@ -181,17 +210,45 @@ async def list_runs(
         raise query_error(exc) from None
 
 
-@router.post("/runs/reparse", response_model=ReparseOut, dependencies=[Depends(require_write)])
+@router.post(
+    "/runs/reparse",
+    response_model=ReparseOut,
+    responses={409: {"model": ErrorOut, "description": "A re-read is already running"}},
+    dependencies=[Depends(require_write)],
+)
 async def reparse_runs(
     request: Request,
-    ci: Annotated[str | None, Query(max_length=255, description="Only this CI system's runs")] = None,
+    ci: Annotated[str | None, Query(max_length=255, description="Only this CI system's comments")] = None,
 ) -> ReparseOut:
-    """Re-parse the stored raw comments with the current rules, then rebuild the rollups."""
-    counts = await queries.reparse(store_of(request).engine, settings_of(request).ci, ci=ci or None)
-    cache_of(request).clear()
-    return ReparseOut(
-        runs=counts.runs, changed=counts.changed, unchanged=counts.unchanged, not_results=counts.not_results
-    )
+    """Re-read the stored comments with the current rules (runs updated, starts and unread
+    comments now read as results become runs), then rebuild the rollups; follow it with
+    ``GET /runs/reparse``."""
+    progress = _progress_of(request)
+    if progress.running:
+        raise HTTPException(409, f"a re-read is already running ({progress.done} of {progress.total} comments)")
+    progress.running, progress.ci, progress.done, progress.total = True, ci or None, 0, 0
+    progress.started_at, progress.finished_at, progress.counts, progress.error = datetime.now(UTC), None, None, None
+
+    def step(done: int, total: int) -> None:
+        progress.done, progress.total = done, total
+
+    try:
+        counts = await store_of(request).reparse(settings_of(request).ci, ci=ci or None, progress=step)
+    except Exception as exc:
+        progress.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        progress.running, progress.finished_at = False, datetime.now(UTC)
+        cache_of(request).clear()
+    out = ReparseOut(**dataclasses.asdict(counts))
+    progress.counts = out
+    return out
+
+
+@router.get("/runs/reparse", response_model=ReparseProgressOut)
+async def reparse_progress(request: Request) -> ReparseProgressOut:
+    """The re-read this replica is running (or ran last): comments done of the total, and its counts."""
+    return _progress_of(request)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses=NOT_FOUND)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cidash.client import render
 from cidash.client.http import DEFAULT_URL, FEED_KINDS, ApiClient, ClientError, FeedWatcher, Subscription, one_line
@@ -24,6 +26,7 @@ from cidash.spans import parse_span
 from cidash.views import FeedMessage
 
 WINDOWS = ("1h", "24h", "7d", "30d")
+REPARSE_POLL_S = 0.5  # how often `cidash reparse` asks for progress
 PIPE_WIDTH = 1000  # rich's width when stdout is not a terminal (and COLUMNS is unset): no wrapping in pipes
 
 UrlOption = Annotated[
@@ -286,7 +289,51 @@ def watch(
             pass
 
 
+def reparse(
+    ci: Annotated[str | None, typer.Option(help="Only this CI system's comments.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-read the stored comments with the server's current rules (needs the write token), with
+    a progress bar on stderr; prints what changed."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with ApiClient(url, token) as poster:
+                outcome["counts"] = poster.post_json("/runs/reparse", {"ci": ci}, timeout=None)
+        except ClientError as exc:
+            outcome["error"] = str(exc)
+
+    worker = threading.Thread(target=run, name="reparse", daemon=True)
+    worker.start()
+    columns = (TextColumn("re-reading stored comments"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with _errors(), ApiClient(url, token) as poller, Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("reparse", total=None)
+        while worker.is_alive():
+            worker.join(REPARSE_POLL_S)
+            state = poller.get_json("/runs/reparse")
+            if state.get("total"):
+                bar.update(task, completed=state["done"], total=state["total"])
+    if "error" in outcome:
+        _fail(outcome["error"])
+    counts = outcome["counts"]
+    if as_json:
+        _print_json(counts)
+        return
+    typer.echo(
+        f"runs read {counts['runs']}: {counts['changed']} changed, {counts['unchanged']} unchanged, "
+        f"{counts['not_results']} no longer results (left as they were)"
+    )
+    typer.echo(
+        f"starts and unread comments read {counts['comments']}: {counts['now_results']} now results (became runs), "
+        f"{counts['comments_changed']} changed between start and unread"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to the main `cidash` app."""
     for command in (systems, system, runs, grid, alerts, watch):
         app.command(command.__name__, rich_help_panel="Reading the API")(command)
+    app.command("reparse", rich_help_panel="Changing the API's data")(reparse)

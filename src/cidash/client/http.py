@@ -229,11 +229,27 @@ class ApiClient:
     # ---- plumbing
 
     def get_json(self, path: str, params: Mapping[str, object] | None = None, *, not_found: str | None = None) -> Any:
+        return self._json("GET", path, params, not_found=not_found)
+
+    def post_json(self, path: str, params: Mapping[str, object] | None = None, *, timeout: float | None = None) -> Any:
+        """POST without a body (the write token must be set); `timeout` None waits as long as it takes."""
+        return self._json("POST", path, params, timeout=timeout)
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, object] | None,
+        *,
+        not_found: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> Any:
         query = {k: v if isinstance(v, str) else str(v) for k, v in (params or {}).items() if v is not None}
+        wait = self.timeout if method == "GET" else timeout
         try:
-            response = self._http.get(API_PREFIX + path, params=query)
+            response = self._http.request(method, API_PREFIX + path, params=query, timeout=wait)
         except httpx.TimeoutException as exc:
-            raise ClientError(f"the cidash API at {self.shown} did not answer within {self.timeout:g} s") from exc
+            raise ClientError(f"the cidash API at {self.shown} did not answer within {wait} s") from exc
         except httpx.ConnectError as exc:
             raise ClientError(unreachable_message(self.shown, exc)) from exc
         except httpx.TransportError as exc:

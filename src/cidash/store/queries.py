@@ -20,7 +20,7 @@ import base64
 import binascii
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -31,20 +31,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cidash import health
 from cidash.config import CISystemConfig
 from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.parsing import PARSER_VERSION, CommentKind, CommentParser, JobResult
+from cidash.parsing import CommentParser
 from cidash.store import models as m
 from cidash.store import reading
 from cidash.store.bulk import IN_CHUNK, chunks
-from cidash.store.comments import UNKNOWN_RESULT
 from cidash.store.engine import writer_engine
 from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
-from cidash.store.reader import job_results
 from cidash.store.rollups import (
     INFRA_ERRORS,
     SUCCESS_RESULTS,
     TEST_FAILURES,
     hour_floor,
-    rebuild_rollups,
     result_class,
 )
 from cidash.store.text import clip
@@ -1047,36 +1044,7 @@ async def project_names(conn: AsyncConnection) -> list[str]:
     return [row[0] for row in rows]
 
 
-# -- re-parsing ------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ReparseCounts:
-    runs: int = 0  # stored runs read
-    changed: int = 0  # result, vote, pipeline or jobs changed
-    unchanged: int = 0
-    not_results: int = 0  # no longer read as a CI result: left as they were
-
-
-REPARSE_CHUNK = 500
-_INT32 = 2**31 - 1
-_JOB_COLUMNS = ("name", "url", "result", "duration_s", "voting", "detail")
-
-
-def _int32(value: int | None) -> int | None:
-    return value if value is None or -_INT32 <= value <= _INT32 else None
-
-
-def _stored_job(job: JobResult) -> tuple[Any, ...]:
-    """A parsed job as the writer stores it (clipped to the columns)."""
-    return (
-        clip(job.name, m.NAME_LEN) or "",
-        clip(job.url, m.URL_LEN),
-        clip(job.result, m.RESULT_LEN) or UNKNOWN_RESULT,
-        _int32(job.duration_s),
-        bool(job.voting),
-        clip(job.detail, m.DETAIL_LEN),
-    )
+# -- stored comments as the parser reads them ------------------------------------------------
 
 
 def stored_observed(system: SystemRow, row: Any) -> ObservedComment:
@@ -1099,6 +1067,7 @@ def stored_observed(system: SystemRow, row: Any) -> ObservedComment:
         posted_at=row.posted_at,
         message=row.raw_comment,
         source=Source(row.source),
+        message_id=getattr(row, "message_id", None),
         approvals={"Verified": vote} if vote is not None else {},
         changed_labels=frozenset({"Verified"}) if vote is not None else frozenset(),
     )
@@ -1114,86 +1083,3 @@ def stored_parser(configs: Sequence[CISystemConfig], systems: Sequence[SystemRow
     for server, names in by_server.items():
         parser.set_group_members(server, names)
     return parser
-
-
-async def reparse(engine: AsyncEngine, configs: Sequence[CISystemConfig], *, ci: str | None = None) -> ReparseCounts:
-    """Re-read every stored raw comment (of CI `ci` only, when given) with the current parsing
-    rules and update result, vote, pipeline and jobs where they changed (one transaction per
-    chunk of runs), then rebuild the rollups of the CI systems whose results changed.
-
-    Every stored run's author is a known CI system, so it is treated as a CI (as if it were in
-    the CI group) and only the text decides. A vote or pipeline the text does not carry (they
-    came from the stream's approvals or the REST tag) keeps its stored value; a comment no
-    longer read as a result is left as it is (counted in `not_results`)."""
-    counts = ReparseCounts()
-    async with engine.connect() as conn:
-        systems = {s.id: s for s in await system_rows(conn, name=ci)}
-    if not systems:
-        return counts
-    parser = stored_parser(configs, list(systems.values()))
-    r, j = m.runs_t, m.jobs_t
-    touched: set[int] = set()
-    last_id = 0
-    writes = writer_engine(engine)
-    while True:
-        async with writes.begin() as conn:
-            query = (
-                sa.select(
-                    r.c.id,
-                    r.c.ci_system_id,
-                    r.c.project,
-                    r.c.branch,
-                    r.c.change_number,
-                    r.c.patchset_number,
-                    r.c.result,
-                    r.c.vote,
-                    r.c.pipeline,
-                    r.c.posted_at,
-                    r.c.source,
-                    r.c.raw_comment,
-                )
-                .where(r.c.id > last_id, r.c.ci_system_id.in_(sorted(systems)))
-                .order_by(r.c.id)
-                .limit(REPARSE_CHUNK)
-            )
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                break
-            last_id = rows[-1].id
-            stored_jobs = await job_results(conn, [row.id for row in rows])
-            for row in rows:
-                counts.runs += 1
-                parsed_comment = parser.parse(stored_observed(systems[row.ci_system_id], row))
-                if parsed_comment.kind != CommentKind.RESULT or parsed_comment.result is None:
-                    counts.not_results += 1
-                    continue
-                result = clip(parsed_comment.result, m.RESULT_LEN) or UNKNOWN_RESULT
-                vote = _int32(parsed_comment.vote) if parsed_comment.vote is not None else row.vote
-                pipeline = clip(parsed_comment.pipeline, m.PIPELINE_LEN) or row.pipeline
-                jobs = [_stored_job(job) for job in parsed_comment.jobs]
-                same_jobs = jobs == [astuple(job) for job in stored_jobs.get(row.id, [])]  # detail too
-                if (result, vote, pipeline) == (row.result, row.vote, row.pipeline) and same_jobs:
-                    counts.unchanged += 1
-                    continue
-                counts.changed += 1
-                if result != row.result:
-                    touched.add(row.ci_system_id)
-                await conn.execute(
-                    sa.update(r)
-                    .where(r.c.id == row.id)
-                    .values(result=result, vote=vote, pipeline=pipeline, parsed_with=PARSER_VERSION)
-                )
-                if not same_jobs:
-                    await conn.execute(sa.delete(j).where(j.c.run_id == row.id))
-                    if jobs:
-                        await conn.execute(
-                            sa.insert(j),
-                            [
-                                {"run_id": row.id, "position": position, **dict(zip(_JOB_COLUMNS, job, strict=True))}
-                                for position, job in enumerate(jobs)
-                            ],
-                        )
-    if touched:
-        async with writes.begin() as conn:
-            await rebuild_rollups(conn, ci_system_ids=sorted(touched))
-    return counts

@@ -25,14 +25,16 @@ from cidash.config import CISystemConfig
 from cidash.errors import ConfigError
 from cidash.observations import AccountRef, ObservedComment
 from cidash.parsing import ParsedComment
-from cidash.store import ci_sync, journal, reader
+from cidash.store import ci_sync, journal, reader, reparse
 from cidash.store import models as m
+from cidash.store.bulk import IN_CHUNK, chunks
 from cidash.store.comments import AfterInsert, AfterMove, CommentWriter, WriteStats
 from cidash.store.engine import create_engine, writer_engine
-from cidash.store.fast import insert_rows
+from cidash.store.fast import insert_rows, update_rows
 from cidash.store.journal import DeadLetter, JournalEvent, StoredDeadLetter
 from cidash.store.migrate import current_revision, head_revision
 from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
+from cidash.store.reparse import Progress, ReparseCounts
 from cidash.store.types import to_aware_utc
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,35 @@ class Store:
             return WriteStats()
         version = parsed_with or parser_version()
         return await self._write(lambda conn: self._writer.write(conn, items, version))
+
+    async def promote_comments(
+        self,
+        promoted: Sequence[tuple[int, ObservedComment, ParsedComment]],
+        rekinded: Sequence[tuple[int, tuple[str, str, str]]] = (),
+    ) -> WriteStats:
+        """Re-parsing's write, one transaction: stored starts/unread comments (``ci_comments``
+        ids) now read as results become runs (the writer's dedup, entities and hooks) and leave
+        ``ci_comments``; `rekinded` rows get a new (kind, why, parsed_with)."""
+
+        async def work(conn: AsyncConnection) -> WriteStats:
+            table = m.ci_comments_t
+            await update_rows(conn, table, ("kind", "why", "parsed_with"), rekinded)
+            if not promoted:
+                return WriteStats()
+            stats = await self._writer.write(
+                conn, [(comment, parsed) for _, comment, parsed in promoted], parser_version()
+            )
+            for part in chunks([row_id for row_id, _, _ in promoted], IN_CHUNK):
+                await conn.execute(sa.delete(table).where(table.c.id.in_(part)))
+            return stats
+
+        return await self._write(work)
+
+    async def reparse(
+        self, configs: Sequence[CISystemConfig], *, ci: str | None = None, progress: Progress | None = None
+    ) -> ReparseCounts:
+        """Re-read the stored comments with the rules of `configs` (see :mod:`cidash.store.reparse`)."""
+        return await reparse.reparse(self, configs, ci=ci, progress=progress)
 
     async def sync_ci_configs(self, configs: Sequence[CISystemConfig], servers: Sequence[str]) -> None:
         await self._write(lambda conn: ci_sync.sync_ci_configs(conn, self._writer, configs, servers))
