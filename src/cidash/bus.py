@@ -29,6 +29,7 @@ import orjson
 from pydantic import ValidationError
 
 from cidash.errors import CidashError
+from cidash.process import cancel_and_wait
 from cidash.urls import redact_url
 from cidash.views import FeedMessage
 
@@ -344,10 +345,7 @@ class RedisBus(Bus):
     async def close(self) -> None:
         await super().close()
         listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+        await cancel_and_wait(listener)
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):

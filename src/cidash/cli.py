@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -97,12 +98,39 @@ def db_upgrade(
 # -- collection -------------------------------------------------------------------------------
 
 
+class _StopSignals:
+    """SIGINT/SIGTERM handling from the moment it is made, so that a signal during start-up is not
+    the default kill: the first signal sets `event` (and, before `started`, cancels the start-up);
+    the graceful stop that follows is bounded (runtime.STOP_DEADLINE_S) and backed by a hard exit
+    a little later; a second signal ends the process at once."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.started = False
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._first)
+
+    def _first(self) -> None:
+        from cidash.runtime import STOP_DEADLINE_S
+
+        self.event.set()
+        process.exit_hard_after(STOP_DEADLINE_S + 3, "stop requested")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._second)
+        if not self.started and self._main is not None:
+            self._main.cancel()
+
+    def _second(self) -> None:
+        typer.echo("cidash: second stop signal: exiting now", err=True)
+        os._exit(process.FORCED_EXIT_CODE)
+
+
 async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    signals = _StopSignals()
+    signals.started = True
+    await signals.event.wait()
 
 
 @app.command()
@@ -127,14 +155,21 @@ def serve(
         _fail("no Gerrit server configured; add a [[servers]] table to the config file")
 
     async def main() -> None:
-        async with Runtime(
-            settings, migrate=not no_migrate, collect=collect, serve_api=settings.role != "collector"
-        ) as rt:
-            what = f"collecting from {', '.join(s.name for s in settings.servers)}" if collect else "not collecting"
-            where = f"; API on http://{settings.api.host}:{rt.api_port}/" if rt.api_port else ""
-            typer.echo(f"cidash: {what}{where}", err=True)
-            process.freeze_startup_heap()
-            await _until_signalled()
+        signals = _StopSignals()
+        try:
+            async with Runtime(
+                settings, migrate=not no_migrate, collect=collect, serve_api=settings.role != "collector"
+            ) as rt:
+                signals.started = True
+                what = f"collecting from {', '.join(s.name for s in settings.servers)}" if collect else "not collecting"
+                where = f"; API on http://{settings.api.host}:{rt.api_port}/" if rt.api_port else ""
+                typer.echo(f"cidash: {what}{where}", err=True)
+                process.freeze_startup_heap()
+                await signals.event.wait()
+        except asyncio.CancelledError:
+            if not signals.event.is_set():
+                raise
+            typer.echo("cidash: stopped during start-up", err=True)
 
     _run(main())
 

@@ -1,5 +1,5 @@
-"""How a cidash process runs: on uvloop's event loop where it is installed, and, once a service
-is up, with its start-up heap frozen.
+"""How a cidash process runs: on uvloop's event loop where it is installed, once a service is up
+with its start-up heap frozen, and how it stops: within a bounded time, whatever its peers do.
 
 The frozen heap is what matters for the live feed's latency (benchmarks/ws_latency.py): without
 it, full garbage collections paused the loop for 90-170 ms every few seconds. uvloop runs the loop
@@ -10,10 +10,51 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import os
+import sys
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+STOP_TASK_S = 5.0
+FORCED_EXIT_CODE = 70  # EX_SOFTWARE: the graceful stop did not finish in time
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None, timeout_s: float = STOP_TASK_S) -> None:
+    """Cancel `task` and wait at most `timeout_s` for it to end, logging (not raising) how it ended.
+
+    Unlike ``with suppress(CancelledError, Exception): await task`` this never swallows the
+    cancellation of the *caller*: a caller that is itself being cancelled (a shutdown deadline,
+    a second signal) stops waiting at once instead of hanging on a task that will not end.
+    """
+    if task is None or task.done() or task is asyncio.current_task():
+        return
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=timeout_s)
+    if not done:
+        log.warning("task %s did not stop within %.0f s of being cancelled; leaving it", task.get_name(), timeout_s)
+    elif not task.cancelled() and task.exception() is not None:
+        error = task.exception()
+        log.warning("task %s ended with %s: %s", task.get_name(), type(error).__name__, error)
+
+
+def exit_hard_after(seconds: float, why: str) -> threading.Timer:
+    """Arm a backstop: unless cancelled, end the process `seconds` from now whatever the event loop
+    is doing (a thread, so a loop stuck in a task that ignores cancellation cannot block it)."""
+
+    def fire() -> None:
+        print(f"cidash: {why}: still running {seconds:.0f} s later; exiting now", file=sys.stderr, flush=True)
+        os._exit(FORCED_EXIT_CODE)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +27,7 @@ from cidash.collector.service import ServerCollector
 from cidash.config import GerritServer, Settings
 from cidash.httpserver import QuietServer
 from cidash.parsing import CommentParser
+from cidash.process import cancel_and_wait
 from cidash.store import hooks
 from cidash.store.comments import WriteStats
 from cidash.store.migrate import upgrade, wait_for_schema
@@ -35,6 +37,7 @@ from cidash.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
+STOP_DEADLINE_S = 4.0  # for the whole graceful stop; cli arms a hard exit a little after it
 ALERT_TICK_S = 60.0
 ALERT_RETRY_S = 2.0
 PURGE_EVERY_S = 3600.0
@@ -225,29 +228,49 @@ class Runtime:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self.stop()
+
+    async def stop(self, deadline_s: float = STOP_DEADLINE_S) -> None:
+        """Stop everything within `deadline_s` in all: each step gets what is left of it, and a step
+        that overruns (a database that stopped answering, a peer that trickles) is cut and logged,
+        never waited for. What is cut loses nothing: the watermark only moves after a commit."""
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + deadline_s
+
+        async def step(what: str, work: Callable[[], Awaitable[object]]) -> None:
+            try:
+                async with asyncio.timeout(max(0.1, ends_at - loop.time())):
+                    await work()
+            except TimeoutError:
+                log.warning(
+                    "stopping: %s did not finish within the %.0f s shutdown deadline; going on", what, deadline_s
+                )
+            except Exception as exc:
+                log.warning("stopping: %s failed (%s: %s); going on", what, type(exc).__name__, exc)
+
         if self.app is not None:
             from cidash.api.app import close_app
             from cidash.api.live import close_live
 
-            await close_live(self.app)
-            await close_app(self.app)
+            app = self.app
+            await step("the live feed", lambda: close_live(app))
+            await step("the API's background work", lambda: close_app(app))
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._http_task, timeout=5)
+            http_task = self._http_task
+            await step("the API server", lambda: asyncio.wait([http_task]))
         for slot in self._slots:
-            if slot.task is not None:
-                slot.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await slot.task
+            await step(f"the collector of {slot.server.name}", slot.deposed)
+            await step(f"the leadership of {slot.server.name}", slot.resign)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._alerts is not None:
-            await self._alerts.close()
+            alerts = self._alerts
+            await step("webhook deliveries", lambda: alerts.webhooks.close(grace_s=min(2.0, deadline_s / 3)))
         if self._bus is not None:
-            await self._bus.close()
+            await step("the bus", self._bus.close)
         if self._store is not None:
-            await self._store.close()
+            await step("the database connections", self._store.close)
 
 
 class _CollectorSlot:
@@ -268,6 +291,10 @@ class _CollectorSlot:
         self.collector = collector
         await collector.start()  # starts with a backfill from the committed watermark: the gap is covered
         await runtime.catch_up_alerts(self.server.name)
+
+    async def resign(self) -> None:
+        """End the leadership loop (it releases the lock or lease on its way out)."""
+        await cancel_and_wait(self.task, timeout_s=STOP_DEADLINE_S)
 
     async def deposed(self) -> None:
         collector, self.collector = self.collector, None

@@ -60,6 +60,7 @@ from cidash.api.auth import bearer_token, read_allowed, require_read
 from cidash.api.params import parse_id
 from cidash.bus import Bus, BusClosedError
 from cidash.config import Settings
+from cidash.process import cancel_and_wait
 from cidash.store import feed
 from cidash.store.feed import FeedFilter, StoredFeedRow
 from cidash.store.types import MAX_ID
@@ -276,8 +277,7 @@ class FeedHub:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         for client in list(self.clients):
             client.close(1001, "server shutting down")
 
@@ -620,9 +620,7 @@ async def _follow(websocket: WebSocket, app: FastAPI, query: tuple[FeedFilter, i
                 await websocket.close(client.close_code, client.close_reason)
     finally:
         hub.leave(client)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await cancel_and_wait(reader)
 
 
 async def _serve_socket(websocket: WebSocket, hub: FeedHub, client: _Client) -> None:

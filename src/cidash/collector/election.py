@@ -84,20 +84,35 @@ class Leadership:
     ) -> None:
         lock = f"cidash:{self.name}"[:64]
         async with engine.connect() as conn:  # the lock lives exactly as long as this connection
-            while True:
-                if not self.leader:
-                    got = (await conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": lock})).scalar()
-                    await conn.commit()
-                    if got == 1:
-                        await self._set(True, on_elected, on_deposed)
-                else:
-                    held = (
-                        await conn.execute(sa.text("SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"), {"name": lock})
-                    ).scalar()
-                    await conn.commit()
-                    if held != 1:
-                        await self._set(False, on_elected, on_deposed)
-                await asyncio.sleep(self._poll_s)
+            try:
+                await self._hold_lock(conn, lock, on_elected, on_deposed)
+            except BaseException:
+                # drop the connection (and so the lock) without a round trip: a database that stopped
+                # answering would hang the rollback of a normal close, and with it a shutdown
+                await conn.invalidate()
+                raise
+
+    async def _hold_lock(
+        self,
+        conn: AsyncConnection,
+        lock: str,
+        on_elected: Callable[[], Awaitable[None]],
+        on_deposed: Callable[[], Awaitable[None]],
+    ) -> None:
+        while True:
+            if not self.leader:
+                got = (await conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": lock})).scalar()
+                await conn.commit()
+                if got == 1:
+                    await self._set(True, on_elected, on_deposed)
+            else:
+                held = (
+                    await conn.execute(sa.text("SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"), {"name": lock})
+                ).scalar()
+                await conn.commit()
+                if held != 1:
+                    await self._set(False, on_elected, on_deposed)
+            await asyncio.sleep(self._poll_s)
 
     async def _lease_loop(
         self, engine: AsyncEngine, on_elected: Callable[[], Awaitable[None]], on_deposed: Callable[[], Awaitable[None]]

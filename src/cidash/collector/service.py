@@ -24,6 +24,7 @@ from cidash.errors import GerritAuthError, GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient
 from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
+from cidash.process import cancel_and_wait
 from cidash.store.comments import WriteStats
 from cidash.store.writer import Store
 
@@ -93,6 +94,7 @@ class ServerCollector:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._backfill_lock = asyncio.Lock()
+        self._backfill_task: asyncio.Task[BackfillResult | None] | None = None  # the pass under way
         self._stopping = False
         self._job_id = f"backfill:{server.name}"
 
@@ -117,13 +119,12 @@ class ServerCollector:
         with contextlib.suppress(Exception):
             self._scheduler.remove_job(self._job_id)
         await self.stream.stop()
+        # a pass under way is redone by the next start: its watermark moves only after a commit
+        await cancel_and_wait(self._backfill_task)
         # let the ingest loop write what it holds, then stop it
         await self._drain()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         await self.rest.aclose()
 
     async def _drain(self, timeout_s: float = 10.0) -> None:
@@ -201,49 +202,63 @@ class ServerCollector:
             log.info("server %s: backfill interrupted by shutdown", self.server.name)
 
     async def backfill_now(self) -> BackfillResult | None:
+        """One backfill pass (after the one under way, if any); None when it failed."""
         async with self._backfill_lock:
-            deadline = self.server.backfill_deadline_s
+            # its own task, so that stop() can cancel the pass without cancelling whoever awaits it
+            task = asyncio.create_task(self._backfill_pass(), name=f"backfill:{self.server.name}")
+            self._backfill_task = task
             try:
-                async with asyncio.timeout(deadline):
-                    result = await run_backfill(
-                        self.server, self.rest, self._store, self._parser, on_written=self._written
-                    )
-            except TimeoutError:
-                # what was committed stays; the watermark did not move, so the next pass redoes the rest
-                self.health.backfill_errors += 1
-                self.health.backfill_stalled = True
-                self.health.last_error = f"backfill pass cut at its deadline of {deadline:g} s (backfill_deadline_s)"
-                self._meters.backfill_stalled.set(1)
-                log.warning("server %s: %s; will retry", self.server.name, self.health.last_error)
-                self._retry_soon()
-                return None
-            except GerritAuthError as exc:
-                self.health.fatal = str(exc)
-                self.health.backfill_errors += 1
-                log.error("server %s: %s: backfill stopped until the configuration is fixed", self.server.name, exc)
-                return None
-            except (GerritUnavailableError, OSError) as exc:
-                self.health.backfill_errors += 1
-                self.health.last_error = str(exc)
-                log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
-                self._retry_soon()
-                return None
-            except Exception as exc:  # DB trouble: the watermark did not move, retry soon
-                self.health.backfill_errors += 1
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
-                self._retry_soon()
-                return None
-            self._meters.backfill_duration.observe(result.duration_s)
-            self._meters.rest_comments.inc(result.comments)
-            self.health.backfills += 1
-            self.health.last_backfill = result
-            self.health.last_backfill_at = time.time()
-            self.health.fatal = None
-            self.health.backfill_stalled = False
-            self._meters.backfill_stalled.set(0)
-            self.backfilled.set()
-            return result
+                return await task
+            except asyncio.CancelledError:
+                caller = asyncio.current_task()
+                if task.cancelled() and caller is not None and not caller.cancelling():
+                    log.info("server %s: backfill pass ended by stop()", self.server.name)
+                    return None  # stop() ended the pass, not our caller's cancellation
+                raise
+            finally:
+                self._backfill_task = None
+
+    async def _backfill_pass(self) -> BackfillResult | None:
+        deadline = self.server.backfill_deadline_s
+        try:
+            async with asyncio.timeout(deadline):
+                result = await run_backfill(self.server, self.rest, self._store, self._parser, on_written=self._written)
+        except TimeoutError:
+            # what was committed stays; the watermark did not move, so the next pass redoes the rest
+            self.health.backfill_errors += 1
+            self.health.backfill_stalled = True
+            self.health.last_error = f"backfill pass cut at its deadline of {deadline:g} s (backfill_deadline_s)"
+            self._meters.backfill_stalled.set(1)
+            log.warning("server %s: %s; will retry", self.server.name, self.health.last_error)
+            self._retry_soon()
+            return None
+        except GerritAuthError as exc:
+            self.health.fatal = str(exc)
+            self.health.backfill_errors += 1
+            log.error("server %s: %s: backfill stopped until the configuration is fixed", self.server.name, exc)
+            return None
+        except (GerritUnavailableError, OSError) as exc:
+            self.health.backfill_errors += 1
+            self.health.last_error = str(exc)
+            log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
+            self._retry_soon()
+            return None
+        except Exception as exc:  # DB trouble: the watermark did not move, retry soon
+            self.health.backfill_errors += 1
+            self.health.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
+            self._retry_soon()
+            return None
+        self._meters.backfill_duration.observe(result.duration_s)
+        self._meters.rest_comments.inc(result.comments)
+        self.health.backfills += 1
+        self.health.last_backfill = result
+        self.health.last_backfill_at = time.time()
+        self.health.fatal = None
+        self.health.backfill_stalled = False
+        self._meters.backfill_stalled.set(0)
+        self.backfilled.set()
+        return result
 
     async def _written(self, stats: WriteStats) -> None:
         self._meters.runs_stored.inc(stats.runs_inserted)
