@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint typecheck pytest services browser gerrit frontend frontend-test soak clean
+.PHONY: test test-shifted-clock demo lint typecheck pytest services browser gerrit frontend frontend-test soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ pytest: $(STAMP) services browser frontend gerrit
 	$(BIN)/pytest -q -m "not soak"
 
 test: lint typecheck frontend-test pytest
+
+# The suite again with the clock a year ahead and a month back (no test may depend on the date).
+test-shifted-clock: $(STAMP) services browser frontend gerrit
+	scripts/shifted-clock-tests
 
 demo: $(STAMP)
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory frontend; else echo "npm not found: the API runs, the dashboard needs 'cd frontend && npm ci && npm run build'"; fi
