@@ -5,10 +5,14 @@ import { loadToken } from './prefs';
 import type {
   AlertPage,
   AlertRuleOut,
+  CandidateRule,
   CaseKind,
   ChangeView,
+  ExplainOut,
   Grid,
   JobBreakdown,
+  ReparseOut,
+  ReparseProgress,
   RunOut,
   RunPage,
   SeriesPoint,
@@ -83,6 +87,8 @@ export type ReachabilityListener = (reachable: boolean, error: ApiError | null) 
 export type TokenListener = (needed: boolean) => void;
 
 const enc = encodeURIComponent;
+/** A write (a re-read of every stored comment) may take minutes; its progress is polled apart. */
+const WRITE_TIMEOUT_MS = 10 * 60_000;
 
 export class ApiClient {
   private readonly base: string;
@@ -130,14 +136,30 @@ export class ApiClient {
     return `${this.base}/${path.replace(/^\/+/, '')}${buildQuery(query)}`;
   }
 
-  async get<T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> {
+  get<T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('GET', path, query, signal);
+  }
+
+  /** A write: JSON `body` (if any), the operator's write token instead of the read token. */
+  post<T>(path: string, writeToken: string, body?: unknown, query?: Query, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('POST', path, query, signal, { body, writeToken });
+  }
+
+  private async request<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    query?: Query,
+    signal?: AbortSignal,
+    write?: { body: unknown; writeToken: string },
+  ): Promise<T> {
     const url = this.url(path, query);
     const ctl = new AbortController();
     let timedOut = false;
+    const waitMs = write ? WRITE_TIMEOUT_MS : this.timeoutMs;
     const timer = setTimeout(() => {
       timedOut = true;
       ctl.abort();
-    }, this.timeoutMs);
+    }, waitMs);
     const onAbort = () => ctl.abort();
     if (signal) {
       if (signal.aborted) ctl.abort();
@@ -145,12 +167,21 @@ export class ApiClient {
     }
     let res: Response;
     try {
-      res = await this.fetchImpl(url, { signal: ctl.signal, headers: this.headers() });
+      const headers = this.headers();
+      const init: RequestInit = { signal: ctl.signal, headers, method };
+      if (write) {
+        headers.Authorization = `Bearer ${write.writeToken}`;
+        if (write.body !== undefined) {
+          init.body = JSON.stringify(write.body);
+          headers['Content-Type'] = 'application/json';
+        }
+      }
+      res = await this.fetchImpl(url, init);
     } catch (e) {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       let err: ApiError;
-      if (timedOut) err = new ApiError('timeout', path, `The API did not answer within ${this.timeoutMs / 1000} s`);
+      if (timedOut) err = new ApiError('timeout', path, `The API did not answer within ${waitMs / 1000} s`);
       else if (signal?.aborted) throw new ApiError('aborted', path, 'Request cancelled');
       else err = new ApiError('network', path, `Cannot reach the API (${e instanceof Error ? e.message : String(e)})`);
       this.report(false, err);
@@ -170,7 +201,7 @@ export class ApiClient {
         }
         const err = new ApiError('http', path, `${res.status}: ${detail}`, res.status);
         this.report(!err.unreachable, err.unreachable ? err : null);
-        if (err.needsToken) this.reportToken(true);
+        if (err.needsToken && !write) this.reportToken(true);
         throw err;
       }
       let body: T;
@@ -182,7 +213,7 @@ export class ApiClient {
         throw err;
       }
       this.report(true, null);
-      this.reportToken(false);
+      if (!write) this.reportToken(false);
       return body;
     } finally {
       clearTimeout(timer);
@@ -248,6 +279,21 @@ export class ApiClient {
   }
   alerts(q: { ci?: string | null; limit?: number; cursor?: string | null } = {}, signal?: AbortSignal) {
     return this.get<AlertPage>('alerts', q, signal);
+  }
+  /** The rule tester: the CI's latest stored comments read now and with `rule` (write token). */
+  explain(
+    writeToken: string,
+    body: { ci: string; text?: string | null; rule?: CandidateRule | null; limit?: number },
+    signal?: AbortSignal,
+  ) {
+    return this.post<ExplainOut>('explain', writeToken, body, undefined, signal);
+  }
+  /** Re-read the stored comments with the rules in effect (write token); resolves when done. */
+  reparse(writeToken: string, ci: string | null, signal?: AbortSignal) {
+    return this.post<ReparseOut>('runs/reparse', writeToken, undefined, { ci }, signal);
+  }
+  reparseProgress(signal?: AbortSignal) {
+    return this.get<ReparseProgress>('runs/reparse', undefined, signal);
   }
   alertRules(signal?: AbortSignal) {
     return this.get<AlertRuleOut[]>('alerts/rules', undefined, signal);

@@ -96,8 +96,99 @@ export interface SystemSummary {
   sparkline: (number | null)[];
 }
 
+/** A CI's comments in one window by what they became. */
+export interface CommentCounts {
+  window: Window;
+  results: number;
+  starts: number;
+  unread: number;
+  unread_share: number | null;
+}
+
+export interface UnreadComment {
+  id: number;
+  project: string;
+  change: number;
+  patchset: number;
+  posted_at: string;
+  vote: number | null;
+  text: string;
+  why: string;
+  parsed_with: string;
+}
+
 export interface SystemDetail extends SystemSummary {
   windows: HealthWindow[];
+  comments: CommentCounts[];
+  unread: UnreadComment[];
+}
+
+/** POST /explain: a candidate rule for one CI (keys of its [[ci]] entry). */
+export interface CandidateRule {
+  success_pattern?: string | null;
+  failure_pattern?: string | null;
+  result_regex?: string | null;
+  job_regex?: string | null;
+  start_regex?: string | null;
+}
+
+export interface Verdict {
+  kind: 'result' | 'start' | 'notice' | 'other';
+  result: string | null;
+  vote: number | null;
+  pipeline: string | null;
+  jobs: JobOut[];
+  why: string;
+}
+
+export interface ExplainedComment {
+  id: number;
+  stored_as: 'result' | 'start' | 'unread';
+  change: number;
+  patchset: number;
+  posted_at: string;
+  text: string;
+  now: Verdict;
+  candidate: Verdict | null;
+  changed: boolean;
+}
+
+export interface ReadCounts {
+  results: number;
+  starts: number;
+  unread: number;
+}
+
+export interface ExplainOut {
+  ci: string;
+  server: string;
+  text: { now: Verdict; candidate: Verdict | null } | null;
+  comments: ExplainedComment[];
+  now: ReadCounts;
+  candidate: ReadCounts | null;
+  changed: number;
+  toml: string | null;
+}
+
+export interface ReparseOut {
+  runs: number;
+  changed: number;
+  unchanged: number;
+  not_results: number;
+  comments: number;
+  now_results: number;
+  comments_changed: number;
+}
+
+export interface ReparseProgress {
+  running: boolean;
+  ci: string | null;
+  done: number;
+  total: number;
+  started_at: string | null;
+  finished_at: string | null;
+  counts: ReparseOut | null;
+  error: string | null;
 }
 
 export interface SeriesPoint {
