@@ -35,6 +35,7 @@ from typer.testing import CliRunner, Result
 from cidash.client.commands import register
 from cidash.client.http import backoff_delay, printable
 from cidash.client.render import NOTE_INDENT, column_key, duration, pct, time_ago
+from cidash.client.report_card import markdown, report_csv, report_html
 from cidash.config import CISystemConfig, Settings
 from cidash.store import Store
 from cidash.views import (
@@ -45,6 +46,7 @@ from cidash.views import (
     GridCell,
     GridRow,
     HealthWindow,
+    ReportCard,
     RunOut,
     RunPage,
     SystemDetail,
@@ -234,6 +236,53 @@ def alert(i: int, **values: Any) -> AlertOut:
 ALERTS = [alert(i) for i in (3, 2, 1)]
 
 
+def _numbers(**values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "runs": 40,
+        "success_rate": 0.5,
+        "infra_error_rate": 0.25,
+        "coverage": 0.8,
+        "eligible": 10,
+        "covered": 8,
+        "agreement": 0.6,
+        "false_negative_share": 0.5,
+        "false_negatives": 2,
+        "negatives": 4,
+        "latency_p50_s": 600.0,
+        "latency_p95_s": 5400.0,
+        "alerts": 3,
+    }
+    return {**base, **values}
+
+
+REPORT = ReportCard.model_validate(
+    {
+        "start": NOW - timedelta(days=7),
+        "end": NOW,
+        "previous_start": NOW - timedelta(days=14),
+        "project": None,
+        "rows": [
+            {
+                "name": "acme-ci",
+                "server": "review",
+                "display_name": "ACME CI",
+                "is_reference": False,
+                "state": "failing",
+                "state_reason": "fails | often",
+                "week": _numbers(),
+                "previous": _numbers(success_rate=0.9, runs=38),
+                "sparkline": [1.0, None, 0.5],
+                "links": {
+                    key: f"#/runs?ci=acme-ci&k={key}"
+                    for key in ("runs", "success", "infra", "failures", "latency", "coverage", "agreement")
+                }
+                | {"false_negative": "#/cases/acme-ci?kind=false_negative", "alerts": "#/alerts?ci=acme-ci"},
+            }
+        ],
+    }
+)
+
+
 # -- the live feed -------------------------------------------------------------------------------
 
 
@@ -317,6 +366,10 @@ def fake_app(state: FakeState) -> FastAPI:
     @app.get("/api/v1/grid")
     async def grid(project: str | None = None, limit: int = 20) -> Any:
         return GRID.model_dump(mode="json")
+
+    @app.get("/api/v1/report")
+    async def report(end: str | None = None, project: str | None = None) -> Any:
+        return REPORT.model_dump(mode="json")
 
     @app.get("/api/v1/alerts")
     async def alerts(limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Any:
@@ -660,6 +713,27 @@ def test_alerts_table_json_and_all(api: str) -> None:
     assert [a.id for a in page.items] == [3, 2] and page.next_cursor == "2"
     every = AlertPage.model_validate_json(invoke("alerts", "--url", api, "--json", "--limit", "2", "--all").stdout)
     assert every.items == ALERTS and every.next_cursor is None
+
+
+def test_report_card_in_every_format(api: str) -> None:
+    for fmt, render in (("md", markdown), ("html", report_html), ("csv", report_csv)):
+        result = invoke("report", "--week", "--format", fmt, "--url", api, "--end", "2026-11-30")
+        assert result.exit_code == 0, result.output
+        assert result.stdout == render(REPORT, api)
+    assert STATE.requests[-1] == ("/api/v1/report", {"end": "2026-11-30"})
+    md = invoke("report", "--week", "--url", api).stdout  # Markdown by default
+    acme = next(line for line in md.splitlines() if line.startswith("| acme-ci |"))
+    assert "| failing | 40 ↑ [1] | 50% ↓ [2] | 25% [3] |" in acme  # arrows against the week before
+    assert f"[2]: {api}/#/runs?ci=acme-ci&k=success" in md.splitlines()
+    assert "* acme-ci: fails | often" in md
+    as_json = invoke("report", "--week", "--url", api, "--json")
+    assert ReportCard.model_validate_json(as_json.stdout) == REPORT
+    for args, message in (
+        (["report"], "say which period: --week"),
+        (["report", "--week", "--format", "pdf"], "--format must be one of md, html, csv"),
+    ):
+        result = invoke(*args, "--url", api)
+        assert result.exit_code == 2 and message in result.stderr, result.output
 
 
 # -- errors --------------------------------------------------------------------------------------

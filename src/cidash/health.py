@@ -441,14 +441,16 @@ async def allow_long_group_concat(conn: AsyncConnection) -> None:
 
 
 async def latency_histograms(
-    conn: AsyncConnection, since: datetime, *, ci_ids: Iterable[int] | None = None
+    conn: AsyncConnection, since: datetime, *, ci_ids: Iterable[int] | None = None, until: datetime | None = None
 ) -> dict[int, list[int]]:
-    """Per CI system, the latency histogram of the hours starting at or after `since` (floored):
-    one row per CI system (its buckets packed into a ``group_concat``)."""
+    """Per CI system, the latency histogram of the hours starting at or after `since` (floored)
+    and, with `until`, before it: one row per CI system (its buckets packed into a
+    ``group_concat``)."""
     t = latency_t
+    upper = [t.c.hour < _at(until)] if until is not None else []
     inner = (
         sa.select(t.c.ci_system_id.label("ci"), t.c.bucket.label("bucket"), sa.func.sum(t.c.n).label("n"))
-        .where(t.c.hour >= _at(hour_floor(since)), *_ids_filter(t.c.ci_system_id, ci_ids))
+        .where(t.c.hour >= _at(hour_floor(since)), *upper, *_ids_filter(t.c.ci_system_id, ci_ids))
         .group_by(t.c.ci_system_id, t.c.bucket)
         .subquery("l")
     )
@@ -528,7 +530,7 @@ async def window_numbers(
             sparks = await sparklines(conn, window, now, project=project, ci_ids=ids)
         return counts, histograms, sparks
     counts, sparks = await rollup_window(conn, since, window if sparkline else None, now, project=project, ci_ids=ids)
-    histograms = await latency_histograms(conn, since, ci_ids=ids if ids is not None else sorted(counts))
+    histograms = await latency_histograms(conn, since, ci_ids=ids if ids is not None else sorted(counts), until=now)
     return counts, histograms, sparks
 
 
@@ -551,8 +553,10 @@ async def rollup_window(
     ci_ids: Iterable[int] | None = None,
 ) -> tuple[dict[int, Counts], dict[int, list[float | None]]]:
     """In one statement, one row per CI system: the rollup sums of the hours starting at or after
-    `since` (floored to the hour; none when `since` is None) and the success rate of each bucket
-    of the `sparkline` window's sparkline (:func:`sparkline_buckets`; None where it had no runs).
+    `since` (floored to the hour; none when `since` is None) and before `now` (a window pinned
+    in the past, e.g. a report's week ending at midnight, leaves out what came after it) and the
+    success rate of each bucket of the `sparkline` window's sparkline (:func:`sparkline_buckets`;
+    None where it had no runs).
     Without `project` it reads ``ci_hour_totals`` (one row per CI and hour), else ``ci_rollups``."""
     t = rollups_t if project is not None else hour_totals_t
     starts, step = sparkline_buckets(sparkline or "24h", now)
@@ -585,7 +589,7 @@ async def rollup_window(
             windowed(t.c.latency_sum).label("wl"),
             sa.func.max(sa.case((in_spark, 1), else_=0)).label("sp"),
         )
-        .where(t.c.hour >= _at(min(bounds)), *_ids_filter(t.c.ci_system_id, ci_ids))
+        .where(t.c.hour >= _at(min(bounds)), t.c.hour < _at(now), *_ids_filter(t.c.ci_system_id, ci_ids))
         .group_by(slot, t.c.ci_system_id)
     )
     if project is not None:

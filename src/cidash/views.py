@@ -340,3 +340,42 @@ class ExplainOut(BaseModel):
     candidate: ReadCounts | None
     changed: int
     toml: str | None  # the CI's [[ci]] entry with the rule, to paste into cidash.toml
+
+
+class ReportNumbers(BaseModel):
+    """One CI's numbers over one week of the report card."""
+
+    runs: int
+    success_rate: float | None
+    infra_error_rate: float | None
+    coverage: float | None
+    eligible: int
+    covered: int
+    agreement: float | None
+    false_negative_share: float | None  # its -1s where the reference passed and the change merged
+    false_negatives: int
+    negatives: int
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    alerts: int  # alerts raised on it in the week (open incidents once the incidents redesign lands)
+
+
+class ReportRow(BaseModel):
+    name: str
+    server: str
+    display_name: str
+    is_reference: bool
+    state: State
+    state_reason: str
+    week: ReportNumbers
+    previous: ReportNumbers  # the week before, for the arrows
+    sparkline: list[float | None]  # success rate per day over both weeks, oldest first (14 values)
+    links: dict[str, str]  # measure -> dashboard address (a fragment, "#/runs?...") of the runs behind it
+
+
+class ReportCard(BaseModel):
+    start: datetime  # the week: [start, end)
+    end: datetime
+    previous_start: datetime  # the week before: [previous_start, start)
+    project: str | None
+    rows: list[ReportRow]  # worst first: state, then success rate

@@ -13,6 +13,7 @@ import type {
   JobBreakdown,
   ReparseOut,
   ReparseProgress,
+  ReportCard,
   RunOut,
   RunPage,
   SeriesPoint,
@@ -269,6 +270,10 @@ export class ApiClient {
   /** The patch sets behind a CI's false -1 / false +1 share, with every CI's result. */
   cases(name: string, q: { kind: CaseKind; window: Window }, signal?: AbortSignal) {
     return this.get<Grid>(`systems/${enc(name)}/cases`, q, signal);
+  }
+  /** The weekly report card: the week ending at `end`'s midnight UTC (default today's) and the one before. */
+  reportCard(q: { end?: string | null; project?: string | null } = {}, signal?: AbortSignal) {
+    return this.get<ReportCard>('report', q, signal);
   }
   /** What each measure means, in words (e.g. which patch sets coverage counts). */
   measures(signal?: AbortSignal) {

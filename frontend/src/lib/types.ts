@@ -294,3 +294,42 @@ export interface FeedMessage {
   id: number;
   data: unknown;
 }
+
+/** One CI's numbers over one week of the report card. */
+export interface ReportNumbers {
+  runs: number;
+  success_rate: number | null;
+  infra_error_rate: number | null;
+  coverage: number | null;
+  eligible: number;
+  covered: number;
+  agreement: number | null;
+  false_negative_share: number | null;
+  false_negatives: number;
+  negatives: number;
+  latency_p50_s: number | null;
+  latency_p95_s: number | null;
+  alerts: number;
+}
+
+export interface ReportRow {
+  name: string;
+  server: string;
+  display_name: string;
+  is_reference: boolean;
+  state: State;
+  state_reason: string;
+  week: ReportNumbers;
+  previous: ReportNumbers;
+  sparkline: (number | null)[];
+  /** Measure -> dashboard address ("#/runs?...") of the runs behind it. */
+  links: Record<string, string>;
+}
+
+export interface ReportCard {
+  start: string;
+  end: string;
+  previous_start: string;
+  project: string | null;
+  rows: ReportRow[];
+}

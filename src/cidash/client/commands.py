@@ -1,4 +1,4 @@
-"""The API client commands: `cidash systems`, `system`, `runs`, `grid`, `alerts` and `watch`.
+"""The API client commands: `cidash systems`, `system`, `runs`, `grid`, `alerts`, `report` and `watch`.
 
 `register(app)` adds them to the main `cidash` app. Each takes `--url` (env CIDASH_URL), `--token`
 (env CIDASH_TOKEN) and `--json`. Errors are one line, ``cidash: error: ...``, exit status 1.
@@ -20,7 +20,7 @@ import typer
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cidash.client import render
+from cidash.client import render, report_card
 from cidash.client.http import DEFAULT_URL, FEED_KINDS, ApiClient, ClientError, FeedWatcher, Subscription, one_line
 from cidash.spans import parse_span
 from cidash.views import FeedMessage
@@ -251,6 +251,33 @@ def alerts(
     _show(render.alerts_table(page.items, _now(), caption=_more(page.next_cursor, "alerts")))
 
 
+def report(
+    week: Annotated[bool, typer.Option("--week", help="The last complete week (the only period so far).")] = False,
+    project: Annotated[str | None, typer.Option(help="Only CI systems following this project, counted on it.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md (a mailing-list post), html (printable) or csv.")] = "md",
+    end: Annotated[
+        str | None, typer.Option(help="The week ends at this day's midnight UTC (default: today's), e.g. 2026-11-30.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The weekly report card: every CI, worst first, with the change since the week before and
+    a link from each number to the runs behind it."""
+    if not week:
+        _fail("say which period: --week (the last complete week)", 2)
+    if fmt not in report_card.FORMATS:
+        _fail(f"--format must be one of {', '.join(report_card.FORMATS)}, not {fmt!r}", 2)
+    with _errors(), ApiClient(url, token) as client:
+        fetched = client.report(end, project)
+    if as_json:
+        _print_json(fetched.raw)
+        return
+    with _errors():
+        sys.stdout.write(report_card.RENDERERS[fmt](fetched.model, url))
+        sys.stdout.flush()
+
+
 def watch(
     ci: Annotated[list[str] | None, typer.Option("--ci", help="Only this CI system (repeatable).")] = None,
     project: Annotated[list[str] | None, typer.Option("--project", help="Only this project (repeatable).")] = None,
@@ -334,6 +361,6 @@ def reparse(
 
 def register(app: typer.Typer) -> None:
     """Add the client commands to the main `cidash` app."""
-    for command in (systems, system, runs, grid, alerts, watch):
+    for command in (systems, system, runs, grid, alerts, report, watch):
         app.command(command.__name__, rich_help_panel="Reading the API")(command)
     app.command("reparse", rich_help_panel="Changing the API's data")(reparse)

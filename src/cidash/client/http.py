@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from cidash.errors import CidashError
 from cidash.urls import redact_url
-from cidash.views import AlertPage, FeedMessage, Grid, RunPage, SystemDetail, SystemSummary
+from cidash.views import AlertPage, FeedMessage, Grid, ReportCard, RunPage, SystemDetail, SystemSummary
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
@@ -192,6 +192,7 @@ _SYSTEMS = TypeAdapter(list[SystemSummary])
 _SYSTEM = TypeAdapter(SystemDetail)
 _RUNS = TypeAdapter(RunPage)
 _GRID = TypeAdapter(Grid)
+_REPORT = TypeAdapter(ReportCard)
 _ALERTS = TypeAdapter(AlertPage)
 
 
@@ -361,6 +362,9 @@ class ApiClient:
 
     def grid(self, project: str | None = None, limit: int | None = None) -> Fetched[Grid]:
         return self._fetch(_GRID, "/grid", {"project": project, "limit": limit})
+
+    def report(self, end: str | None = None, project: str | None = None) -> Fetched[ReportCard]:
+        return self._fetch(_REPORT, "/report", {"end": end, "project": project})
 
     def alerts(
         self, *, ci: str | None = None, limit: int | None = None, cursor: str | None = None, follow: bool = False
