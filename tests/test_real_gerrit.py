@@ -8,6 +8,7 @@ must equal what was posted, on both engines, also when its SSH session is cut ha
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pty
 import re
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from cidash.gerrit.rest import GerritRestClient
@@ -26,6 +28,15 @@ from cidash.realgerrit.scenario import run_scenario
 from cidash.realgerrit.writer import ident
 from cidash.runtime import Runtime
 from cidash.store import Store
+from tests.fidelity import (
+    CAPTURE_DIR,
+    capture_rest,
+    compare_shapes,
+    events_by_type,
+    load_capture,
+    rest_pools,
+    shape_of,
+)
 from tests.real_gerrit_fixtures import RealGerrit, compare_with_truth
 from tests.sim_fixtures import wait_for
 
@@ -188,3 +199,65 @@ async def test_cli_backfill_since_30d_from_the_real_gerrit(real_gerrit: RealGerr
     problems = compare_with_truth(poster.truth, stored)
     assert not problems, "\n".join(problems)
     assert {run.source for run in stored} == {"rest"}
+
+
+async def test_capture_for_simulator_fidelity(real_gerrit: RealGerrit) -> None:
+    """Capture the real Gerrit's stream-events lines and REST answers during the scenario; they must
+    have the structure of the committed captures (tests/test_sim_fidelity.py holds the simulator to
+    those). CIDASH_WRITE_REAL_GERRIT_CAPTURES=1 rewrites the committed captures instead."""
+    projects = await real_gerrit.new_projects("capture")
+    watcher = real_gerrit.community.watcher
+    lines: list[str] = []
+    async with asyncssh.connect(
+        "127.0.0.1",
+        real_gerrit.site.ssh_port,
+        username=watcher.username,
+        client_keys=[str(watcher.key_path)],
+        known_hosts=str(real_gerrit.known_hosts),
+    ) as connection:
+        process = await connection.create_process("gerrit stream-events", encoding="utf-8")
+        server_version = str(connection.get_extra_info("server_version"))
+
+        async def read() -> None:
+            async for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+
+        reader = asyncio.create_task(read())
+        poster = Poster(real_gerrit.community)
+        try:
+            for index in range(2):  # more open changes than one page holds: _more_changes
+                await poster.create_change("zoe", projects[1], f"open change {index}")
+            await run_scenario(poster, projects)  # its open change is the most recently updated
+        finally:
+            await poster.aclose()
+        await wait_for(lambda: sum('"change-abandoned"' in line for line in lines) >= 1, 30, "the last events")
+        await asyncio.sleep(1)
+        reader.cancel()
+    change = poster.truth[0].change
+    rest = await capture_rest(real_gerrit.site.url, watcher.username, watcher.password, change, projects[0])
+    meta = {
+        "gerrit": real_gerrit.site.version,
+        "assembled_from": "gerrit-plugin-api + gerrit-acceptance-framework jars (Maven Central), --headless",
+        "ssh_server_version": server_version,
+    }
+    events = events_by_type(lines)
+    assert {"comment-added", "patchset-created", "ref-updated", "change-merged", "change-abandoned"} <= set(events)
+    if os.environ.get("CIDASH_WRITE_REAL_GERRIT_CAPTURES") == "1":
+        CAPTURE_DIR.mkdir(parents=True, exist_ok=True)
+        (CAPTURE_DIR / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (CAPTURE_DIR / "stream-events.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        (CAPTURE_DIR / "rest.json").write_text(json.dumps(rest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    committed_meta, committed_lines, committed_rest = load_capture()
+    assert committed_meta["gerrit"] == real_gerrit.site.version, "captures are of another Gerrit: rewrite them"
+    problems: list[str] = []
+    committed_events = events_by_type(committed_lines)
+    for kind, fresh in events.items():
+        problems += compare_shapes(kind, shape_of(committed_events.get(kind, [])), shape_of(fresh))
+    for name, fresh in rest.items():
+        old = committed_rest[name]
+        if (old["status"], sorted(old["headers"])) != (fresh["status"], sorted(fresh["headers"])):
+            problems.append(f"{name}: {old['status']} {old['headers']} is now {fresh['status']} {fresh['headers']}")
+    fresh_pools, committed_pools = rest_pools(rest), rest_pools(committed_rest)
+    for kind, objects in fresh_pools.items():
+        problems += compare_shapes(kind, shape_of(committed_pools[kind]), shape_of(objects))
+    assert not problems, "\n".join(problems)

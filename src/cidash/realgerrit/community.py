@@ -50,7 +50,7 @@ THIRD_PARTY = (
     Person("gf-ci", "GerritForge verification bot", "ci@gerritforge.example.org", Style.GERRITFORGE),
     Person("storpool-ci", "StorPool CI", None, Style.JENKINS, voting=False),
 )
-WATCHER_PERSON = Person(WATCHER, "cidash watcher", None)
+WATCHER_PERSON = Person(WATCHER, "cidash watcher", "cidash@ops.example.org")
 
 
 def password_of(username: str) -> str:

@@ -32,15 +32,13 @@ from cidash.sim.query import QueryError, parse_query
 from cidash.sim.world import LABELS, Change, Message, PatchSet, World, rest_time
 
 MAX_LIMIT = 500  # Gerrit's default Query Limit capability
-_JSON_TYPE = "application/json; charset=UTF-8"
-_TEXT_TYPE = "text/plain; charset=UTF-8"
-_JSON_HEADERS = {"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
-_UNAUTHORIZED_PAGE = (
-    '<html>\n<head>\n<meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>\n'
-    "<title>Error 401 Unauthorized</title>\n</head>\n<body><h2>HTTP ERROR 401 Unauthorized</h2>\n"
-    "<table>\n<tr><th>STATUS:</th><td>401</td></tr>\n<tr><th>MESSAGE:</th><td>Unauthorized</td></tr>\n"
-    "</table>\n</body>\n</html>\n"
-)
+# Exactly as Gerrit 3.10 writes them (tests/data/real-gerrit-3.10/rest.json)
+_JSON_HEADERS = {
+    "Content-Type": "application/json;charset=utf-8",
+    "Content-Disposition": "attachment",
+    "X-Content-Type-Options": "nosniff",
+}
+_TEXT_HEADERS = {**_JSON_HEADERS, "Content-Type": "text/plain;charset=utf-8"}
 LIST_CHANGES_OPTIONS = frozenset(
     {
         "LABELS",
@@ -82,16 +80,17 @@ def _account(account: Account, detailed: bool) -> dict[str, Any]:
 
 
 def message_info(world: World, message: Message, detailed: bool) -> dict[str, Any]:
-    """ChangeMessageInfo: id, tag, author, real_author, date, message, _revision_number."""
+    """ChangeMessageInfo: id, tag, author, date, message, accounts_in_message, _revision_number."""
     author = _account(message.author, detailed)
     info: dict[str, Any] = {"id": message.id}
     if message.tag is not None:
         info["tag"] = message.tag
     info["author"] = author
-    if not world.legacy_2x:
-        info["real_author"] = author
+    # Gerrit sends real_author only when someone posted on the author's behalf (never, here)
     info["date"] = rest_time(message.date)
     info["message"] = message.text
+    if not world.legacy_2x:
+        info["accounts_in_message"] = []  # accounts behind <GERRIT_ACCOUNT_n> templates in the text
     info["_revision_number"] = message.patchset
     return info
 
@@ -107,6 +106,8 @@ def _revision_info(change: Change, ps: PatchSet, options: frozenset[str], detail
         "created": rest_time(ps.created),
         "uploader": _account(ps.uploader, detailed),
         "ref": change_ref(change.number, ps.number),
+        "fetch": {},  # download schemes come from a plugin Gerrit does not ship
+        "branch": f"refs/heads/{change.branch}",
     }
     if "ALL_COMMITS" in options or ("CURRENT_COMMIT" in options and ps is change.current):
         info["commit"] = {
@@ -132,6 +133,9 @@ def change_info(world: World, change: Change, options: frozenset[str]) -> dict[s
         info = {"id": f"{project}~{change.number}", "triplet_id": triplet}
     info["project"] = change.project
     info["branch"] = change.branch
+    if not world.legacy_2x:
+        info["attention_set"] = _attention_set(change, detailed)
+        info["removed_from_attention_set"] = {}
     info["hashtags"] = []
     info["change_id"] = change.change_id
     info["subject"] = change.subject
@@ -141,26 +145,72 @@ def change_info(world: World, change: Change, options: frozenset[str]) -> dict[s
     if change.submitted is not None:
         info["submitted"] = rest_time(change.submitted)
         info["submitter"] = _account(world.zuul, detailed)
+    elif not world.legacy_2x:
+        info["submit_type"] = "MERGE_IF_NECESSARY"
     info["insertions"] = current.insertions
     info["deletions"] = current.deletions
     if not world.legacy_2x:
         info["total_comment_count"] = change.inline_comments
         info["unresolved_comment_count"] = 0
         info["has_review_started"] = True
+        if change.submitted is not None:
+            info["submission_id"] = str(change.number)
         info["meta_rev_id"] = change.meta_rev
     info["_number"] = change.number
+    if not world.legacy_2x:
+        info["virtual_id_number"] = change.number
     info["owner"] = _account(change.owner, detailed)
     if "LABELS" in options or "DETAILED_LABELS" in options:
         info["labels"] = _labels(current, world, detailed)
     if "MESSAGES" in options:
         info["messages"] = [message_info(world, message, detailed) for message in change.messages]
+    if not world.legacy_2x:
+        info["current_revision_number"] = current.number
     if "ALL_REVISIONS" in options:
         info["current_revision"] = current.revision
         info["revisions"] = {ps.revision: _revision_info(change, ps, options, detailed) for ps in change.patchsets}
     elif "CURRENT_REVISION" in options or "CURRENT_COMMIT" in options:
         info["current_revision"] = current.revision
         info["revisions"] = {current.revision: _revision_info(change, current, options, detailed)}
+    if not world.legacy_2x:
+        info["requirements"] = []
+        info["submit_records"] = [_submit_record(world, change, detailed)]
     return info
+
+
+def mark_more_changes(info: dict[str, Any]) -> None:
+    """`_more_changes: true` where Gerrit's ChangeInfo has it: after `revisions`, before `requirements`."""
+    tail: dict[str, Any] = {key: info.pop(key) for key in ("requirements", "submit_records") if key in info}
+    info["_more_changes"] = True
+    info.update(tail)
+
+
+def _attention_set(change: Change, detailed: bool) -> dict[str, Any]:
+    """The owner, once others replied on an open change (Gerrit's most common attention reason)."""
+    if change.status != "NEW" or len(change.messages) < 2:
+        return {}
+    entry = {
+        "account": _account(change.owner, detailed),
+        "last_update": rest_time(change.updated),
+        "reason": "Someone else replied on the change",
+    }
+    return {str(change.owner.account_id): entry}
+
+
+def _submit_record(world: World, change: Change, detailed: bool) -> dict[str, Any]:
+    """Gerrit's DefaultSubmitRule record: Code-Review must be approved, Verified may be."""
+    current = change.current
+    review: dict[str, Any] = {"label": "Code-Review", "status": "OK" if current.approved else "NEED"}
+    if current.approved:
+        review["applied_by"] = _account(world.admin, detailed)
+    verified: dict[str, Any] = {"label": "Verified", "status": "MAY"}
+    if current.vote(world.zuul.account_id, "Verified"):
+        verified["applied_by"] = _account(world.zuul, detailed)
+    if change.status != "NEW":
+        status = "CLOSED"
+    else:
+        status = "OK" if current.approved else "NOT_READY"
+    return {"rule_name": "gerrit~DefaultSubmitRule", "status": status, "labels": [review, verified]}
 
 
 _LABEL_RANGES = {"Verified": (-2, 2), "Code-Review": (-2, 2), "Workflow": (-1, 1)}
@@ -193,11 +243,11 @@ def _labels(ps: PatchSet, world: World, detailed: bool) -> dict[str, Any]:
 
 def _json(value: Any, status: int = 200) -> Response:
     body = (XSSI_PREFIX + gson_dumps(value) + "\n").encode("utf-8")
-    return Response(body, status_code=status, media_type=_JSON_TYPE, headers=_JSON_HEADERS)
+    return Response(body, status_code=status, headers=_JSON_HEADERS)
 
 
 def _text(message: str, status: int) -> Response:
-    return Response(message if message.endswith("\n") else message + "\n", status_code=status, media_type=_TEXT_TYPE)
+    return Response(message if message.endswith("\n") else message + "\n", status_code=status, headers=_TEXT_HEADERS)
 
 
 def _plain_json(value: Any, status: int = 200) -> Response:
@@ -224,7 +274,7 @@ def _options(request: Request) -> frozenset[str]:
     for raw in request.query_params.getlist("o"):
         name = raw.strip().upper()
         if name not in LIST_CHANGES_OPTIONS:
-            raise _BadRequest(f'"{raw}" is not a valid value for "o"')
+            raise _BadRequest(f'"{raw}" is not a valid value for "-o"')  # Gerrit names the option
         found.add(name)
     return frozenset(found)
 
@@ -287,7 +337,7 @@ def create_rest_app(
             size = min(limit or MAX_LIMIT, MAX_LIMIT, query.limit or MAX_LIMIT)
             page = [change_info(world, change, options) for change in found[start : start + size]]
             if page and len(found) > start + size:
-                page[-1]["_more_changes"] = True
+                mark_more_changes(page[-1])
             pages.append(page)
         return _json(pages[0] if len(pages) == 1 else pages)
 
@@ -345,11 +395,13 @@ def create_rest_app(
         if delay > 0:
             await asyncio.sleep(delay)
         if not _check_auth(request.headers.get("authorization"), user, password):
-            return Response(
-                _UNAUTHORIZED_PAGE,
+            return Response(  # Jetty's own answer, before Gerrit sees the request
+                b"Unauthorized",
                 status_code=401,
-                media_type="text/html;charset=utf-8",
-                headers={"WWW-Authenticate": 'Basic realm="Gerrit Code Review"'},
+                headers={
+                    "Content-Type": "text/plain;charset=iso-8859-1",
+                    "WWW-Authenticate": 'Basic realm="Gerrit Code Review"',
+                },
             )
         storm = faults.rest_status()
         if storm == 429:
