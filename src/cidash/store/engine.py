@@ -24,8 +24,12 @@ MYSQL_POOL_RECYCLE_S = 1800
 _BEGIN_OPTION = "cidash_sqlite_begin"
 
 
+_LITERAL_SAFE_CHARSETS = ("utf8mb4", "utf8", "utf8mb3")
+
+
 def normalise_url(database_url: str | URL) -> URL:
-    """Validate the scheme and add ``charset=utf8mb4`` to MySQL URLs that do not name one."""
+    """Validate the scheme and add ``charset=utf8mb4`` to MySQL URLs that do not name one (another
+    charset is refused)."""
     try:
         url = make_url(database_url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
@@ -34,9 +38,12 @@ def normalise_url(database_url: str | URL) -> URL:
     if url.drivername == "sqlite+aiosqlite":
         return url
     if backend in ("mysql", "mariadb") and url.get_driver_name() == "aiomysql":
-        if "charset" not in url.query:
-            url = url.update_query_dict({"charset": "utf8mb4"})
-        return url
+        charset = str(url.query.get("charset", "utf8mb4"))
+        if charset.lower() not in _LITERAL_SAFE_CHARSETS:
+            # store.fast builds string literals itself, exact for UTF-8 only: in gbk or sjis a
+            # character can end in the byte of a backslash
+            raise ConfigError(f"database URL charset={charset}: cidash needs utf8mb4 (leave it out, it is the default)")
+        return url.update_query_dict({"charset": charset})
     raise ConfigError(
         f"unsupported database driver {url.drivername!r}; use sqlite+aiosqlite, mysql+aiomysql or mariadb+aiomysql"
     )

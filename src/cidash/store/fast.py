@@ -402,6 +402,7 @@ async def select_in(
     mysql = is_mysql(conn.dialect)
     pair_literal = await _mysql_rows(conn, table, (scope, key)) if mysql else None
     key_literal = await _mysql_rows(conn, table, (key,)) if mysql else None
+    fit_pair = _row_function(table, (scope, key), "sqlite", False)  # keys fitted as they were stored
     rows: list[Row] = []
     for start in range(0, len(keys), SELECT_CHUNK):
         part = keys[start : start + SELECT_CHUNK]
@@ -415,14 +416,15 @@ async def select_in(
                 where = f"({scope_name}, {key_name}) IN ({','.join(map(pair_literal, part))})"
             rows.extend(await _mysql_execute(conn, [f"SELECT {names} FROM {target} WHERE {where}"], fetch=True))
             continue
+        fitted = [fit_pair(pair) for pair in part]
         if single:
             marks = ", ".join("?" for _ in part)
             where = f"{scope_name} = ? AND {key_name} IN ({marks})"
-            params: list[Any] = [next(iter(scopes)), *(value for _, value in part)]
+            params: list[Any] = [next(iter(scopes)), *(value for _, value in fitted)]
         else:
             marks = ", ".join("(?, ?)" for _ in part)
             where = f"({scope_name}, {key_name}) IN (VALUES {marks})"
-            params = [value for pair in part for value in pair]
+            params = [value for pair in fitted for value in pair]
         result = await conn.exec_driver_sql(f"SELECT {names} FROM {target} WHERE {where}", tuple(params))
         rows.extend(result.all())
     return [read(row) for row in rows]
