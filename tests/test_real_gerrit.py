@@ -116,7 +116,7 @@ async def _run_and_compare(real_gerrit: RealGerrit, db_url: str, label: str, *, 
 
     problems = compare_with_truth(poster.truth, stored)
     assert not problems, "\n".join(problems)
-    assert len(poster.truth) == 22  # every report of the scenario
+    assert len(poster.truth) == 25  # every report of the scenario
     assert all(run.message_id for run in stored), "every run has the REST message id after the backfill"
     from_rest = sum(run.source == "rest" for run in stored)
     if not cut:
@@ -189,7 +189,7 @@ async def test_cli_backfill_since_30d_from_the_real_gerrit(real_gerrit: RealGerr
     output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)  # colours and cursor moves
     assert status == 0, output
     assert "━" in output, f"no progress bar drawn:\n{output}"
-    assert re.search(r"real: 3 changes, \d+ comments, 22 new CI runs in", output), output
+    assert re.search(r"real: 3 changes, \d+ comments, 25 new CI runs in", output), output
 
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:

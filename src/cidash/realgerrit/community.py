@@ -49,6 +49,9 @@ THIRD_PARTY = (
     Person("vmware-nsx-ci", "VMware NSX CI", "nsx-ci@vmware.example.org", Style.ZUUL3),
     Person("gf-ci", "GerritForge verification bot", "ci@gerritforge.example.org", Style.GERRITFORGE),
     Person("storpool-ci", "StorPool CI", None, Style.JENKINS, voting=False),
+    Person("nexenta-ci", "Nexenta Edge CI", "edge-ci@nexenta.example.org", Style.BULLETS),
+    Person("dellemc-ci", "Dell EMC PowerStore CI", None, Style.ONELINE),
+    Person("qnap-ci", "QNAP Storage CI", "qnap-ci@qnap.example.org", Style.VOTEONLY),
 )
 WATCHER_PERSON = Person(WATCHER, "cidash watcher", "cidash@ops.example.org")
 

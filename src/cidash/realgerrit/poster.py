@@ -17,8 +17,8 @@ from typing import Any
 from cidash.realgerrit.community import Community, Person
 from cidash.realgerrit.site import ADMIN_USER
 from cidash.realgerrit.writer import GerritWriter, ident
-from cidash.sim.comments import MERGE_FAILED_BODY, Job, overall_result, result_body
-from cidash.sim.personas import Style
+from cidash.sim.comments import MERGE_FAILED_BODY, Job, one_job_report, overall_result, recheck_footer, result_body
+from cidash.sim.personas import ONE_JOB_STYLES, Style
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,14 @@ class Poster:
             result, body, jobs = "MERGE_CONFLICT", MERGE_FAILED_BODY, ()
         else:
             result = overall_result(jobs)
-            body = result_body(style, jobs, result, pipeline if pipeline_header else None)
+            if style in ONE_JOB_STYLES:  # one log URL stands for the run
+                url = f"https://ci.{ci.username}.example.org/job/{ci.username}-{pipeline}/{len(self.truth) + 1}/"
+                result, job = one_job_report(style, jobs, result, url)
+                jobs = [job]
+            footer = ""
+            if style in (Style.BULLETS, Style.VOTEONLY):
+                footer = recheck_footer(ci.username.removesuffix("-ci"), ci.email)
+            body = result_body(style, jobs, result, pipeline if pipeline_header else None, footer)
         votes = ci.voting if vote is None else vote
         value: int | None = None
         labels: dict[str, int] | None = None

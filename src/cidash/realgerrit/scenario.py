@@ -17,7 +17,7 @@ from cidash.realgerrit.poster import ChangeRef, Poster
 from cidash.sim.comments import HOSTILE_DETAIL, Job
 from cidash.sim.personas import Style
 
-CISCO, NETAPP, POWERKVM, HYPERV, NSX, FORGE, STORPOOL = THIRD_PARTY
+CISCO, NETAPP, POWERKVM, HYPERV, NSX, FORGE, STORPOOL, NEXENTA, DELLEMC, QNAP = THIRD_PARTY
 ZUUL = REFERENCE
 
 
@@ -28,9 +28,11 @@ def jobs_for(
     jobs = []
     for index, (name, result) in enumerate(results.items()):
         voting = not name.endswith("-nv")
-        if ci.style in (Style.ZUUL3, Style.ZUUL2):
+        if ci.style in (Style.ZUUL3, Style.ZUUL2, Style.BULLETS):
             url = f"https://logs.{ci.username}.example.org/{change.number}/{patchset}/{pipeline}/{name}/{index:07x}"
             duration = None if result in ("NODE_FAILURE", "ERROR") else 300 + 97 * index + change.number
+            if ci.style is Style.BULLETS and duration is not None:
+                duration -= duration % 60  # it writes whole minutes
         elif ci.style is Style.JENKINS:
             url, duration = f"https://jenkins.{ci.username}.example.org/job/{name}/{100 + change.number}/", None
         else:
@@ -93,6 +95,13 @@ async def run_scenario(
     hostile = jobs_for(FORGE, rbd, 1, {"notedb-ünïcode": "FAILURE", "rbd-smoke": "SUCCESS"})
     await poster.ci_report(FORGE, rbd, 1, hostile)
     await poster.ci_report(STORPOOL, rbd, 1, jobs_for(STORPOOL, rbd, 1, _ok("storpool-cinder-tempest")))
+
+    # the wider world's styles: bullets with a recheck footer, one line, the vote alone
+    await poster.ci_report(
+        NEXENTA, ovn, 1, jobs_for(NEXENTA, ovn, 1, {"edge-tempest": "FAILURE", "edge-unit": "SUCCESS"})
+    )
+    await poster.ci_report(DELLEMC, rbd, 1, jobs_for(DELLEMC, rbd, 1, {"powerstore-iscsi": "NODE_FAILURE"}))
+    await poster.ci_report(QNAP, rbd, 1, jobs_for(QNAP, rbd, 1, _ok("qnap-cinder-tempest")))
 
     # 4. humans: a review with markup and non-ASCII, rechecks
     await poster.review("zoe", fix, 1, "Ça a l'air bien, mais <b>pourquoi</b> & comment? ✓\n\n* point one\n* point two")

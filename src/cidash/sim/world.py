@@ -993,8 +993,10 @@ class World:
             old = self._set_vote(ps, ci.account, "Verified", vote, stamp)
             if old != vote:
                 changed["Verified"] = old
-            # == text.gerrit_message(ps.number, [("Verified", vote)], body), spelled out: hot path
-            message_text = f"Patch Set {ps.number}: Verified{vote:+d}\n\n{body}"
+                # == text.gerrit_message(ps.number, [("Verified", vote)], body), spelled out: hot path
+                message_text = f"Patch Set {ps.number}: Verified{vote:+d}\n\n{body}"
+            else:  # Gerrit names only the votes a review changed (seen on Gerrit 3.10)
+                message_text = f"Patch Set {ps.number}:\n\n{body}"
         else:
             message_text = f"Patch Set {ps.number}:\n\n{body}"
         tag = _ZUUL_TAGS[pipeline] if ci.reference else ci.tag
