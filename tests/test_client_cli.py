@@ -250,6 +250,7 @@ def _numbers(**values: Any) -> dict[str, Any]:
         "negatives": 4,
         "latency_p50_s": 600.0,
         "latency_p95_s": 5400.0,
+        "queue_p50_s": 300.0,
         "alerts": 3,
     }
     return {**base, **values}

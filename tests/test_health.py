@@ -607,6 +607,38 @@ async def test_vote_quality_matrix_false_shares_and_their_cases(ci_store: Store)
     assert negative.rows[0].cells["acme-ci"].result == "FAILURE" and negative.rows[0].cells["zuul"].result == "SUCCESS"
 
 
+async def test_time_to_first_answer_counts_a_start_comment_or_the_first_result(ci_store: Store) -> None:
+    """Queue latency beside run latency: acme starts 10, 20, 30, 40 and 50 minutes after each
+    upload (a "Starting" comment on two of them, the result itself on the others) and reports
+    an hour later; the patch set created before the window does not count."""
+    from cidash.parsing import CommentKind
+
+    for change, wait_min in enumerate((10, 20, 30, 40, 50), start=1):
+        created = NOW - timedelta(hours=10 + change)
+        await _post(ci_store, ZUUL, change, 1, "SUCCESS", created + timedelta(minutes=5), created)
+        started = created + timedelta(minutes=wait_min)
+        if change <= 2:
+            start = observed(
+                "Starting check jobs.",
+                change=change,
+                author=THIRD_PARTY,
+                posted_at=started,
+                created_at=created,
+                message_id=f"start-{change}",
+            )
+            await ci_store.write_comments([(start, parsed(CommentKind.START))])
+            result_at = started + timedelta(hours=1)
+        else:
+            result_at = started
+        await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", result_at, created)
+    old = NOW - timedelta(hours=30)
+    await _post(ci_store, THIRD_PARTY, 9, 1, "SUCCESS", NOW - timedelta(hours=20), old)
+    acme = (await _summaries(ci_store))["acme-ci"]
+    assert acme.health.queue_p50_s == pytest.approx(30 * 60)
+    assert acme.health.queue_p95_s == pytest.approx(48 * 60)  # between 40 and 50 min, rank 3.8
+    assert acme.health.latency_p50_s is not None and acme.health.latency_p50_s > acme.health.queue_p50_s
+
+
 async def test_agreement_and_flakiness_counts(ci_store: Store) -> None:
     base = NOW - timedelta(hours=12)
 

@@ -79,6 +79,7 @@ async def test_the_week_and_the_week_before(client: httpx.AsyncClient) -> None:
         assert (acme.week.false_negatives, acme.week.negatives) == (3, 4)
         assert acme.week.false_negative_share == pytest.approx(0.75) and acme.previous.false_negative_share is None
         assert zuul.week.runs == 10 and zuul.is_reference
+        assert acme.week.queue_p50_s == pytest.approx(1800) and zuul.week.queue_p50_s == pytest.approx(1200)
         assert card.rows[0].name == "acme-ci"  # worse success first (same state)
         # daily success over both weeks: runs on the first six days of each; this week's first day failed
         assert [v is not None for v in acme.sparkline] == ([True] * 6 + [False]) * 2
@@ -155,6 +156,7 @@ def test_html_starts_a_page_every_ten_cis_and_the_small_helpers() -> None:
         "negatives": 0,
         "latency_p50_s": 60.0,
         "latency_p95_s": None,
+        "queue_p50_s": None,
         "alerts": 0,
     }
     rows = [{**row, "name": f"ci-{i}", "week": numbers, "previous": numbers} for i in range(2 * ROWS_PER_PAGE + 3)]

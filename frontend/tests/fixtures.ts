@@ -15,6 +15,8 @@ export function health(h: Partial<HealthWindow> = {}): HealthWindow {
     agreement: 0.95,
     disagreements: 1,
     flakiness: 0,
+    queue_p50_s: null,
+    queue_p95_s: null,
     vote_quality: null,
     metrics_pending: false,
     ...h,

@@ -125,6 +125,10 @@ MEASURES: dict[str, str] = {
         "Run latency: from the patch set's upload to the result comment, p50 and p95 over the window's hourly "
         "histograms."
     ),
+    "queue_latency": (
+        "Time to first answer: for the patch sets created in the window that it answered, from the upload to its "
+        "first comment on the patch set (a 'started' comment or a result), p50 and p95."
+    ),
 }
 """Every measure the API reports, defined in words (``GET /api/v1/measures``)."""
 SILENT_MIN_S = 2 * 3600.0
@@ -241,6 +245,8 @@ class RunMetrics:
     false_negatives: int = 0  # a -1 where the reference passed and the change merged
     false_negative_cases: list[int] = field(default_factory=list)  # their patch set ids (the first CASES_KEPT)
     false_positive_cases: list[int] = field(default_factory=list)  # +1 where the reference failed
+    queue_p50_s: float | None = None  # from upload to its first comment on the patch set (queue latency)
+    queue_p95_s: float | None = None
 
     @property
     def false_negative_share(self) -> float | None:
@@ -292,6 +298,8 @@ def health_window(
         disagreements=metrics.disagreements if metrics is not None else 0,
         flakiness=metrics.flakiness if metrics is not None else None,
         vote_quality=vote_quality(metrics) if metrics is not None else None,
+        queue_p50_s=metrics.queue_p50_s if metrics is not None else None,
+        queue_p95_s=metrics.queue_p95_s if metrics is not None else None,
         metrics_pending=pending,
     )
 
@@ -917,7 +925,66 @@ async def run_metrics(
     if projects is not None and not projects and project is None:
         return {p.ci_system_id: RunMetrics() for p in params}
     digests = await patchset_digests(conn, start, end, project=project, projects=projects)
-    return metrics_from_digests(digests, start, end, params, reference_ids)
+    found = metrics_from_digests(digests, start, end, params, reference_ids)
+    waits = await first_answer_waits(conn, start, end, ci_ids=sorted(found), project=project, projects=projects)
+    for ci, seconds in waits.items():
+        seconds.sort()
+        found[ci].queue_p50_s = exact_quantile(seconds, 0.5)
+        found[ci].queue_p95_s = exact_quantile(seconds, 0.95)
+    return found
+
+
+def exact_quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The `q` quantile of sorted values, linear between the two nearest ranks; None when empty."""
+    if not ordered:
+        return None
+    rank = q * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+async def first_answer_waits(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    *,
+    ci_ids: Sequence[int],
+    project: str | None = None,
+    projects: Sequence[str] | None = None,
+) -> dict[int, list[float]]:
+    """Queue latency: per CI, for each patch set created in [start, end] that it answered, the
+    seconds from the upload to its first comment on it (a "started" comment or a result)."""
+    if not ci_ids:
+        return {}
+    r, c, p = m.runs_t, m.ci_comments_t, m.patchsets_t
+
+    def first_comments(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        query = sa.select(table.c.ci_system_id, table.c.patchset_id, table.c.posted_at).where(
+            table.c.posted_at >= _at(start), table.c.posted_at <= _at(end), table.c.ci_system_id.in_(ci_ids), *where
+        )
+        if project is not None:
+            query = query.where(table.c.project == project)
+        elif projects is not None:
+            query = query.where(table.c.project.in_(sorted(set(projects))))
+        return query
+
+    both = sa.union_all(first_comments(r), first_comments(c, c.c.kind == "start")).subquery("a")
+    first = (
+        sa.select(both.c.ci_system_id, both.c.patchset_id, sa.func.min(both.c.posted_at).label("first_at"))
+        .group_by(both.c.ci_system_id, both.c.patchset_id)
+        .subquery("f")
+    )
+    query = (
+        sa.select(first.c.ci_system_id, sa.type_coerce(first.c.first_at, UTCDateTime()), p.c.created_at)
+        .join(p, p.c.id == first.c.patchset_id)
+        .where(p.c.created_at >= _at(start), p.c.created_at <= _at(end))
+    )
+    waits: dict[int, list[float]] = {}
+    for ci, first_at, created in await conn.execute(query):
+        if first_at is not None and created is not None and first_at >= created:
+            waits.setdefault(ci, []).append((first_at - created).total_seconds())
+    return waits
 
 
 # -- the assessment ------------------------------------------------------------------------------

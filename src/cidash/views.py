@@ -78,6 +78,8 @@ class HealthWindow(BaseModel):
     agreement: float | None  # share of patchsets shared with the reference CI where both agree
     disagreements: int  # fails where the reference passed, or the reverse
     flakiness: float | None  # share of rechecked patchsets with differing results
+    queue_p50_s: float | None = None  # time to first answer after the upload (GET /api/v1/measures)
+    queue_p95_s: float | None = None
     vote_quality: VoteQuality | None = None  # null for the reference CI's own comparison and while pending
     metrics_pending: bool = False  # 30 d: coverage, agreement and flakiness still being computed (null until then)
 
@@ -357,6 +359,7 @@ class ReportNumbers(BaseModel):
     negatives: int
     latency_p50_s: float | None
     latency_p95_s: float | None
+    queue_p50_s: float | None  # time to first answer after the upload
     alerts: int  # alerts raised on it in the week (open incidents once the incidents redesign lands)
 
 

@@ -74,6 +74,9 @@ export interface HealthWindow {
   agreement: number | null;
   disagreements: number;
   flakiness: number | null;
+  /** Time to first answer after the upload (queue latency). */
+  queue_p50_s: number | null;
+  queue_p95_s: number | null;
   vote_quality: VoteQuality | null;
   /** 30 d: coverage, agreement and flakiness are still being computed in the background (null until then). */
   metrics_pending: boolean;
@@ -309,6 +312,7 @@ export interface ReportNumbers {
   negatives: number;
   latency_p50_s: number | null;
   latency_p95_s: number | null;
+  queue_p50_s: number | null;
   alerts: number;
 }
 

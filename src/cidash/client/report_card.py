@@ -70,6 +70,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("false -1", lambda n: n.false_negative_share, _pct, 0.01, "false_negative"),
     Column("p50", lambda n: n.latency_p50_s, duration, 60, "latency"),
     Column("p95", lambda n: n.latency_p95_s, duration, 60, "latency"),
+    Column("queue", lambda n: n.queue_p50_s, duration, 60, "latency"),
     Column("alerts", lambda n: n.alerts, _count, 1, "alerts"),
 )
 

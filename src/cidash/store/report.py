@@ -74,6 +74,7 @@ def _numbers(window: HealthWindow | None, alerts: int) -> ReportNumbers:
         negatives=quality.negatives if quality is not None else 0,
         latency_p50_s=window.latency_p50_s if window is not None else None,
         latency_p95_s=window.latency_p95_s if window is not None else None,
+        queue_p50_s=window.queue_p50_s if window is not None else None,
         alerts=alerts,
     )
 
