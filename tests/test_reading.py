@@ -88,3 +88,20 @@ async def test_system_page_shows_counts_and_latest_unread(store: Store, tmp_path
     assert [row["text"] for row in body["unread"]] == ["I am confused", "I am confused (two days ago)"]
     assert body["unread"][0]["why"] == parser.parse(comments[3]).why
     assert body["unread"][0]["change"] == 1000
+
+
+async def test_a_comment_read_once_as_unread_and_once_as_result_counts_once_as_the_run(store: Store) -> None:
+    # the stream's copy lost its vote (no header, no approvals): unread; REST's copy has the
+    # header, so the vote decides: a result. Either order, one run and nothing unread.
+    parser = CommentParser([CISystemConfig(account="acme-ci")])
+    for change, order in ((11, ("stream", "rest")), (12, ("rest", "stream"))):
+        rest = rest_copy(observed("Patch Set 1: Verified+1\n\nThanks, all good.", change=change), f"m-{change}")
+        copies = {"stream": stream_copy(rest, header=False), "rest": rest}
+        for name in order:
+            comment = copies[name]
+            await store.write_comments([(comment, parser.parse(comment))])
+    ci = await _ci_id(store, "acme-ci")
+    async with store.engine.connect() as conn:
+        counts = await comment_counts(conn, since=T0 - timedelta(hours=1), until=T0 + timedelta(hours=1))
+    assert counts == {ci: CommentCounts(results=2, starts=0, unread=0)}
+    assert await store.run_count() == 2

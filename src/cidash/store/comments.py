@@ -346,7 +346,20 @@ class CommentWriter:
                 key = content_key(comment)
                 into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
         outcome = await self._dedup(conn, reported, m.runs_t) if reported else _Outcome()
+        already_runs = 0
+        if noted:
+            # another copy of the same comment that was read as a result: the run counts it
+            known = await self._stored_matches(conn, noted, m.runs_t)
+            already_runs = len(known)
+            noted = [item for item in noted if item.index not in known]
         noted_outcome = await self._dedup(conn, noted, m.ci_comments_t) if noted else _Outcome()
+        noted_outcome.duplicate += already_runs
+        if reported:
+            # a copy read as a result now where an earlier one was kept as a start or unread
+            # (a stream copy without its vote): the comment is counted once, as the run
+            superseded = await self._stored_matches(conn, reported, m.ci_comments_t)
+            for part in chunks(sorted(set(superseded.values())), IN_CHUNK):
+                await conn.execute(sa.delete(m.ci_comments_t).where(m.ci_comments_t.c.id.in_(part)))
         refs = await self._entities(conn, items, server_ids)
         if outcome.merged:
             await self._merge_runs(conn, outcome.merged, refs)
@@ -567,6 +580,19 @@ class CommentWriter:
             )
             for row in await conn.execute(query):  # labelled as InsertedRun's fields
                 found[row.id] = InsertedRun(**row._mapping, jobs=())
+        return found
+
+    async def _stored_matches(self, conn: AsyncConnection, items: list[_Result], table: sa.Table) -> dict[int, int]:
+        """The stored rows of `table` that are copies of these comments: batch index -> row id."""
+        by_content, by_message = await self._candidates(conn, items, table)
+        found: dict[int, int] = {}
+        for item in items:
+            message_id = clip(item.comment.message_id, m.MESSAGE_ID_LEN) or None
+            row = by_message.get((item.server_id, message_id)) if message_id else None
+            if row is None:
+                row = find_match(by_content[(item.server_id, item.content_key)], message_id, item.posted_at)
+            if row is not None and row.id is not None:
+                found[item.index] = row.id
         return found
 
     async def _dedup(self, conn: AsyncConnection, reported: list[_Result], table: sa.Table) -> _Outcome:
