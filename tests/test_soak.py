@@ -261,6 +261,7 @@ class Chaos:
     tally: DeadLetterTally
     takeovers: list[float] = field(default_factory=list)
     double_leaders: int = 0  # samples where both replicas said they collect
+    storms: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def malformed_rate(self) -> float:
@@ -278,15 +279,14 @@ class Chaos:
             await self.watcher.bounce()
             await self.act(action)
         await self.sim.done.wait()
+        await asyncio.gather(*self.storms)
         await self.quiesce()
         await asyncio.wait_for(self.sim.hub.wait_drained(), 120)
 
     async def act(self, action: Action) -> None:
         faults, scale = self.sim.faults, self.scale
-        if action == "storm-429":
-            faults.apply(FaultRequest(rest_429_s=scale.storm_s))
-        elif action == "storm-500":
-            faults.apply(FaultRequest(rest_500_s=scale.storm_s))
+        if action in ("storm-429", "storm-500"):
+            self.storms.append(asyncio.create_task(self.storm(429 if action == "storm-429" else 500)))
         else:
             async with self.garbage_paused():
                 if action == "drop":
@@ -297,6 +297,20 @@ class Chaos:
                     await self.db.restart()
                 else:
                     await self.kill_collector()
+
+    async def storm(self, status: int) -> None:
+        """A REST storm of `status` that lasts `storm_s`, and again, until it met a request. A storm
+        is a time window, and in it a backfill may not come (the collector was being killed, or the
+        other kind of storm, which wins, was on): it would have proven nothing."""
+        faults, kind = self.sim.faults, f"rest_{status}"
+        before = faults.counts.get(kind, 0)
+        deadline = time.monotonic() + SETTLE_LIMIT_S
+        while True:
+            faults.apply(FaultRequest.model_validate({f"{kind}_s": self.scale.storm_s}))
+            await asyncio.sleep(self.scale.storm_s)
+            if faults.counts.get(kind, 0) > before:
+                return
+            assert time.monotonic() < deadline, f"no REST request met a {status} storm in {SETTLE_LIMIT_S:.0f} s"
 
     @contextlib.asynccontextmanager
     async def garbage_paused(self) -> AsyncIterator[None]:
