@@ -16,19 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.loopback_http import Request, answer, loopback_server, trickle
+from tests.loopback_http import Request, answer, loopback_server, trickled_gerrit_answer
 from tests.test_gerrit_rest_limits import endless_body, gzip_bomb
 
 
 async def bomb(request: Request, writer: asyncio.StreamWriter) -> None:
     await answer(writer, 200, gzip_bomb(1024), Content_Encoding="gzip")
-
-
-async def trickling(request: Request, writer: asyncio.StreamWriter) -> None:
-    body = b")]}'\n[]" + b" " * 1000
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
-    await writer.drain()
-    await trickle(writer, body, 2.0)
 
 
 async def backfill(url: str, workdir: Path) -> tuple[int, float, float, str]:
@@ -65,7 +58,11 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def main() -> None:
-    cases = [("300 MiB body", endless_body), ("gzip bomb, 1 MiB -> 1 GiB", bomb), ("1 byte every 2 s", trickling)]
+    cases = [
+        ("300 MiB body", endless_body),
+        ("gzip bomb, 1 MiB -> 1 GiB", bomb),
+        ("1 byte every 2 s", trickled_gerrit_answer(2.0)),
+    ]
     for name, handler in cases:
         with tempfile.TemporaryDirectory() as tmp:
             async with loopback_server(handler) as server:  # type: ignore[arg-type]

@@ -45,6 +45,19 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, every_s: float) -> 
         await asyncio.sleep(every_s)
 
 
+def trickled_gerrit_answer(every_s: float) -> Handler:
+    """A Gerrit REST answer with valid headers whose body then comes one byte every `every_s`
+    (each read succeeds well within any per-read timeout)."""
+
+    async def handler(request: Request, writer: asyncio.StreamWriter) -> None:
+        body = b")]}'\n[]" + b" " * 1000
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        await writer.drain()
+        await trickle(writer, body, every_s)
+
+    return handler
+
+
 @contextlib.asynccontextmanager
 async def loopback_server(handler: Handler) -> AsyncIterator[LoopbackServer]:
     """Serve `handler` on a free loopback port; every request is recorded in `requests`."""

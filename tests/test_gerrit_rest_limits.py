@@ -18,7 +18,7 @@ from cidash.config import Settings
 from cidash.errors import GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient, ResponseTooLargeError
 from cidash.runtime import Runtime
-from tests.loopback_http import Request, answer, loopback_server, trickle
+from tests.loopback_http import Request, answer, loopback_server, trickle, trickled_gerrit_answer
 
 MiB = 1024 * 1024
 CAP = 1 * MiB  # the client's cap in these tests; the memory bound below is a few times that
@@ -56,12 +56,7 @@ async def bomb(request: Request, writer: asyncio.StreamWriter) -> None:
     await answer(writer, 200, gzip_bomb(), Content_Encoding="gzip", Content_Type="application/json")
 
 
-async def trickling(request: Request, writer: asyncio.StreamWriter) -> None:
-    """Valid headers, then the body one byte every 2 s (each read succeeds within any per-read timeout)."""
-    body = b")]}'\n[]" + b" " * 1000
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
-    await writer.drain()
-    await trickle(writer, body, 2.0)
+trickling = trickled_gerrit_answer(2.0)
 
 
 async def small_gzip(request: Request, writer: asyncio.StreamWriter) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loopback_http import Request, loopback_server, trickle
+from tests.loopback_http import loopback_server, trickled_gerrit_answer
 from tests.store_fixtures import _create_mysql_database, _drop_mysql_database
 
 pytestmark = pytest.mark.timeout(300)
@@ -55,13 +55,6 @@ def loop_thread() -> Iterator[LoopThread]:
         yield thread
     finally:
         thread.close()
-
-
-async def _trickling(request: Request, writer: asyncio.StreamWriter) -> None:
-    body = b")]}'\n[]" + b" " * 1000
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
-    await writer.drain()
-    await trickle(writer, body, 1.0)
 
 
 class Proxy:
@@ -199,7 +192,7 @@ def _run_rounds(serves: list[Serve], ready: list[object], what: str) -> list[flo
 
 
 def test_sigterm_during_a_backfill_and_during_a_stream_reconnect(tmp_path: Path, loop_thread: LoopThread) -> None:
-    serving = loopback_server(_trickling)  # referenced to the end: collected, it would stop serving
+    serving = loopback_server(trickled_gerrit_answer(1.0))  # keep a reference: collected, it stops serving
     gerrit = loop_thread.run(serving.__aenter__())
     backfilling = 4  # Gerrit's REST trickles: the first backfill pass is under way when SIGTERM comes
     serves = [
