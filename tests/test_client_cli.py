@@ -127,7 +127,21 @@ SYSTEMS = [
 
 
 def detail(s: SystemSummary) -> SystemDetail:
-    windows = [health(w, runs=n) for w, n in (("1h", 2), ("24h", 40), ("7d", 300), ("30d", 1234))]
+    quality = {
+        "both_passed": 5,
+        "failed_reference_passed": 2,
+        "passed_reference_failed": 1,
+        "both_failed": 1,
+        "negatives": 4,
+        "positives": 6,
+        "false_negatives": 1,
+        "false_negative_share": 0.25,
+        "false_positive_share": 1 / 6,
+    }
+    windows = [
+        health(w, runs=n, queue_p50_s=600.0, vote_quality=quality if w == "7d" else None)
+        for w, n in (("1h", 2), ("24h", 40), ("7d", 300), ("30d", 1234))
+    ]
     return SystemDetail.model_validate({**s.model_dump(), "windows": windows})
 
 
@@ -591,7 +605,11 @@ def test_system_detail(api: str) -> None:
     assert "owner: ci-team@acme.example" in out
     assert f"last seen: {time_ago(NOW - timedelta(minutes=5), datetime.now(UTC))}" in out
     assert [r[:2] for r in rows(out)] == [["1h", "2"], ["24h", "40"], ["7d", "300"], ["30d", "1234"]]
-    assert row_with(out, "30d")[2:7] == ["95.3%", "4.0%", "0.7%", "42m", "1h30m"]
+    assert row_with(out, "30d")[2:8] == ["95.3%", "4.0%", "0.7%", "42m", "1h30m", "10m"]  # 10m: queue p50
+    assert (
+        "7d votes against the reference: false -1 25.0% (1 of 4 -1s where it passed and the change merged), "
+        "false +1 16.7% (1 of 6 +1s where it failed)"
+    ) in out
 
     as_json = invoke("system", "acme-ci", "--url", api, "--json")
     assert SystemDetail.model_validate(orjson.loads(as_json.stdout)) == detail(SYSTEMS[1])

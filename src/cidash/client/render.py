@@ -243,7 +243,7 @@ def systems_table(systems: Sequence[SystemSummary], now: datetime, window: str |
 
 def _windows_table(windows: Sequence[HealthWindow]) -> Table:
     table = _table()
-    columns = ("window", "runs", "success", "failure", "infra", "p50", "p95", "cover", "agree")
+    columns = ("window", "runs", "success", "failure", "infra", "p50", "p95", "queue", "cover", "agree")
     for name in (*columns, "disagree", "flaky"):
         table.add_column(name, justify="left" if name == "window" else "right")
     for w in windows:
@@ -255,12 +255,30 @@ def _windows_table(windows: Sequence[HealthWindow]) -> Table:
             text(pct(w.infra_error_rate)),
             text(duration(w.latency_p50_s)),
             text(duration(w.latency_p95_s)),
+            text(duration(w.queue_p50_s)),
             text(pct(w.coverage)),
             text(pct(w.agreement)),
             text(w.disagreements),
             text(pct(w.flakiness)),
         )
     return table
+
+
+def _vote_quality_lines(windows: Sequence[HealthWindow]) -> list[RenderableType]:
+    """The 7 d false -1 / false +1 shares under the windows table (queue: p50 time to first answer)."""
+    week = next((w for w in windows if w.window == "7d"), None)
+    quality = week.vote_quality if week is not None else None
+    if quality is None or not (quality.negatives or quality.positives):
+        return []
+    return [
+        text(
+            f"7d votes against the reference: false -1 {pct(quality.false_negative_share)} "
+            f"({quality.false_negatives} of {quality.negatives} -1s where it passed and the change merged), "
+            f"false +1 {pct(quality.false_positive_share)} "
+            f"({quality.passed_reference_failed} of {quality.positives} +1s where it failed)",
+            "dim",
+        )
+    ]
 
 
 def system_view(system: SystemDetail, now: datetime) -> RenderableType:
@@ -287,6 +305,7 @@ def system_view(system: SystemDetail, now: datetime) -> RenderableType:
         text(" · ".join(flags), "dim"),
         Text(""),
         _windows_table(system.windows),
+        *_vote_quality_lines(system.windows),
     ]
     return Group(*lines)
 
