@@ -265,6 +265,7 @@ def _numbers(**values: Any) -> dict[str, Any]:
         "latency_p50_s": 600.0,
         "latency_p95_s": 5400.0,
         "queue_p50_s": 300.0,
+        "recheck_recovery": 0.5,
         "alerts": 3,
     }
     return {**base, **values}
@@ -291,7 +292,11 @@ REPORT = ReportCard.model_validate(
                     key: f"#/runs?ci=acme-ci&k={key}"
                     for key in ("runs", "success", "infra", "failures", "latency", "coverage", "agreement")
                 }
-                | {"false_negative": "#/cases/acme-ci?kind=false_negative", "alerts": "#/alerts?ci=acme-ci"},
+                | {
+                    "false_negative": "#/cases/acme-ci?kind=false_negative",
+                    "alerts": "#/alerts?ci=acme-ci",
+                    "recovery": "#/runs?ci=acme-ci&result=failure",
+                },
             }
         ],
     }

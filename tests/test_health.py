@@ -639,6 +639,20 @@ async def test_time_to_first_answer_counts_a_start_comment_or_the_first_result(c
     assert acme.health.latency_p50_s is not None and acme.health.latency_p50_s > acme.health.queue_p50_s
 
 
+async def test_recheck_recovery_share_of_failed_patch_sets(ci_store: Store) -> None:
+    runs = {1: ["FAILURE", "SUCCESS"], 2: ["NODE_FAILURE", "SUCCESS"], 3: ["FAILURE", "FAILURE"], 4: ["FAILURE"]}
+    runs |= {5: ["SUCCESS"], 6: ["SUCCESS", "FAILURE"]}  # 6: passed, then failed on a recheck: not recovered
+    for change, results in runs.items():
+        created = NOW - timedelta(hours=12) + timedelta(minutes=30 * change)
+        for index, result in enumerate(results):
+            await _post(ci_store, THIRD_PARTY, change, 1, result, created + timedelta(minutes=20 + 60 * index), created)
+    metrics = await _metrics(ci_store, "acme-ci")
+    assert (metrics.failed_patchsets, metrics.recovered) == (5, 2)
+    acme = (await _summaries(ci_store))["acme-ci"]
+    assert acme.health.recheck_recovery == pytest.approx(2 / 5)
+    assert (acme.health.failed_patchsets, acme.health.recovered) == (5, 2)
+
+
 async def test_agreement_and_flakiness_counts(ci_store: Store) -> None:
     base = NOW - timedelta(hours=12)
 

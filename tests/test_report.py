@@ -118,7 +118,7 @@ async def test_markdown_html_and_csv(client: httpx.AsyncClient) -> None:
     footnote = int(re.search(r"\[(\d+)\]", cells[3]).group(1))  # type: ignore[union-attr]
     links = dict(line.split(": ", 1) for line in lines if re.match(r"^\[\d+\]: ", line))
     assert links[f"[{footnote}]"] == BASE + card.rows[0].links["success"]
-    assert "* acme-ci: " in text and "Recheck burden is not measured yet" in text
+    assert "* acme-ci: " in text and "Human recheck comments are not counted yet" in text
     assert all(len(line) < 400 for line in lines)  # mail clients wrap long lines; the links are their own lines
 
     page = report_html(card, BASE)
@@ -141,7 +141,7 @@ def test_html_starts_a_page_every_ten_cis_and_the_small_helpers() -> None:
         "state_reason": "<b>fine</b>",
         "sparkline": [None, 0.0, 0.5, 1.0],
         "links": {k: "#/runs?ci=x&a=1" for k in ("runs", "success", "infra", "coverage", "agreement")}
-        | {k: "#/runs" for k in ("false_negative", "latency", "alerts", "failures")},
+        | {k: "#/runs" for k in ("false_negative", "latency", "alerts", "failures", "recovery")},
     }
     numbers = {
         "runs": 1,
@@ -157,6 +157,7 @@ def test_html_starts_a_page_every_ten_cis_and_the_small_helpers() -> None:
         "latency_p50_s": 60.0,
         "latency_p95_s": None,
         "queue_p50_s": None,
+        "recheck_recovery": None,
         "alerts": 0,
     }
     rows = [{**row, "name": f"ci-{i}", "week": numbers, "previous": numbers} for i in range(2 * ROWS_PER_PAGE + 3)]

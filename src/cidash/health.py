@@ -125,6 +125,11 @@ MEASURES: dict[str, str] = {
         "Run latency: from the patch set's upload to the result comment, p50 and p95 over the window's hourly "
         "histograms."
     ),
+    "recheck_recovery": (
+        "Of the patch sets where one of its results was a test failure or an infra error, the share where its latest "
+        "result, after running again on the same patch set (a recheck), is a success. Human recheck comments "
+        "themselves are not counted yet."
+    ),
     "queue_latency": (
         "Time to first answer: for the patch sets created in the window that it answered, from the upload to its "
         "first comment on the patch set (a 'started' comment or a result), p50 and p95."
@@ -160,6 +165,7 @@ _CLOSED = ("MERGED", "ABANDONED")
 CASES_KEPT = 100
 """Patch sets kept per CI and kind of vote-quality case (the API lists them as links)."""
 _SUCCESS, _FAILURE = CLASS_CODES["success"], CLASS_CODES["failure"]
+_FAILED = (CLASS_CODES["failure"], CLASS_CODES["infra"])
 
 
 # -- pure computations ---------------------------------------------------------------------------
@@ -245,8 +251,14 @@ class RunMetrics:
     false_negatives: int = 0  # a -1 where the reference passed and the change merged
     false_negative_cases: list[int] = field(default_factory=list)  # their patch set ids (the first CASES_KEPT)
     false_positive_cases: list[int] = field(default_factory=list)  # +1 where the reference failed
+    failed_patchsets: int = 0  # patch sets where one of its results was a test failure or an infra error
+    recovered: int = 0  # ... of which its latest result, after a rerun there (a recheck), is a success
     queue_p50_s: float | None = None  # from upload to its first comment on the patch set (queue latency)
     queue_p95_s: float | None = None
+
+    @property
+    def recheck_recovery(self) -> float | None:
+        return self.recovered / self.failed_patchsets if self.failed_patchsets else None
 
     @property
     def false_negative_share(self) -> float | None:
@@ -298,6 +310,9 @@ def health_window(
         disagreements=metrics.disagreements if metrics is not None else 0,
         flakiness=metrics.flakiness if metrics is not None else None,
         vote_quality=vote_quality(metrics) if metrics is not None else None,
+        recheck_recovery=metrics.recheck_recovery if metrics is not None else None,
+        failed_patchsets=metrics.failed_patchsets if metrics is not None else 0,
+        recovered=metrics.recovered if metrics is not None else 0,
         queue_p50_s=metrics.queue_p50_s if metrics is not None else None,
         queue_p95_s=metrics.queue_p95_s if metrics is not None else None,
         metrics_pending=pending,
@@ -858,6 +873,10 @@ def metrics_from_digests(
             if entry is None:
                 continue
             entry.answered += 1
+            if lo in _FAILED or hi in _FAILED:
+                entry.failed_patchsets += 1
+                if n >= 2 and code == _SUCCESS:
+                    entry.recovered += 1
             if n >= 2:
                 entry.rechecked += 1
                 if lo != hi:

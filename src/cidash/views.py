@@ -78,6 +78,9 @@ class HealthWindow(BaseModel):
     agreement: float | None  # share of patchsets shared with the reference CI where both agree
     disagreements: int  # fails where the reference passed, or the reverse
     flakiness: float | None  # share of rechecked patchsets with differing results
+    recheck_recovery: float | None = None  # share of its failed patch sets that passed after a rerun there
+    failed_patchsets: int = 0
+    recovered: int = 0
     queue_p50_s: float | None = None  # time to first answer after the upload (GET /api/v1/measures)
     queue_p95_s: float | None = None
     vote_quality: VoteQuality | None = None  # null for the reference CI's own comparison and while pending
@@ -360,6 +363,7 @@ class ReportNumbers(BaseModel):
     latency_p50_s: float | None
     latency_p95_s: float | None
     queue_p50_s: float | None  # time to first answer after the upload
+    recheck_recovery: float | None  # its failed patch sets that passed after a recheck
     alerts: int  # alerts raised on it in the week (open incidents once the incidents redesign lands)
 
 

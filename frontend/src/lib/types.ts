@@ -74,6 +74,10 @@ export interface HealthWindow {
   agreement: number | null;
   disagreements: number;
   flakiness: number | null;
+  /** Of the patch sets it failed, the share it passed after a recheck there. */
+  recheck_recovery: number | null;
+  failed_patchsets: number;
+  recovered: number;
   /** Time to first answer after the upload (queue latency). */
   queue_p50_s: number | null;
   queue_p95_s: number | null;
@@ -313,6 +317,7 @@ export interface ReportNumbers {
   latency_p50_s: number | null;
   latency_p95_s: number | null;
   queue_p50_s: number | null;
+  recheck_recovery: number | null;
   alerts: number;
 }
 

@@ -21,7 +21,10 @@ from cidash.views import ReportCard, ReportNumbers, ReportRow
 FORMATS = ("md", "html", "csv")
 ROWS_PER_PAGE = 10
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
-RECHECK_NOTE = "Recheck burden is not measured yet (human recheck comments are not stored)."
+RECHECK_NOTE = (
+    "Recovered: of the patch sets it failed, the share it passed after a recheck there. "
+    "Human recheck comments are not counted yet."
+)
 ALERTS_NOTE = "Alerts: alerts raised on the CI in the week (open incidents once incidents replace alerts)."
 
 
@@ -71,6 +74,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("p50", lambda n: n.latency_p50_s, duration, 60, "latency"),
     Column("p95", lambda n: n.latency_p95_s, duration, 60, "latency"),
     Column("queue", lambda n: n.queue_p50_s, duration, 60, "latency"),
+    Column("recovered", lambda n: n.recheck_recovery, _pct, 0.01, "recovery"),
     Column("alerts", lambda n: n.alerts, _count, 1, "alerts"),
 )
 

@@ -52,6 +52,7 @@ def _links(system: SystemRow, start: datetime, end: datetime, project: str | Non
         "infra": runs_link(system, start, end, project, result="infra"),
         "failures": runs_link(system, start, end, project, result="failure"),
         "latency": every,
+        "recovery": runs_link(system, start, end, project, result="failure"),
         "coverage": "#/grid?" + urlencode({"project": project}) if project else every,
         "agreement": "#/cases/" + system.name + "?" + urlencode({"kind": "false_positive", "window": "7d"}),
         "false_negative": "#/cases/" + system.name + "?" + urlencode({"kind": "false_negative", "window": "7d"}),
@@ -75,6 +76,7 @@ def _numbers(window: HealthWindow | None, alerts: int) -> ReportNumbers:
         latency_p50_s=window.latency_p50_s if window is not None else None,
         latency_p95_s=window.latency_p95_s if window is not None else None,
         queue_p50_s=window.queue_p50_s if window is not None else None,
+        recheck_recovery=window.recheck_recovery if window is not None else None,
         alerts=alerts,
     )
 
