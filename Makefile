@@ -57,6 +57,11 @@ demo: $(STAMP)
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory frontend; else echo "npm not found: the API runs, the dashboard needs 'cd frontend && npm ci && npm run build'"; fi
 	$(BIN)/cidash demo
 
+# A real Gerrit on loopback, the simulator's world posted into it, cidash watching (needs Java 17 + Maven).
+demo-gerrit: $(STAMP) gerrit
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory frontend; fi
+	$(BIN)/python -m cidash.realgerrit.demo
+
 soak: $(STAMP) services
 	$(BIN)/pytest -q -m soak -s
 

@@ -23,10 +23,12 @@ import pytest
 
 from cidash.gerrit.rest import GerritRestClient
 from cidash.realgerrit.community import THIRD_PARTY, WATCHER
+from cidash.realgerrit.drive import drive
 from cidash.realgerrit.poster import Poster
 from cidash.realgerrit.scenario import run_scenario
 from cidash.realgerrit.writer import ident
 from cidash.runtime import Runtime
+from cidash.sim.world import World
 from cidash.store import Store
 from tests.fidelity import (
     CAPTURE_DIR,
@@ -261,3 +263,18 @@ async def test_capture_for_simulator_fidelity(real_gerrit: RealGerrit) -> None:
     for kind, objects in fresh_pools.items():
         problems += compare_shapes(kind, shape_of(committed_pools[kind]), shape_of(objects))
     assert not problems, "\n".join(problems)
+
+
+async def test_drive_posts_the_simulated_world(real_gerrit: RealGerrit) -> None:
+    """`cidash drive`: the world's changes and CI reports land in the real Gerrit as its accounts.
+    (Last in this file: it adds the world's CIs to the shared server's CI group.)"""
+    stats = await drive(real_gerrit.site.url, seed=3, rate=None, events=80)
+    assert stats.failed == 0, stats.last_error
+    assert stats.posted.get("change", 0) >= 3 and stats.posted.get("review", 0) >= 20, stats.posted
+    async with GerritRestClient.for_server(real_gerrit.server(())) as client:
+        members = {member["username"] for member in await client.group_members("Third-Party CI")}
+        changes = [change async for page in client.query_changes("project:openstack/nova") for change in page]
+    world = World(3)
+    assert members & {ci.username for ci in world.third_party}, "the world's CIs joined the CI group"
+    authors = {m["author"].get("username") for c in changes for m in c.get("messages", [])}
+    assert authors & {ci.username for ci in world.cis}, "CI reports were posted as the CI accounts"

@@ -192,6 +192,37 @@ def demo(
 
 
 @app.command()
+def drive(
+    gerrit: Annotated[str, typer.Option(help="Base URL of a real Gerrit, e.g. http://127.0.0.1:8081.")],
+    admin_user: Annotated[str, typer.Option(help="Gerrit admin (creates accounts, groups, projects).")] = "admin",
+    admin_password: Annotated[str, typer.Option(help="The admin's HTTP password.")] = "secret",
+    rate: Annotated[float, typer.Option(min=0.01, help="World events per second.")] = 2.0,
+    events: Annotated[int | None, typer.Option(min=1, help="Stop after this many world events.")] = None,
+    duration: Annotated[float | None, typer.Option(min=1, help="Stop after this many seconds.")] = None,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+) -> None:
+    """Post the simulator's world (personas, comment styles) into a real Gerrit through its REST API."""
+    from cidash.realgerrit.drive import drive as drive_world
+
+    if not gerrit.startswith(("http://", "https://")):
+        _fail(f"--gerrit: {gerrit!r} is not an http:// or https:// URL")
+    stats = _run(
+        drive_world(
+            gerrit.rstrip("/"),
+            seed=seed,
+            rate=rate,
+            events=events,
+            duration=duration,
+            admin_user=admin_user,
+            admin_password=admin_password,
+        )
+    )
+    typer.echo(f"cidash drive: {stats.events} world events, posted {stats.posted}, {stats.failed} not posted")
+    if stats.last_error:
+        typer.echo(f"cidash drive: last error: {stats.last_error}")
+
+
+@app.command()
 def backfill(
     since: Annotated[str, typer.Option(help="How far back to import, e.g. 30d.")] = "1d",
     server: Annotated[str | None, typer.Option(help="Only this configured server.")] = None,

@@ -65,7 +65,7 @@ class Account:
     person: Person
     account_id: int
     password: str
-    key_path: Path
+    key_path: Path | None = None  # its SSH private key, when it has one
 
     @property
     def username(self) -> str:

@@ -121,6 +121,7 @@ class GerritSite:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "GERRIT_SITE": str(self.directory)},
+            start_new_session=True,  # Ctrl-C in a terminal reaches cidash, which then stops Gerrit itself
         )
         deadline = time.monotonic() + timeout_s
         while True:
