@@ -347,9 +347,11 @@ class CommentWriter:
                 into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
         outcome = await self._dedup(conn, reported, m.runs_t) if reported else _Outcome()
         already_runs = 0
-        if noted:
-            # another copy of the same comment that was read as a result: the run counts it
-            known = await self._stored_matches(conn, noted, m.runs_t)
+        unread = [item for item in noted if item.parsed.kind == CommentKind.OTHER]
+        if unread:
+            # another copy of the same comment that was read as a result (a start's text is
+            # never a result's): the run counts it
+            known = await self._stored_matches(conn, unread, m.runs_t)
             already_runs = len(known)
             noted = [item for item in noted if item.index not in known]
         noted_outcome = await self._dedup(conn, noted, m.ci_comments_t) if noted else _Outcome()
