@@ -78,7 +78,7 @@ async def test_the_week_and_the_week_before(client: httpx.AsyncClient) -> None:
         assert acme.week.agreement == pytest.approx(0.6) and acme.previous.agreement == 1.0
         assert (acme.week.false_negatives, acme.week.negatives) == (3, 4)
         assert acme.week.false_negative_share == pytest.approx(0.75) and acme.previous.false_negative_share is None
-        assert zuul.week.runs == 10 and zuul.is_reference
+        assert zuul.week.runs == 10 and zuul.is_reference and zuul.week.false_negative_share is None
         assert acme.week.queue_p50_s == pytest.approx(1800) and zuul.week.queue_p50_s == pytest.approx(1200)
         assert card.rows[0].name == "acme-ci"  # worse success first (same state)
         # daily success over both weeks: runs on the first six days of each; this week's first day failed
@@ -97,6 +97,14 @@ async def test_the_week_and_the_week_before(client: httpx.AsyncClient) -> None:
             (await client.get("/api/v1/report", params={"end": END.isoformat(), "project": "openstack/nova"})).json()
         )
         assert {row.name for row in nova.rows} == {"acme-ci", "zuul"}
+        # a week ending tomorrow holds today so far, and its states are today's (not tomorrow midnight's)
+        tomorrow = (week_end(datetime.now(UTC)) + timedelta(days=1)).date().isoformat()
+        current = ReportCard.model_validate((await client.get("/api/v1/report", params={"end": tomorrow})).json())
+        overview = {s["name"]: s for s in (await client.get("/api/v1/systems")).json()}
+        assert {r.name: (r.state, r.state_reason) for r in current.rows} == {
+            name: (s["state"], s["state_reason"]) for name, s in overview.items()
+        }
+        assert next(r for r in current.rows if r.name == "acme-ci").week.runs == 8  # 7 from 5 days before END, 1 after
         future = await client.get("/api/v1/report", params={"end": (END + timedelta(days=30)).date().isoformat()})
         assert future.status_code == 422 and "after the end of today" in future.text
 

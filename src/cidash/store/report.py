@@ -60,8 +60,9 @@ def _links(system: SystemRow, start: datetime, end: datetime, project: str | Non
     }
 
 
-def _numbers(window: HealthWindow | None, alerts: int) -> ReportNumbers:
-    quality = window.vote_quality if window is not None else None
+def _numbers(window: HealthWindow | None, alerts: int, is_reference: bool) -> ReportNumbers:
+    """A week's numbers (the reference CI has no vote quality: it is what the others are judged by)."""
+    quality = window.vote_quality if window is not None and not is_reference else None
     return ReportNumbers(
         runs=window.runs if window is not None else 0,
         success_rate=window.success_rate if window is not None else None,
@@ -121,6 +122,11 @@ async def report_card(
     refs = [s.ref(config_entry(configs, s)) for s in systems]
     references = [s.ref() for s in systems if s.is_reference]
     week = await health.assess(conn, refs, ["7d"], project=project, now=end, cache=cache, references=references)
+    now = datetime.now(UTC)
+    # a week ending tomorrow holds today so far: its states are today's, not tomorrow midnight's
+    current = week
+    if end > now:
+        current = await health.assess(conn, refs, ["24h"], project=project, cache=cache, references=references)
     before = await health.assess(conn, refs, ["7d"], project=project, now=start, cache=cache, references=references)
     # 14 daily buckets, the last one the week's last day (a moment before midnight)
     sparks = await health.sparklines(conn, "7d", end - timedelta(microseconds=1), project=project)
@@ -131,16 +137,19 @@ async def report_card(
         assessed = week[system.id]
         if project is not None and project not in assessed.projects:
             continue
+        state = current[system.id]
         rows.append(
             ReportRow(
                 name=system.name,
                 server=system.server,
                 display_name=system.display_name,
                 is_reference=system.is_reference,
-                state=assessed.state,
-                state_reason=assessed.reason,
-                week=_numbers(assessed.windows.get("7d"), alerts.get(system.id, 0)),
-                previous=_numbers(before[system.id].windows.get("7d"), previous_alerts.get(system.id, 0)),
+                state=state.state,
+                state_reason=state.reason,
+                week=_numbers(assessed.windows.get("7d"), alerts.get(system.id, 0), system.is_reference),
+                previous=_numbers(
+                    before[system.id].windows.get("7d"), previous_alerts.get(system.id, 0), system.is_reference
+                ),
                 sparkline=sparks.get(system.id, [None] * 14),
                 links=_links(system, start, end, project),
             )
