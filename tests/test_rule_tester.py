@@ -148,6 +148,10 @@ async def test_cidash_reparse_reports_progress_and_counts(store: Store, tmp_path
             "runs read 1: 0 changed, 1 unchanged, 0 no longer results (left as they were)",
             "starts and unread comments read 3: 1 now results (became runs), 0 changed between start and unread",
         ]
+        shown = await asyncio.to_thread(invoke, "system", "acme-ci", "--url", url)
+        assert shown.exit_code == 0, shown.output
+        assert "comments read (results/starts/unread): 1h 2/1/1 · 24h 2/1/1" in shown.stdout
+        assert "latest unread: 1/1 — listed in config; no report in the text" in shown.stdout
         refused = await asyncio.to_thread(invoke, "reparse", "--url", url)
         assert refused.exit_code == 1 and "cidash: error:" in refused.output
     async with store.engine.connect() as conn:

@@ -306,8 +306,21 @@ def system_view(system: SystemDetail, now: datetime) -> RenderableType:
         Text(""),
         _windows_table(system.windows),
         *_vote_quality_lines(system.windows),
+        *_comment_lines(system),
     ]
     return Group(*lines)
+
+
+def _comment_lines(system: SystemDetail) -> list[RenderableType]:
+    """How its comments were read per window, and its latest unread comment with why."""
+    if not system.comments:
+        return []
+    counts = " · ".join(f"{c.window} {c.results}/{c.starts}/{c.unread}" for c in system.comments)
+    lines: list[RenderableType] = [Text("comments read (results/starts/unread): ").append_text(text(counts))]
+    if system.unread:
+        latest = system.unread[0]
+        lines.append(Text("latest unread: ").append_text(text(f"{latest.change}/{latest.patchset} — {latest.why}")))
+    return lines
 
 
 def runs_table(runs: Sequence[RunOut], caption: str | None = None) -> NotedTable:
