@@ -6,10 +6,12 @@ more than its size cap; a scheduled backfill pass ends at its deadline and says 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import tracemalloc
 import zlib
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -136,3 +138,29 @@ async def test_a_stalled_backfill_pass_ends_and_shows_in_readyz_and_metrics(tmp_
     assert ready["servers"][0]["backfill_stalled"] is True
     assert 'cidash_backfill_stalled{server="slow"} 1.0' in exposition
     assert "deadline of 1.5 s" in (collector.health.last_error or "")
+
+
+async def test_a_change_page_over_the_cap_is_asked_again_at_half_the_size() -> None:
+    """Big changes (hundreds of messages) must not stall the backfill for good: the page shrinks."""
+
+    async def big_pages(request: Request, writer: asyncio.StreamWriter) -> None:
+        size = int(parse_qs(urlsplit(request.path).query)["n"][0])
+        if size > 10:
+            await answer(writer, 200, b")]}'\n[" + b" " * (2 * CAP) + b"]")
+            return
+        await answer(writer, 200, b")]}'\n" + json.dumps([{"_number": n} for n in range(size)]).encode())
+
+    async with loopback_server(big_pages) as server:
+        async with GerritRestClient(server.url, max_bytes=CAP, max_attempts=1) as client:
+            pages = [page async for page in client.query_changes("status:open", page_size=100)]
+    assert [len(page) for page in pages] == [6]
+    sizes = [int(parse_qs(urlsplit(r.path).query)["n"][0]) for r in server.requests]
+    assert sizes == [100, 50, 25, 12, 6]
+
+
+async def test_one_change_over_the_cap_is_an_error() -> None:
+    async with loopback_server(endless_body) as server:
+        async with GerritRestClient(server.url, max_bytes=CAP, max_attempts=1) as client:
+            with pytest.raises(ResponseTooLargeError):
+                [page async for page in client.query_changes("status:open", page_size=4)]
+    assert [int(parse_qs(urlsplit(r.path).query)["n"][0]) for r in server.requests] == [4, 2, 1]

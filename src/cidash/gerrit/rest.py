@@ -167,14 +167,27 @@ class GerritRestClient:
         """Yield pages of ChangeInfo, following `_more_changes` with `S=` until the end.
 
         Offset paging over an `updated`-descending list can serve a change twice when others are
-        updated meanwhile; each change number is yielded once per query.
+        updated meanwhile; each change number is yielded once per query. A page over `max_bytes`
+        is asked again at half the size (down to one change: one change over the cap is an error).
         """
         seen: set[int] = set()
         start = 0
         while True:
             params: list[tuple[str, str | int]] = [("q", query), ("n", page_size), ("S", start)]
             params += [("o", option) for option in options]
-            page = await self.get_json("changes/", params)
+            try:
+                page = await self.get_json("changes/", params)
+            except ResponseTooLargeError:
+                if page_size == 1:
+                    raise
+                page_size //= 2
+                log.warning(
+                    "Gerrit REST %s: a page over %d bytes; asking %d changes a page",
+                    self.base_url,
+                    self.max_bytes,
+                    page_size,
+                )
+                continue
             if not isinstance(page, list):
                 raise GerritUnavailableError(f"Gerrit change query returned {type(page).__name__}, not a list")
             fresh = []
@@ -202,8 +215,7 @@ async def _read_capped(response: httpx.Response, limit: int, where: str) -> byte
 
     def too_large() -> ResponseTooLargeError:
         return ResponseTooLargeError(
-            f"Gerrit's answer for {where} is larger than {limit} bytes decoded (rest_max_bytes); "
-            "lower backfill_page_size or raise the limit"
+            f"Gerrit's answer for {where} is larger than {limit} bytes decoded (rest_max_bytes)"
         )
 
     declared = response.headers.get("content-length", "")
