@@ -225,9 +225,10 @@ async def test_run_filters_and_single_runs(loaded: Loaded) -> None:
     keys = [(r["posted_at"], r["id"]) for r in runs]
     assert keys == sorted(keys, reverse=True)  # newest first
 
-    cisco = await all_runs(client, ci="cisco-ci")
-    assert cisco and {r["ci"] for r in cisco} == {"cisco-ci"}
-    assert len(cisco) == sum(1 for r in runs if r["ci"] == "cisco-ci")
+    busiest = Counter(r["ci"] for r in runs if r["ci"] != "zuul").most_common(1)[0][0]
+    theirs = await all_runs(client, ci=busiest)
+    assert theirs and {r["ci"] for r in theirs} == {busiest}
+    assert len(theirs) == sum(1 for r in runs if r["ci"] == busiest)
     nova = await all_runs(client, project="openstack/nova", branch="master")
     assert nova and all(r["project"] == "openstack/nova" and r["branch"] == "master" for r in nova)
     assert len(nova) == sum(1 for r in runs if r["project"] == "openstack/nova" and r["branch"] == "master")
@@ -521,11 +522,12 @@ async def test_reparse_restores_results_and_rollups(loaded: Loaded) -> None:
 async def test_badge_is_escaped_svg(loaded: Loaded) -> None:
     client = loaded.client
     evil = "<b>\"Evil\" & 'Co'</b>"
+    name = next(s["name"] for s in (await client.get("/api/v1/systems")).json() if s["health"]["runs"])
     patched = await client.patch(
-        "/api/v1/systems/cisco-ci", json={"display_name": evil}, headers={"Authorization": f"Bearer {WRITE}"}
+        f"/api/v1/systems/{name}", json={"display_name": evil}, headers={"Authorization": f"Bearer {WRITE}"}
     )
     assert patched.status_code == 200
-    response = await client.get("/api/v1/badge/cisco-ci.svg")
+    response = await client.get(f"/api/v1/badge/{name}.svg")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("image/svg+xml")
     assert "max-age=" in response.headers["cache-control"]
@@ -533,7 +535,7 @@ async def test_badge_is_escaped_svg(loaded: Loaded) -> None:
     root = ET.fromstring(response.text)  # well-formed XML
     title = root.find("{http://www.w3.org/2000/svg}title")
     assert title is not None and title.text is not None
-    summary = next(s for s in (await client.get("/api/v1/systems")).json() if s["name"] == "cisco-ci")
+    summary = next(s for s in (await client.get("/api/v1/systems")).json() if s["name"] == name)
     rate = round(summary["health"]["success_rate"] * 100)
     assert title.text == f"{evil}: {summary['state']} {rate}%"
     fills = {element.get("fill") for element in root.iter("{http://www.w3.org/2000/svg}rect")}

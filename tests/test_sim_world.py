@@ -369,7 +369,7 @@ def test_every_result_comment_agrees_with_its_truth_record() -> None:
         if ok and any(not j["voting"] and j["result"] != "SUCCESS" for j in jobs):
             nonvoting_failed_in_success += 1
         checked[ci.style] += 1
-    assert all(checked[style] > 150 for style in Style), checked
+    assert all(checked[style] > 100 for style in Style), checked
     assert nonvoting_failed_in_success > 10
 
 
@@ -484,7 +484,7 @@ def test_personas_show_in_statistics() -> None:
         if ci.username in rates:
             by_persona[ci.persona].append(rates[ci.username])
     assert min(by_persona[Persona.BROKEN]) > 0.6
-    assert max(by_persona[Persona.HEALTHY]) < 0.15
+    assert max(by_persona[Persona.HEALTHY]) < 0.2  # four days of runs: a 10 % rate may draw 15 %
     assert 0.15 < statistics.mean(by_persona[Persona.FLAKY]) < 0.5
 
     # slow CIs answer hours after the patch set; healthy ones within about an hour or two

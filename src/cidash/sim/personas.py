@@ -445,20 +445,25 @@ _OUTAGE_PERIOD = 86400.0
 
 
 def outage_mode(
-    seed: int, ci: CI, moment: float, cache: dict[tuple[int, int], tuple[float, float, str] | None]
+    seed: int,
+    ci: CI,
+    moment: float,
+    cache: dict[tuple[int, int], tuple[float, float, str] | None],
+    origin: float,
 ) -> str | None:
     """'errors' or 'silence' while an OUTAGE-persona CI is down at `moment` (epoch s), else None.
 
-    Each day (UTC) holds at most one window, drawn from a RNG keyed by (seed, CI, day), so the
-    answer does not depend on the order in which the world asks.
+    Each day counted from `origin` (the world's start) holds at most one window, drawn from a RNG
+    keyed by (seed, CI, day), so the answer does not depend on the order in which the world asks,
+    and a world is the same whatever the date it starts on (the calendar day would make it differ).
     """
-    day = int(moment // _OUTAGE_PERIOD)
+    day = int((moment - origin) // _OUTAGE_PERIOD)
     for k in (day, day - 1):
         key = (ci.index, k)
         if key not in cache:
             rng = random.Random(f"{seed}/{ci.username}/{k}")
             if rng.random() < 0.75:
-                begin = k * _OUTAGE_PERIOD + rng.uniform(0, 20 * 3600)
+                begin = origin + k * _OUTAGE_PERIOD + rng.uniform(0, 20 * 3600)
                 end = begin + rng.uniform(1.5 * 3600, 5 * 3600)
                 cache[key] = (begin, end, "errors" if rng.random() < 0.6 else "silence")
             else:

@@ -334,6 +334,7 @@ class World:
         elif start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         self.start = start
+        self._origin = start.timestamp()  # outage days count from here, not from the calendar
         self.scale = scale
         self.version = LEGACY_SERVER_VERSION if legacy_2x else SERVER_VERSION
         self.rng = random.Random(seed)
@@ -574,7 +575,7 @@ class World:
         if ci.persona is Persona.SILENT:
             return ci.silent_at is not None and self._vnow >= ci.silent_at
         if ci.persona is Persona.OUTAGE:
-            return outage_mode(self.seed, ci, self._vnow, self._outages) == "silence"
+            return outage_mode(self.seed, ci, self._vnow, self._outages, self._origin) == "silence"
         return False
 
     # -- internals: state changes ------------------------------------------------------------------------
@@ -904,7 +905,9 @@ class World:
         specs, voting_idx, nonvoting_idx = self._job_specs(ci, change.project, run.pipeline)
         results = ["SUCCESS"] * len(specs)
         details: dict[int, str] = {}
-        mode = outage_mode(self.seed, ci, self._vnow, self._outages) if ci.persona is Persona.OUTAGE else None
+        mode = None
+        if ci.persona is Persona.OUTAGE:
+            mode = outage_mode(self.seed, ci, self._vnow, self._outages, self._origin)
         if mode == "errors":
             infra = ("NODE_FAILURE", "NODE_FAILURE", "RETRY_LIMIT", "ERROR") if zuul else ("ABORTED",)
             hit = [i for i in voting_idx if rand() < 0.7] or [rng.choice(voting_idx)]
