@@ -32,5 +32,7 @@ export default defineConfig({
     include: ['tests/**/*.test.ts'],
     environment: 'node',
     restoreMocks: true,
+    // The first App test mounts the whole dashboard (2.5 s alone); a busy 2-core machine doubles it.
+    testTimeout: 30_000,
   },
 });
