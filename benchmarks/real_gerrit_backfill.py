@@ -111,8 +111,8 @@ async def main(changes: int, reports: int, repeat: int) -> None:
         finally:
             await asyncio.to_thread(site.remove)
 
-        # the simulator: a world with about as many changes (it has ~15 messages per change)
-        options = SimOptions(seed=7, rate=None, events=0, history=timedelta(hours=max(1.0, changes / 24)))
+        # the simulator: a world with about as many changes (~5.5 new changes per simulated hour)
+        options = SimOptions(seed=7, rate=None, events=0, history=timedelta(hours=max(1.0, changes / 5.5)))
         async with RunningSim(options) as sim:
             simulated = rest_server("sim", sim.http_url, options.http_user, options.http_password, [])
             await measure("simulator", simulated, directory, datetime.now(UTC) - timedelta(days=30), repeat)

@@ -22,7 +22,7 @@ import asyncssh
 import pytest
 
 from cidash.gerrit.rest import GerritRestClient
-from cidash.realgerrit.community import THIRD_PARTY, WATCHER
+from cidash.realgerrit.community import REFERENCE, THIRD_PARTY, WATCHER
 from cidash.realgerrit.drive import drive
 from cidash.realgerrit.poster import Poster
 from cidash.realgerrit.scenario import run_scenario
@@ -113,12 +113,18 @@ async def _run_and_compare(real_gerrit: RealGerrit, db_url: str, label: str, *, 
             result = await collector.backfill_now()  # the final word, as every 5 minutes in production
             assert result is not None, collector.health.last_error
             stored = [run for run in await store.all_runs() if run.project in projects]
+            systems = {system.account_key: system for system in await store.ci_systems("real")}
         finally:
             await poster.aclose()
 
     problems = compare_with_truth(poster.truth, stored)
     assert not problems, "\n".join(problems)
     assert len(poster.truth) == 25  # every report of the scenario
+    # the CI group's members, with the owner contact from their account details on the real server
+    for person in THIRD_PARTY:
+        assert systems[person.username].source == "group"
+        assert systems[person.username].owner == person.email
+    assert systems[REFERENCE.username].is_reference
     assert all(run.message_id for run in stored), "every run has the REST message id after the backfill"
     from_rest = sum(run.source == "rest" for run in stored)
     if not cut:
