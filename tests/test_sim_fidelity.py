@@ -53,6 +53,7 @@ async def _sim_capture(tmp_path: Path) -> tuple[list[str], dict[str, Any]]:
             known_hosts=None,
         ) as connection:
             process = await connection.create_process("gerrit stream-events", encoding="utf-8")
+            ident = str(connection.get_extra_info("server_version"))
 
             async def read() -> None:
                 async for line in process.stdout:
@@ -65,6 +66,7 @@ async def _sim_capture(tmp_path: Path) -> tuple[list[str], dict[str, Any]]:
         world = sim.world
         change = max(world.changes.values(), key=lambda c: len(c.messages))  # type: ignore[attr-defined]
         rest = await capture_rest(sim.http_url, options.http_user, options.http_password, change.number, change.project)
+    rest["ssh_server_version"] = ident
     return lines, rest
 
 
@@ -99,7 +101,7 @@ def test_rest_answers_have_the_real_structure(captures: tuple[list[str], dict[st
     _, sim = captures
     problems: list[str] = []
     for name, want in real.items():
-        got = sim[name]
+        got = sim[name]  # (the real ones hold only REST answers)
         if got["status"] != want["status"]:
             problems.append(f"{name}: status real {want['status']}, simulator {got['status']}")
         if got["headers"] != want["headers"]:
@@ -109,6 +111,10 @@ def test_rest_answers_have_the_real_structure(captures: tuple[list[str], dict[st
         elif got["body"].rstrip("\n").split(":")[0] != want["body"].rstrip("\n").split(":")[0]:
             problems.append(f"{name}: error text real {want['body']!r}, simulator {got['body']!r}")
     real_pools, sim_pools = rest_pools(real), rest_pools(sim)
+    # SSH identification: same shape and the same Apache MINA SSHD release as Gerrit 3.10
+    real_ident = load_capture()[0]["ssh_server_version"]
+    assert sim["ssh_server_version"].split(" ", 1)[1] == real_ident.split(" ", 1)[1]
+    assert sim["ssh_server_version"].startswith("SSH-2.0-GerritCodeReview_")
     for kind, objects in real_pools.items():
         problems += compare_shapes(kind, shape_of(objects), shape_of(sim_pools[kind]), sim_may_lack=SIM_MAY_LACK)
     version = rest_json(sim["server_version"]["body"])
