@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import cidash
 from cidash import metrics
-from cidash.api.guard import RequestGuard
+from cidash.api.guard import RequestGuard, document_refusals
 from cidash.api.routes import api_router
 from cidash.config import Settings
 from cidash.health import TTLCache
@@ -217,6 +217,7 @@ def create_app(
         async def fallback() -> HTMLResponse:
             return HTMLResponse(FALLBACK_PAGE)
 
+    document_refusals(app)
     app.add_middleware(RequestGuard, settings=settings)  # inside CORS: its refusals get CORS headers too
     if settings.api.cors_origins:
         app.add_middleware(

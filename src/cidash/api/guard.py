@@ -11,7 +11,9 @@ buffer anything, and an authorised one at most ``api.max_body_bytes``. (FastAPI'
 
 from __future__ import annotations
 
-from fastapi import HTTPException
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +23,30 @@ from cidash.config import Settings
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLOSE = {"Connection": "close"}
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Put the guard's 413 into the OpenAPI schema of every operation it applies to (the routes
+    cannot declare it: the guard answers before they run)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for method, operation in operations.items():
+                    if method.upper() not in BODYLESS_METHODS:
+                        operation.setdefault("responses", {}).setdefault(
+                            "413",
+                            {
+                                "description": "The request body is over api.max_body_bytes",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                            },
+                        )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def too_large(limit: int, declared: int | None = None) -> HTTPException:

@@ -274,9 +274,10 @@ async def system_detail(
     *,
     now: datetime | None = None,
     cache: health.HealthCache | None = None,
-    windows: Sequence[Window] = health.WINDOWS,
+    windows: Sequence[Window] | None = None,
 ) -> SystemDetail:
-    """One CI system with every window; `health` and the sparkline are the 24 h ones."""
+    """One CI system with every window (or `windows`); `health` and the sparkline are the 24 h ones."""
+    windows = health.WINDOWS if windows is None else windows  # not a default: health imports the store
     references = [s.ref() for s in await system_rows(conn, server=system.server) if s.is_reference]
     assessed = await health.assess(
         conn,
