@@ -848,7 +848,7 @@ def test_watch_json_lines(api: str) -> None:
 def test_watch_rejects_unknown_kinds(api: str) -> None:
     assert_one_line_error(
         invoke("watch", "--url", api, "--kinds", "run,bogus"),
-        "--kinds takes a comma-separated list of run, alert, state, not 'run,bogus'",
+        "--kinds takes a comma-separated list of run, alert, state, incident, not 'run,bogus'",
     )
 
 

@@ -27,7 +27,7 @@ from cidash.alerts import AlertEngine
 from cidash.api import alert_routes, live
 from cidash.api.live import LiveOptions, live_clients
 from cidash.bus import Bus, LocalBus, RedisBus
-from cidash.config import AlertRuleConfig, Settings
+from cidash.config import AlertRuleConfig, CISystemConfig, Settings
 from cidash.observations import AccountRef
 from cidash.store import Store
 from cidash.store import feed as feed_module
@@ -57,11 +57,13 @@ class Site:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def post(self, results: list[tuple[str, AccountRef, str]]) -> list[FeedMessage]:
-        """Store CI results, publish their run messages, then the alerts they raise."""
+    async def post(self, results: list[tuple[str, AccountRef, str]], *, one_change: bool = False) -> list[FeedMessage]:
+        """Store CI results (each on a change of its own, or all on one), publish their run
+        messages, then the incident messages they cause."""
         items = []
+        shared = next(self.change)
         for result, author, ci in results:
-            change = next(self.change)
+            change = shared if one_change else next(self.change)
             posted = T0 + timedelta(seconds=change)
             comment = observed(f"{result} {change}", change=change, author=author, posted_at=posted)
             items.append((comment, parsed(result=result, ci=ci)))
@@ -74,7 +76,13 @@ class Site:
         return runs + alerts
 
     async def fail(self, count: int = 1) -> list[FeedMessage]:
-        return await self.post([("FAILURE", THIRD_PARTY, "acme-ci")] * count)
+        """`count` incidents of acme-ci, each opened by a failure where the reference passed and
+        resolved by its next success: two notifications (alert) and two state messages each."""
+        posted = []
+        for _ in range(count):
+            posted += await self.post([("SUCCESS", ZUUL, "zuul"), ("FAILURE", THIRD_PARTY, "acme-ci")], one_change=True)
+            posted += await self.post([("SUCCESS", THIRD_PARTY, "acme-ci")])
+        return posted
 
     async def stored(self, since: int, kinds: list[str] | None = None) -> list[FeedMessage]:
         async with self.store.engine.connect() as conn:
@@ -90,12 +98,9 @@ async def running(
     store: Store, options: LiveOptions = FAST, settings: Settings | None = None, bus: Bus | None = None
 ) -> AsyncIterator[Site]:
     store.after_insert = feed_module.append_run_messages
-    rules = [
-        AlertRuleConfig(name="each", kind="failure", ci=["acme-ci"]),
-        AlertRuleConfig(name="streak", kind="consecutive_failures", count=2),
-        AlertRuleConfig(name="back", kind="recovered"),
-    ]
-    engine = AlertEngine(store, rules, clock=lambda: T0 + timedelta(hours=2))
+    rules = [AlertRuleConfig(name="each", kind="failure", ci=["acme-ci"], for_s=0, clear_s=0)]
+    engine = AlertEngine(store, rules, clock=lambda: T0 + timedelta(hours=2), notify_within_s=86400)
+    await store.sync_ci_configs([CISystemConfig(account="zuul", reference=True)], ["review"])
     bus = bus or LocalBus()
     app = FastAPI()
     app.include_router(live.router)
@@ -191,7 +196,7 @@ async def test_subscribe_and_receive_live_messages_with_filters(store: Store) ->
         got = await feed_messages(runs, len(acme_runs))
         assert got == [{"type": "run", "id": m.id, "data": m.data} for m in acme_runs]
         notices = [m for m in posted if m.type in ("alert", "state")]
-        assert [m.type for m in notices] == ["alert", "alert", "alert", "state"]  # each, each, streak, failing
+        assert [m.type for m in notices] == ["alert", "state", "alert", "state"]  # open, resolve
         assert await feed_messages(alerts, len(notices)) == [
             {"type": m.type, "id": m.id, "data": m.data} for m in notices
         ]
@@ -280,16 +285,21 @@ async def test_reconnect_with_since_gets_exactly_the_missed_messages_once(store:
     async with running(store, options) as site:
         ws = await subscribe(site, kinds=["alert", "state"])
         await recv(ws)
-        first = [m for m in await site.fail(2) if m.type != "run"]
+        first = [m for m in await site.fail(2) if m.type in ("alert", "state")]
         received = await feed_messages(ws, len(first))
         assert ids(received) == ids(first)
         last_id = received[-1]["id"]
         await ws.close()
 
         # while it is away: alerts (and runs it does not want)
-        missed = [m for m in await site.fail(12) if m.type != "run"]
-        missed += [m for m in await site.post([("SUCCESS", THIRD_PARTY, "acme-ci")]) if m.type != "run"]
-        assert [m.data["state"] for m in first + missed if m.type == "state"] == ["failing", "healthy"]
+        missed = [m for m in await site.fail(12) if m.type in ("alert", "state")]
+        missed += [m for m in await site.post([("SUCCESS", THIRD_PARTY, "acme-ci")]) if m.type in ("alert", "state")]
+        assert {m.data["state"] for m in first + missed if m.type == "state"} <= {
+            "healthy",
+            "degraded",
+            "failing",
+            "unknown",
+        }
 
         # it comes back while new alerts keep being published
         stop = asyncio.Event()
@@ -315,7 +325,7 @@ async def test_reconnect_with_since_gets_exactly_the_missed_messages_once(store:
         collected += await feed_messages(ws, len(expected) - len(collected))
         assert ids(collected) == ids(expected)  # nothing missed, nothing twice, in order
         assert collected == [{"type": m.type, "id": m.id, "data": m.data} for m in expected]
-        later = [m for m in await site.fail() if m.type != "run"]
+        later = [m for m in await site.fail() if m.type in ("alert", "state")]
         assert ids(await feed_messages(ws, len(later))) == ids(later)
         await nothing_more(ws)
         await ws.close()

@@ -43,9 +43,7 @@ from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
 from cidash.store.migrate import upgrade
 from cidash.store.models import dead_letters_t
-from cidash.store.models_live import alerts_t
-from cidash.store.reader import StoredRun
-from cidash.store.rollups import result_class
+from cidash.store.models_live import alerts_t, incidents_t
 from tests.sim_fixtures import client_key, compare, fetch_truth
 from tests.soak_mariadb import PrivateMariaDB, free_port
 from tests.soak_replicas import Replica, TomlValue, to_toml
@@ -54,7 +52,7 @@ from tests.soak_watch import AlertWatcher
 EVENTS_PER_COMMENT = 4  # the simulated world posts one CI result for about four stream events
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POLL_S = 0.25
-FAILURE_ALERT_CIS = ("dell-emc-ci", "midokura-ci")  # flaky ones: every failure is an alert
+FAILURE_ALERT_CIS = ("dell-emc-ci", "midokura-ci")  # flaky ones: an incident from each failure to the next pass
 SETTLE_LIMIT_S = 180.0  # the collector may be catching up with a backlog
 
 Action = Literal["drop", "refusal", "storm-429", "storm-500", "db-restart", "kill"]
@@ -167,9 +165,8 @@ def write_config(replica: Replica, sim: RunningSim, database_url: str, key: Path
         "backfill_interval_s": scale.backfill_interval_s,
     }
     alerts: list[dict[str, TomlValue]] = [
-        {"name": "flaky-failure", "kind": "failure", "ci": list(FAILURE_ALERT_CIS)},
+        {"name": "flaky-failure", "kind": "failure", "ci": list(FAILURE_ALERT_CIS), "for_s": 0, "clear_s": 0},
         {"name": "streak", "kind": "consecutive_failures", "count": 3},
-        {"name": "back", "kind": "recovered"},
     ]
     replica.config.write_text(
         to_toml(
@@ -235,17 +232,23 @@ async def stored_alerts(engine: AsyncEngine) -> list[tuple[int, int]]:
     return [(int(row.feed_id), int(row.id)) for row in rows]
 
 
-async def failure_alert_runs(engine: AsyncEngine) -> set[int]:
-    query = sa.select(alerts_t.c.run_id).where(alerts_t.c.rule == "flaky-failure")
+async def edge_tally(engine: AsyncEngine) -> tuple[int, list[str]]:
+    """(incidents, problems): every incident has its open edge, every resolved one its resolve edge,
+    no edge twice, every alert row is an edge."""
+    incidents, alerts = incidents_t, alerts_t
     async with engine.connect() as conn:
-        return {int(row.run_id) for row in await conn.execute(query)}
-
-
-def failed_runs(stored: list[StoredRun]) -> set[int]:
-    """Runs the `flaky-failure` rule owes an alert (those committed just before a kill -9 are
-    evaluated by the replica that takes over: AlertEngine.catch_up)."""
-    failed = ("failure", "infra")
-    return {run.id for run in stored if run.author in FAILURE_ALERT_CIS and result_class(run.result) in failed}
+        states = dict((await conn.execute(sa.select(incidents.c.id, incidents.c.state))).all())
+        edges = Counter(
+            (row.incident_id, row.edge) for row in await conn.execute(sa.select(alerts.c.incident_id, alerts.c.edge))
+        )
+    problems = [f"{edge} of incident {i} notified {n} times" for (i, edge), n in edges.items() if n > 1]
+    problems += [f"alert row without an incident edge: {key}" for key in edges if key[0] is None or key[1] is None]
+    for incident_id, state in states.items():
+        owed = ["open", "resolve"] if state == "resolved" else ["open"]
+        problems += [
+            f"{edge} of incident {incident_id} never notified" for edge in owed if not edges[(incident_id, edge)]
+        ]
+    return len(states), problems
 
 
 # -- the scenario -------------------------------------------------------------------------------------
@@ -415,7 +418,7 @@ async def test_chaos_soak(scale: Scale, tmp_path: Path, private_db: PrivateMaria
             await store.close()
         await chaos.tally.refresh()
         alerts = await stored_alerts(engine)
-        alerted = await failure_alert_runs(engine)
+        incidents, edge_problems = await edge_tally(engine)
         await until_watched(watcher, alerts)
     finally:
         await watcher.stop()
@@ -440,7 +443,7 @@ async def test_chaos_soak(scale: Scale, tmp_path: Path, private_db: PrivateMaria
             "samples with two collectors": chaos.double_leaders,
             "alerts stored / received": f"{len(alerts)} / {len(watcher.alerts)}",
             "alerts missed / duplicated": f"{sum((expected - received).values())} / {watcher.duplicates()}",
-            "failure alerts owed / raised": f"{len(failed_runs(stored))} / {len(alerted)}",
+            "incidents / edge problems": f"{incidents} / {len(edge_problems)}",
             "websocket connections": watcher.connections,
             "minutes": round((time.monotonic() - began) / 60, 1),
         },
@@ -451,8 +454,7 @@ async def test_chaos_soak(scale: Scale, tmp_path: Path, private_db: PrivateMaria
     assert len(chaos.tally.others) <= links_lost, "only a dropped link cuts a line off"
     assert received == expected, f"missed {list(expected - received)[:5]}, extra {list(received - expected)[:5]}"
     assert alerts, "the rules raised alerts"
-    assert alerted == failed_runs(stored), f"owed, never raised: {sorted(failed_runs(stored) - alerted)[:5]}"
-    assert alerted <= failed_runs(stored), "a failure alert for a run that did not fail"
+    assert incidents and not edge_problems, edge_problems[:5]
     assert injected.get("ssh_drop") == scale.ssh_drops + (1 if scale.refusal_s else 0)
     assert injected.get("ssh_refused", 0) > 0 or not scale.refusal_s
     assert injected.get("rest_429", 0) > 0 and injected.get("rest_500", 0) > 0, "the storms met REST traffic"

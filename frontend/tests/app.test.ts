@@ -21,6 +21,7 @@ function fakeFetch(url: string): Promise<Response> {
   if (url.startsWith('api/v1/systems?') || url === 'api/v1/systems') return json(SYSTEMS);
   if (url.startsWith('api/v1/projects')) return json(['openstack/nova', 'openstack/cinder']);
   if (url.startsWith('api/v1/measures')) return json({ coverage: 'Coverage is the share of eligible patch sets.' });
+  if (url.startsWith('api/v1/incidents')) return json({ items: [], next_cursor: null });
   return Promise.resolve(new Response(JSON.stringify({ detail: 'not found' }), { status: 404 }));
 }
 
@@ -93,7 +94,7 @@ describe('App', () => {
     const sock = FakeSocket.last;
     expect(sock.url).toMatch(/^ws:\/\/[^/]+\/api\/v1\/ws$/);
     sock.open();
-    expect(sock.sent[0]).toEqual({ type: 'subscribe', kinds: ['run', 'alert', 'state'] });
+    expect(sock.sent[0]).toEqual({ type: 'subscribe', kinds: ['run', 'alert', 'state', 'incident'] });
     sock.receive({ type: 'hello', id: 10 });
     flushSync();
     expect(connText()).toBe('live');

@@ -1,5 +1,5 @@
-"""Alerts: rules evaluated on newly stored runs (and on a timer for silence), stored in ``alerts``
-with a feed message each, state changes of the CI systems, and signed webhook deliveries.
+"""The alert engine: keeps the ``incidents`` table true to the stored runs, and notifies each
+incident's open and resolve edges, once each.
 
 How the collector uses it, after every write that inserted runs::
 
@@ -8,59 +8,64 @@ How the collector uses it, after every write that inserted runs::
     await bus.publish(messages)
     await bus.publish(await engine.on_feed(messages))   # or engine.on_runs([RunOut, ...])
 
-and every minute or so ``await bus.publish(await engine.tick())`` (silence is time-based).
+and every minute ``await bus.publish(await engine.tick())``: damping, silence and severity move
+with time alone.
 
-The rules look at the database, not at in-memory counters, so a restart, a late REST copy of an
-older run or a replayed batch gives the same answers; the ``alerts`` table is the memory that
-keeps a condition from alerting twice:
+Each evaluation of a CI judges its runs since a little before the earliest run that changed
+(every run of every CI on the same patch sets is looked at, so a reference result that arrives
+late re-judges the failures before it), walks every rule over them (:func:`cidash.incidents.walk`)
+and reconciles what comes out with the stored incidents, matched by overlapping time: a new
+condition opens an incident (started at the run that made it true, whenever that was), a
+matched one is updated (runs, counts, summary, severity), one that cleared resolves. The
+reads and writes of an evaluation share one transaction under the feed lock, so two replicas
+around a takeover cannot open the same incident twice, and a notification row is unique per
+(incident, edge): no edge is notified twice; a killed collector's owed edges are paid by the next
+evaluation of the CI (:meth:`AlertEngine.catch_up` at takeover, then every tick).
 
-* ``failure``: once per failed run (test failure or infra error); with
-  ``only_when_reference_passed``, only when the newest reference-CI result on the same patch set
-  is SUCCESS; a reference success that arrives after the failure fires it then.
-* ``consecutive_failures``: once per streak (a success ends the streak); ``other`` results
-  (SKIPPED, unknown words) neither extend nor end it.
-* ``failure_rate``: failures / (successes + failures) over ``window_s`` above ``threshold`` with at
-  least ``min_runs``; again only after the rate fell back to the threshold or a window passed.
-* ``silent`` (:meth:`AlertEngine.tick`): the CI's last comment (``ci_systems.last_seen``) is
-  older than ``silent_s`` and a patch set of its projects (the rule's, else those it reported on
-  in the last 14 days) created after that comment has waited ``silent_s`` (other CIs reported on
-  it); once per silence.
-* ``recovered``: the first success after the CI's newest failing/silent alert.
-
-Only runs posted within ``max_age_s`` (default a day) of now can fire alerts: a history import
-does not page anyone. A CI's state (``failing`` after consecutive_failures/failure_rate,
-``silent``, ``healthy`` after recovered) changes with those alerts; each change is a ``state``
-feed message right after its alert. A new alert of a rule whose previous alert for that CI was
-muted stays muted (no webhook, no toast) until the condition cleared (a recovered alert; for
-``failure``, a success).
-
-On MySQL/MariaDB the alert rows are inserted under the feed lock (:func:`cidash.store.feed.lock_feed`),
-so alert ids, like feed ids, increase in commit order.
+An edge notifies (webhooks, Alertmanager, dashboard toasts) unless it is *quiet*: the condition
+began more than ``alert_notify_within_s`` ago (history: a backfill or an archive import), the CI
+was in a declared maintenance window when it opened, or it is silenced; the notification row is
+stored and shown either way. A CI's state (``state`` messages) is health's
+(:func:`cidash.store.queries.systems_summary_one`), sent when one of its incidents opens or resolves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cidash.config import AlertRuleConfig, Settings
+from cidash.config import AlertRuleConfig, CISystemConfig, Settings
 from cidash.errors import ConfigError
+from cidash.incidents import (
+    ALL_PROJECTS,
+    RUN_KINDS,
+    Interval,
+    JudgedRun,
+    damping,
+    judge,
+    severity,
+    silence,
+    silence_over,
+    summary,
+    unreadable,
+    walk,
+)
 from cidash.store import alerts_store as q
-from cidash.store import feed
-from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, PastAlert
+from cidash.store import feed, queries, reading
+from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
 from cidash.store.engine import writer_engine
+from cidash.store.rollups import result_class
 from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
 from cidash.urls import redact_url
-from cidash.views import AlertOut, AlertRuleOut, FeedMessage, RunOut, State
+from cidash.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -69,116 +74,35 @@ HOUR = 3600.0
 DEFAULT_RULES: tuple[AlertRuleConfig, ...] = (
     AlertRuleConfig(name="consecutive-failures", kind="consecutive_failures", count=3, severity="warning"),
     AlertRuleConfig(
-        name="failure-rate", kind="failure_rate", threshold=0.5, window_s=6 * HOUR, min_runs=10, severity="critical"
+        name="failure-rate", kind="failure_rate", threshold=0.5, window_s=6 * HOUR, min_runs=10, severity="warning"
     ),
     AlertRuleConfig(name="silent", kind="silent", silent_s=6 * HOUR, severity="warning"),
-    AlertRuleConfig(name="recovered", kind="recovered", severity="info"),
 )
-FAILING_KINDS = frozenset({"consecutive_failures", "failure_rate"})
-PROBLEM_KINDS = FAILING_KINDS | {"silent"}
-STATE_KINDS = PROBLEM_KINDS | {"recovered"}
-FAILED = frozenset({"failure", "infra"})
-CATCH_UP_WINDOW = timedelta(minutes=10)  # at takeover: runs stored this recently are evaluated again
+CONTEXT = timedelta(hours=12)  # runs before the earliest changed one that a walk starts with
+MAX_LOOKBACK = timedelta(days=8)  # a walk never reads further back than this
 PROJECTS_LOOKBACK = timedelta(days=14)  # "its projects": where it reported recently
-SILENCE_LOOKBACK = timedelta(days=7)  # how far back a silence is looked for patch sets
-REFERENCE_LOOKBACK = timedelta(days=14)  # how old a reference result on the patch set may be
-_NEW = 10**15  # order keys of alerts made in this evaluation sort after every stored id
+CATCH_UP_WINDOW = timedelta(minutes=10)
+MAX_REST_S = 10.0  # the deferred evaluator's longest rest between rounds
 _MYSQL_RETRYABLE = {1205, 1213}
 
 
-def state_of(kind: str) -> State:
-    if kind in FAILING_KINDS:
-        return "failing"
-    if kind == "silent":
-        return "silent"
-    return "healthy"
-
-
 def rule_params(rule: AlertRuleConfig) -> dict[str, float | int | str | bool | None]:
-    params: dict[str, float | int | str | bool | None] = {"severity": rule.severity}
-    if rule.kind == "failure":
-        params["only_when_reference_passed"] = rule.only_when_reference_passed
-    elif rule.kind == "consecutive_failures":
+    hold_s, hold_runs, clear_s = damping(rule)
+    params: dict[str, float | int | str | bool | None] = {
+        "severity": rule.severity,
+        "escalate_after_s": rule.escalate_after_s,
+        "per_project": rule.per_project,
+        "for_s": hold_s,
+        "for_runs": hold_runs,
+        "clear_s": clear_s,
+    }
+    if rule.kind == "consecutive_failures":
         params["count"] = rule.count
-    elif rule.kind == "failure_rate":
+    elif rule.kind in ("failure_rate", "unreadable"):
         params.update(threshold=rule.threshold, window_s=rule.window_s, min_runs=rule.min_runs)
     elif rule.kind == "silent":
         params["silent_s"] = rule.silent_s
     return params
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
-
-
-def _where(run: HistoryRun) -> str:
-    return f"{run.project} {run.change},{run.patchset}"
-
-
-def _applies(rule: AlertRuleConfig, ci: str) -> bool:
-    return not rule.ci or ci in rule.ci
-
-
-def _in_scope(rule: AlertRuleConfig, run: HistoryRun) -> bool:
-    return not rule.projects or run.project in rule.projects
-
-
-@dataclass(slots=True)
-class _Last:
-    """The newest alert of a rule for a CI, stored or made in this evaluation."""
-
-    order: int
-    kind: str
-    at: datetime
-    created_at: datetime
-    muted: bool
-    stored: bool
-
-    @classmethod
-    def of(cls, alert: PastAlert) -> _Last:
-        return cls(alert.id, alert.kind, alert.at, alert.created_at, alert.muted, True)
-
-
-@dataclass(slots=True)
-class _Pending:
-    alert: NewAlert
-    rule: AlertRuleConfig
-    ci: CIRef
-    state: tuple[State, str] | None = None
-
-
-@dataclass(slots=True)
-class _Context:
-    """One CI's alert memory during an evaluation."""
-
-    ci: CIRef
-    last: dict[str, _Last]
-    counter: int = 0
-    last_success_at: datetime | None = None
-
-    @classmethod
-    def of(cls, ci: CIRef, stored: dict[str, PastAlert]) -> _Context:
-        return cls(ci, {rule: _Last.of(alert) for rule, alert in stored.items()})
-
-    def newest(self, kinds: frozenset[str]) -> _Last | None:
-        found = [last for last in self.last.values() if last.kind in kinds]
-        return max(found, key=lambda last: last.order) if found else None
-
-    @property
-    def state(self) -> State:
-        newest = self.newest(STATE_KINDS)
-        return state_of(newest.kind) if newest is not None else "unknown"
-
-    def record(self, rule: AlertRuleConfig, at: datetime, now: datetime, muted: bool) -> None:
-        self.counter += 1
-        self.last[rule.name] = _Last(_NEW + self.counter, rule.kind, at, now, muted, False)
 
 
 def rule_views(rules: Sequence[AlertRuleConfig]) -> list[AlertRuleOut]:
@@ -196,10 +120,40 @@ def rule_views(rules: Sequence[AlertRuleConfig]) -> list[AlertRuleOut]:
     ]
 
 
+def _applies(rule: AlertRuleConfig, ci: str) -> bool:
+    return not rule.ci or ci in rule.ci
+
+
+def _overlaps(stored: StoredIncident, interval: Interval, now: datetime) -> bool:
+    far = datetime.max.replace(tzinfo=UTC)
+    return interval.started_at <= (stored.resolved_at or far) and stored.started_at <= (interval.resolved_at or now)
+
+
+def silenced(incident: StoredIncident | IncidentOut, now: datetime) -> bool:
+    until = incident.silenced_until
+    return incident.silenced_until_resolved or (until is not None and to_aware_utc(until) > now)
+
+
+@dataclass(slots=True)
+class _Out:
+    """What one evaluation changed: feed entries in order, notifications to send, CIs whose state moved."""
+
+    entries: list[feed.FeedEntry] = field(default_factory=list)
+    alert_owners: list[int | None] = field(default_factory=list)
+    notifications: list[tuple[AlertOut, AlertRuleConfig]] = field(default_factory=list)
+    moved: dict[int, CIRef] = field(default_factory=dict)  # CIs with an edge that notified
+    messages: list[FeedMessage] = field(default_factory=list)  # the entries as appended
+
+    def add(self, entry: feed.FeedEntry, alert_id: int | None = None) -> None:
+        self.entries.append(entry)
+        self.alert_owners.append(alert_id)
+
+
 class AlertEngine:
-    """Evaluates the alert rules; see the module docstring. One engine per collector process;
-    when replicas share the collecting, pass `servers` (a list, or a callable read at every call:
-    the servers this replica collects now) so that each CI is evaluated by one replica only."""
+    """Evaluates the alert rules into incidents; see the module docstring. One engine per
+    collector process; when replicas share the collecting, pass `servers` (a list, or a callable
+    read at every call: the servers this replica collects now) so that each CI is evaluated by
+    one replica only."""
 
     def __init__(
         self,
@@ -208,10 +162,13 @@ class AlertEngine:
         *,
         clock: Callable[[], datetime] | None = None,
         servers: Sequence[str] | Callable[[], Sequence[str]] | None = None,
-        max_age_s: float = 86400.0,
+        notify_within_s: float = 3600.0,
         webhooks: WebhookSender | None = None,
+        ci_configs: Sequence[CISystemConfig] = (),
     ) -> None:
-        self.rules: tuple[AlertRuleConfig, ...] = tuple(rules) if rules else DEFAULT_RULES
+        self.rules: tuple[AlertRuleConfig, ...] = tuple(
+            rule for rule in (tuple(rules) if rules else DEFAULT_RULES) if rule.kind != "recovered"
+        )
         names = [rule.name for rule in self.rules]
         if len(names) != len(set(names)):
             raise ConfigError("alert rule names must be unique")
@@ -226,9 +183,13 @@ class AlertEngine:
             self._servers_of = lambda: fixed
         else:
             self._servers_of = None
-        self._max_age = timedelta(seconds=max_age_s)
+        self.notify_within = timedelta(seconds=notify_within_s)
         self.webhooks = webhooks or WebhookSender(store)
+        self._ci_configs = tuple(ci_configs)
         self._lock = asyncio.Lock()
+        self._deferred: set[int] = set()  # run ids stored and not evaluated yet (see :meth:`defer`)
+        self._due = asyncio.Event()
+        self.edge_listeners: list[Callable[[Sequence[AlertOut]], None]] = []  # e.g. the Alertmanager pusher
 
     def _servers(self) -> list[str] | None:
         return list(self._servers_of()) if self._servers_of is not None else None
@@ -236,10 +197,15 @@ class AlertEngine:
     @classmethod
     def from_settings(cls, store: Store, settings: Settings, **options: Any) -> AlertEngine:
         """The configured rules, or :data:`DEFAULT_RULES` when none are configured."""
+        options.setdefault("notify_within_s", settings.alert_notify_within_s)
+        options.setdefault("ci_configs", settings.ci)
         return cls(store, settings.alerts or None, **options)
 
     def rule_views(self) -> list[AlertRuleOut]:
         return rule_views(self.rules)
+
+    def rule(self, name: str) -> AlertRuleConfig | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -254,501 +220,459 @@ class AlertEngine:
         runs = [RunOut.model_validate(message.data) for message in messages if message.type == "run"]
         return await self.on_runs(runs)
 
+    def defer(self, messages: Sequence[FeedMessage]) -> None:
+        """Note the runs of a committed write for :meth:`run_deferred` (the collector never waits for
+        an evaluation: many writes' runs are evaluated together)."""
+        ids = [int(str(message.data["id"])) for message in messages if message.type == "run"]
+        if ids:
+            self._deferred.update(ids)
+            self._due.set()
+
+    async def run_deferred(self, publish: Callable[[list[FeedMessage]], Any], retry_s: float = 2.0) -> None:
+        """Evaluate the deferred runs as they come, publishing what changed; a database that is
+        away is waited for (the runs stay noted). Runs until cancelled. After a round that took
+        `d` it rests ``2 d`` (at most :data:`MAX_REST_S`): a history import arrives in thousands of
+        writes, and one round over many of them costs about what a round over one does."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            ids, self._deferred = sorted(self._deferred), set()
+            began = loop.time()
+            try:
+                messages = await self._evaluate_runs(ids)
+            except (DBAPIError, OSError) as exc:
+                log.warning("incident evaluation failed, retrying in %.0f s: %s", retry_s, exc)
+                self._deferred.update(ids)
+                await asyncio.sleep(retry_s)
+                self._due.set()
+                continue
+            try:
+                await publish(messages)
+            except Exception:  # stored: subscribers catch up from the feed with `since`
+                log.exception("publishing %d incident messages failed", len(messages))
+            await asyncio.sleep(min(2 * (loop.time() - began), MAX_REST_S))
+
     async def on_runs(self, runs: Sequence[RunOut]) -> list[FeedMessage]:
-        """Evaluate the rules on newly stored runs; store the alerts (and state changes) with their
-        feed rows in one transaction; start their webhook deliveries; the messages to publish."""
+        """Evaluate the CIs these newly stored runs concern (their own, and every CI that reported on
+        the same patch sets); store what changed; the messages to publish."""
         if not runs:
             return []
-        async with self._lock:
-            now = self._clock()
-            servers = self._servers()
-            pending: list[_Pending] = []
-            async with self._store.engine.connect() as conn:
-                refs = await q.ci_refs(conn, {(run.server, run.ci) for run in runs})
-                if servers is not None:
-                    refs = {key: ref for key, ref in refs.items() if ref.server in servers}
-                by_ci: dict[int, list[RunOut]] = {}
-                for run in runs:
-                    ref = refs.get((run.server, run.ci))
-                    if ref is None:
-                        continue
-                    by_ci.setdefault(ref.id, []).append(run)
-                contexts = await self._contexts(conn, [ref for ref in refs.values() if ref.id in by_ci])
-                fired: set[tuple[str, int]] = set()
-                for ci_id, ci_runs in by_ci.items():
-                    await self._evaluate(conn, contexts[ci_id], ci_runs, now, pending, fired)
-                await self._reference_pass(conn, runs, refs, contexts, now, pending, fired)
-            return await self._commit(pending)
+        return await self._evaluate_runs([run.id for run in runs])
+
+    async def _evaluate_runs(self, ids: Sequence[int]) -> list[FeedMessage]:
+        if not ids:
+            return []
+
+        async def plan(conn: AsyncConnection) -> dict[int, tuple[CIRef, datetime]]:
+            found = await q.runs_by_id(conn, ids)
+            results = await q.patchset_results(conn, {run.patchset_id for _, run in found.values()})
+            earliest: dict[int, datetime] = {}
+            for ci_id, run in found.values():
+                earliest[ci_id] = min(earliest.get(ci_id, run.posted_at), run.posted_at)
+                for other in results.get(run.patchset_id, ()):
+                    earliest[other.ci_system_id] = min(
+                        earliest.get(other.ci_system_id, other.posted_at), other.posted_at
+                    )
+            refs = {ref.id: ref for ref in await q.all_ci_refs(conn, self._servers())}
+            return {ci_id: (refs[ci_id], at) for ci_id, at in earliest.items() if ci_id in refs}
+
+        return await self._run(plan)
 
     async def catch_up(self, server: str, window: timedelta = CATCH_UP_WINDOW) -> list[FeedMessage]:
-        """Evaluate again the runs of `server` stored in the last `window`. A collector killed
-        between committing runs and evaluating them owes their alerts; the replica that takes
-        over pays them. Runs that were evaluated already alert nothing twice."""
-        since = self._clock() - window
-        async with self._store.engine.connect() as conn:
-            messages = await feed.run_messages_created_since(conn, since)
-        return await self.on_feed([m for m in messages if m.data.get("server") == server])
+        """At takeover: evaluate every CI of `server` from `window` ago (a collector killed between
+        committing runs and evaluating them owes their edges; evaluating again adds nothing twice)."""
+        return await self._everyone(self._clock() - window, [server])
 
     async def tick(self, now: datetime | None = None) -> list[FeedMessage]:
-        """Time-based rules (silent); the messages to publish."""
-        rules = [rule for rule in self.rules if rule.kind == "silent"]
-        if not rules:
+        """Evaluate every CI with time alone moving: damping, silence, severity; the messages to publish."""
+        at = to_aware_utc(now) if now is not None else None
+        servers = self._servers()
+        if servers is not None and not servers:
             return []
-        async with self._lock:
-            now = to_aware_utc(now) if now is not None else self._clock()
-            pending: list[_Pending] = []
-            async with self._store.engine.connect() as conn:
-                servers = self._servers()
-                if servers is not None and not servers:
-                    return []
-                cis = await q.all_ci_refs(conn, servers)
-                contexts = await self._contexts(conn, cis)
-                for ci in cis:
-                    await self._silence(conn, contexts[ci.id], [r for r in rules if _applies(r, ci.name)], now, pending)
-            return await self._commit(pending)
+        return await self._everyone(at or self._clock(), servers, now=at)
 
-    async def mute(self, alert_id: int, muted: bool) -> AlertOut | None:
-        """Mute or unmute an alert; the alert as stored now, None when there is no such alert."""
-        async with self._writes.begin() as conn:
-            found = await q.set_muted(conn, alert_id, muted)
-        if not found:
-            return None
-        async with self._store.engine.connect() as conn:
-            return await q.get_alert(conn, alert_id)
+    async def _everyone(
+        self, since: datetime, servers: list[str] | None, now: datetime | None = None
+    ) -> list[FeedMessage]:
+        async def plan(conn: AsyncConnection) -> dict[int, tuple[CIRef, datetime]]:
+            return {ref.id: (ref, since) for ref in await q.all_ci_refs(conn, servers)}
+
+        return await self._run(plan, now)
 
     # -- evaluation ----------------------------------------------------------------------------
-    async def _contexts(self, conn: AsyncConnection, cis: Sequence[CIRef]) -> dict[int, _Context]:
-        stored = await q.latest_alerts(conn, [ci.id for ci in cis])
-        return {ci.id: _Context.of(ci, stored.get(ci.id, {})) for ci in cis}
+    async def _run(self, plan: Callable[[AsyncConnection], Any], now: datetime | None = None) -> list[FeedMessage]:
+        """Evaluate the CIs `plan` names, each in a transaction of its own (a collector's writes go
+        in between: on SQLite a long transaction would hold its one write lock)."""
+        async with self._lock:
+            at = now or self._clock()
+            async with self._store.engine.connect() as conn:
+                targets: dict[int, tuple[CIRef, datetime]] = await plan(conn)
+            messages: list[FeedMessage] = []
+            moved: dict[int, CIRef] = {}
+            for ci, anchor in targets.values():
+                out = await self._evaluate_one(ci, min(anchor, at), now)
+                messages += out.messages
+                moved.update(out.moved)
+                for alert, rule in out.notifications:
+                    if rule.webhooks:
+                        self.webhooks.send(alert, rule.webhooks)
+                if out.notifications:
+                    for listener in self.edge_listeners:
+                        listener([alert for alert, _ in out.notifications])
+                await asyncio.sleep(0)  # let the collector run between CIs
+        return messages + await self._state_messages(moved.values(), at)
 
-    def _fire(
-        self,
-        ctx: _Context,
-        rule: AlertRuleConfig,
-        message: str,
-        now: datetime,
-        pending: list[_Pending],
-        *,
-        run: HistoryRun | None = None,
-        at: datetime | None = None,
-        muted: bool | None = None,
-    ) -> None:
-        if muted is None:
-            muted = rule.kind not in ("recovered", "silent") and self._mute_goes_on(ctx, rule) is not None
-        before = ctx.state
-        ctx.record(rule, at or (run.posted_at if run is not None else now), now, muted)
-        alert = NewAlert(
-            rule=rule.name,
-            kind=rule.kind,
-            ci_system_id=ctx.ci.id,
-            project=run.project if run is not None else None,
-            severity=rule.severity,
-            message=message,
-            created_at=now,
-            run_id=run.id if run is not None else None,
-            muted=muted,
-        )
-        item = _Pending(alert, rule, ctx.ci)
-        if rule.kind in STATE_KINDS and ctx.state != before:
-            item.state = (ctx.state, message)
-        pending.append(item)
-
-    def _mute_goes_on(self, ctx: _Context, rule: AlertRuleConfig) -> _Last | None:
-        """The previous alert of `rule` when it is muted and no recovered alert came since."""
-        previous = ctx.last.get(rule.name)
-        if previous is None or not previous.muted:
-            return None
-        recovered = ctx.newest(frozenset({"recovered"}))
-        return previous if recovered is None or recovered.order < previous.order else None
-
-    async def _failure_muted(
-        self, conn: AsyncConnection, ctx: _Context, rule: AlertRuleConfig, run: HistoryRun
-    ) -> bool:
-        """A `failure` alert stays muted while the CI had no success since the muted one."""
-        previous = self._mute_goes_on(ctx, rule)
-        if previous is None:
-            return False
-        if ctx.last_success_at is not None and previous.at < ctx.last_success_at < run.posted_at:
-            return False
-        return not await q.success_between(conn, ctx.ci.id, previous.at, run.posted_at, rule.projects or None)
-
-    async def _evaluate(
-        self,
-        conn: AsyncConnection,
-        ctx: _Context,
-        batch: Sequence[RunOut],
-        now: datetime,
-        pending: list[_Pending],
-        fired: set[tuple[str, int]],
-    ) -> None:
-        rules = [rule for rule in self.rules if _applies(rule, ctx.ci.name) and rule.kind != "silent"]
-        fresh_after = now - self._max_age
-        fresh = [run for run in batch if to_aware_utc(run.posted_at) >= fresh_after]
-        if not rules or not fresh:
-            return
-        evaluate = {run.id for run in fresh}
-        first = min(to_aware_utc(run.posted_at) for run in fresh)
-        last = max(to_aware_utc(run.posted_at) for run in fresh)
-        lower = first
-        for rule in rules:
-            if rule.kind == "failure_rate":
-                window = timedelta(seconds=rule.window_s)
-                lower = min(lower, first - window)
-                previous = ctx.last.get(rule.name)
-                if previous is not None and previous.at > first - window:
-                    # whether the rate fell back since that alert needs full windows after it
-                    lower = min(lower, previous.at - window)
-        history = await q.runs_between(conn, ctx.ci.id, lower, last)
-        if not any(run.id in evaluate for run in history):
-            return
-
-        trackers: list[_Tracker] = []
-        for rule in rules:
-            if rule.kind == "consecutive_failures":
-                before = await q.runs_before(conn, ctx.ci.id, lower, rule.count, rule.projects or None)
-                trackers.append(_Streak(rule, before, history))
-            elif rule.kind == "failure_rate":
-                trackers.append(_Rate(rule, lower))
-            elif rule.kind == "failure":
-                trackers.append(_Failure(rule))
-            else:
-                trackers.append(_Recovered(rule))
-
-        failures = [run for run in history if run.id in evaluate and run.cls in FAILED]
-        stored_alerts: set[tuple[str, int]] = set()
-        reference: dict[tuple[int, int, int], str] = {}
-        failure_rules = [rule for rule in rules if rule.kind == "failure"]
-        if failure_rules and failures:
-            stored_alerts = await q.alerted_runs(conn, ctx.ci.id, [run.id for run in failures], now - 2 * self._max_age)
-            if any(rule.only_when_reference_passed for rule in failure_rules):
-                ids = [ci_id for ci_id in (await q.reference_ids(conn)).get(ctx.ci.server_id, []) if ci_id != ctx.ci.id]
-                keys = {(ctx.ci.server_id, run.change, run.patchset) for run in failures}
-                reference = await q.reference_results(conn, ids, keys, first - REFERENCE_LOOKBACK)
-
-        env = _Env(self, conn, ctx, now, pending, fired | stored_alerts, reference)
-        for run in history:
-            new = run.id in evaluate
-            for tracker in trackers:
-                await tracker.step(env, run, new)
-            if run.cls == "success" and (ctx.last_success_at is None or run.posted_at > ctx.last_success_at):
-                ctx.last_success_at = run.posted_at
-        fired.update(env.fired)
-
-    async def _reference_pass(
-        self,
-        conn: AsyncConnection,
-        runs: Sequence[RunOut],
-        refs: dict[tuple[str, str], CIRef],
-        contexts: dict[int, _Context],
-        now: datetime,
-        pending: list[_Pending],
-        fired: set[tuple[str, int]],
-    ) -> None:
-        """A reference CI's new success fires the `only_when_reference_passed` failure alerts of the
-        failures other CIs posted on that patch set before it arrived."""
-        rules = [rule for rule in self.rules if rule.kind == "failure" and rule.only_when_reference_passed]
+    async def _evaluate_one(self, ci: CIRef, anchor: datetime, now: datetime | None) -> _Out:
+        rules = [rule for rule in self.rules if _applies(rule, ci.name)]
         if not rules:
-            return
-        fresh_after = now - self._max_age
-        successes: dict[int, set[tuple[str, int, int]]] = {}
-        for run in runs:
-            ref = refs.get((run.server, run.ci))
-            if ref is None or not ref.is_reference or run.result_class != "success":
-                continue
-            successes.setdefault(ref.server_id, set()).add((run.project, run.change, run.patchset))
-        for server_id, patchsets in successes.items():
-            others = await q.runs_on_patchsets(conn, server_id, patchsets, fresh_after)
-            candidates = [item for item in others if item.run.cls in FAILED]
-            if not candidates:
-                continue
-            keys = {(server_id, item.run.change, item.run.patchset) for item in candidates}
-            reference = await q.reference_results(
-                conn, (await q.reference_ids(conn)).get(server_id, []), keys, fresh_after - REFERENCE_LOOKBACK
-            )
-            for item in sorted(candidates, key=lambda found: (found.run.posted_at, found.run.id)):
-                if reference.get((server_id, item.run.change, item.run.patchset)) != "SUCCESS":
-                    continue
-                ctx = contexts.get(item.ci_system_id)
-                if ctx is None:
-                    ci = await q.ci_ref_by_id(conn, item.ci_system_id)
-                    if ci is None or ci.is_reference:
-                        continue
-                    ctx = (await self._contexts(conn, [ci]))[ci.id]
-                    contexts[ci.id] = ctx
-                if ctx.ci.is_reference:
-                    continue
-                stored = await q.alerted_runs(conn, ctx.ci.id, [item.run.id], now - 2 * self._max_age)
-                for rule in rules:
-                    key = (rule.name, item.run.id)
-                    if (
-                        not _applies(rule, ctx.ci.name)
-                        or not _in_scope(rule, item.run)
-                        or key in fired
-                        or key in stored
-                    ):
-                        continue
-                    fired.add(key)
-                    muted = await self._failure_muted(conn, ctx, rule, item.run)
-                    message = _failure_message(ctx.ci, item.run, True)
-                    self._fire(ctx, rule, message, now, pending, run=item.run, muted=muted)
-
-    async def _silence(
-        self,
-        conn: AsyncConnection,
-        ctx: _Context,
-        rules: Sequence[AlertRuleConfig],
-        now: datetime,
-        pending: list[_Pending],
-    ) -> None:
-        ci = ctx.ci
-        if not rules or ci.last_seen is None:
-            return
-        last_seen = to_aware_utc(ci.last_seen)
-        own_projects: list[str] | None = None
-        for rule in rules:
-            previous = ctx.last.get(rule.name)
-            if previous is not None and previous.created_at >= last_seen:
-                continue  # this silence was reported already
-            cut = now - timedelta(seconds=rule.silent_s)
-            if last_seen > cut:
-                continue
-            projects = list(rule.projects)
-            if not projects:
-                if own_projects is None:
-                    own_projects = await q.projects_of(conn, ci.id, now - PROJECTS_LOOKBACK)
-                projects = own_projects
-            after = max(last_seen, cut - SILENCE_LOOKBACK)
-            waiting = await q.waiting_patchsets(conn, ci.server_id, projects, ci.id, after, cut)
-            if not waiting:
-                continue
-            count = f"{waiting}+" if waiting >= 100 else str(waiting)
-            plural = "s" if waiting != 1 else ""
-            message = (
-                f"{ci.name} has not commented for {_duration((now - last_seen).total_seconds())} although "
-                f"{count} patch set{plural} waited at least {_duration(rule.silent_s)} in its projects"
-            )
-            self._fire(ctx, rule, message, now, pending, at=now)
-
-    # -- storing ---------------------------------------------------------------------------------
-    async def _commit(self, pending: list[_Pending]) -> list[FeedMessage]:
-        if not pending:
-            return []
+            return _Out()
         for attempt in (1, 2, 3):
+            at = now or self._clock()
+            lower, judged = await self._prepare(ci, min(anchor, at), at)
+            await asyncio.sleep(0)  # judging is CPU: let the collector run before the lock
+            out = _Out()
             try:
                 async with self._writes.begin() as conn:
-                    messages, outs = await self._insert(conn, pending)
-                break
+                    await feed.lock_feed(conn)  # one evaluation at a time across replicas
+                    await self._evaluate(conn, ci, rules, lower, judged, at, out)
+                    out.messages = await feed.append(conn, out.entries)
+                    await q.set_feed_ids(
+                        conn,
+                        [(owner, m.id) for owner, m in zip(out.alert_owners, out.messages, strict=True) if owner],
+                    )
+                return out
             except DBAPIError as exc:
                 code = getattr(exc.orig, "args", (None,))[0] if exc.orig is not None else None
                 if attempt == 3 or code not in _MYSQL_RETRYABLE:
                     raise
-                log.warning("alert write conflicted (MySQL error %s); retrying", code)
-        for item, out in zip(pending, outs, strict=True):
-            if not out.muted and item.rule.webhooks:
-                self.webhooks.send(out, item.rule.webhooks)
-        return messages
+                log.warning("incident write conflicted (MySQL error %s); retrying", code)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _insert(self, conn: AsyncConnection, pending: list[_Pending]) -> tuple[list[FeedMessage], list[AlertOut]]:
-        await feed.lock_feed(conn)  # alert ids in commit order, like feed ids
-        outs: list[AlertOut] = []
-        entries: list[feed.FeedEntry] = []
-        owners: list[int | None] = []
-        for item in pending:
-            alert_id = await q.insert_alert(conn, item.alert)
-            out = AlertOut(
-                id=alert_id,
-                rule=item.alert.rule,
-                kind=item.alert.kind,  # type: ignore[arg-type]
-                ci=item.ci.name,
-                server=item.ci.server,
-                project=item.alert.project,
-                severity=item.alert.severity,  # type: ignore[arg-type]
-                message=item.alert.message,
-                created_at=item.alert.created_at,
-                run_id=item.alert.run_id,
-                muted=item.alert.muted,
+    async def _state_messages(self, cis: Iterable[CIRef], now: datetime) -> list[FeedMessage]:
+        """Health's state of the CIs whose incidents opened or resolved (health owns the state)."""
+        entries = []
+        try:
+            async with self._store.engine.connect() as conn:
+                for ci in cis:
+                    system = await queries.find_system(conn, ci.name, ci.server)
+                    if system is None:
+                        continue
+                    found = await queries.systems_summary_one(conn, system, self._ci_configs, now=now)
+                    data: dict[str, object] = {
+                        "ci": ci.name,
+                        "server": ci.server,
+                        "state": found.state,
+                        "state_reason": found.state_reason,
+                    }
+                    entries.append(feed.FeedEntry("state", data, ci.id, None))
+            if not entries:
+                return []
+            async with self._writes.begin() as conn:
+                return await feed.append(conn, entries)
+        except Exception:  # the incidents are stored; a state message is a convenience
+            log.exception("computing the state of %d CI systems failed", len(entries))
+            return []
+
+    async def _evaluate(
+        self, conn: AsyncConnection, ci: CIRef, rules: Sequence[AlertRuleConfig], lower: datetime,
+        judged: list[JudgedRun], now: datetime, out: _Out,
+    ) -> None:  # fmt: skip
+        """Reconcile the CI's stored incidents with what the rules say (inside the write transaction)."""
+        stored = await q.incidents_of(conn, ci.id, lower)
+        for rule in rules:
+            mine = [s for s in stored if s.rule == rule.name]
+            if rule.kind in RUN_KINDS:
+                await self._reconcile(conn, ci, rule, walk(rule, judged, now), mine, lower, now, out)
+            elif rule.kind == "silent":
+                await self._silence(conn, ci, rule, mine, now, out)
+            elif rule.kind == "unreadable":
+                await self._unreadable(conn, ci, rule, mine, now, out)
+
+    async def _prepare(self, ci: CIRef, anchor: datetime, now: datetime) -> tuple[datetime, list[JudgedRun]]:
+        """Where the walk starts and the judged runs from there: read before the write transaction
+        (on MySQL it holds the feed lock, which the collector's writes wait for)."""
+        lower = anchor - CONTEXT
+        async with self._store.engine.connect() as conn:
+            firing = await q.firing_since(conn, ci.id)
+            if firing is not None:
+                lower = min(lower, firing - CONTEXT)
+            lower = max(lower, now - MAX_LOOKBACK)
+            if not any(rule.kind in RUN_KINDS and _applies(rule, ci.name) for rule in self.rules):
+                return lower, []
+            return lower, await self._judged(conn, ci, lower, now)
+
+    async def _judged(self, conn: AsyncConnection, ci: CIRef, lower: datetime, now: datetime) -> list[JudgedRun]:
+        runs = await q.runs_between(conn, ci.id, lower, now + timedelta(days=1))
+        return [judged for judged, _ in await judge_runs(conn, ci, runs)]
+
+    async def _reconcile(
+        self,
+        conn: AsyncConnection,
+        ci: CIRef,
+        rule: AlertRuleConfig,
+        computed: list[Interval],
+        stored: list[StoredIncident],
+        lower: datetime,
+        now: datetime,
+        out: _Out,
+    ) -> None:
+        used: set[int] = set()
+        for interval in computed:
+            match = next(
+                (s for s in stored if s.id not in used and s.scope == interval.scope and _overlaps(s, interval, now)),
+                None,
             )
-            outs.append(out)
-            entries.append(feed.FeedEntry("alert", out.model_dump(mode="json"), item.ci.id, out.project))
-            owners.append(alert_id)
-            if item.state is not None:
-                state, reason = item.state
-                data: dict[str, object] = {
-                    "ci": item.ci.name,
-                    "server": item.ci.server,
-                    "state": state,
-                    "state_reason": reason,
-                }
-                entries.append(feed.FeedEntry("state", data, item.ci.id, None))
-                owners.append(None)
-        messages = await feed.append(conn, entries)
-        await q.set_feed_ids(
-            conn,
-            [
-                (alert_id, message.id)
-                for alert_id, message in zip(owners, messages, strict=True)
-                if alert_id is not None
-            ],
+            if match is None:
+                await self._open(conn, ci, rule, interval, now, out)
+            else:
+                used.add(match.id)
+                await self._update(conn, ci, rule, match, interval, now, out)
+        for gone in stored:
+            if gone.id not in used and gone.state == "firing" and gone.started_at >= lower + CONTEXT:
+                # judged again (a late reference result), the condition never held: it is over
+                ended = Interval(rule.name, rule.kind, gone.scope, gone.started_at, gone.fired_at, now)
+                await self._update(conn, ci, rule, gone, ended, now, out)
+
+    async def _silence(
+        self,
+        conn: AsyncConnection,
+        ci: CIRef,
+        rule: AlertRuleConfig,
+        stored: list[StoredIncident],
+        now: datetime,
+        out: _Out,
+    ) -> None:
+        last_seen = to_aware_utc(ci.last_seen) if ci.last_seen is not None else None
+        firing = [s for s in stored if s.state == "firing"]
+        for incident in firing:
+            if last_seen is not None and silence_over(rule, incident.started_at, last_seen):
+                ended = Interval(
+                    rule.name, rule.kind, incident.scope, incident.started_at, incident.fired_at, last_seen
+                )
+                await self._update(conn, ci, rule, incident, ended, now, out)
+        if firing or last_seen is None:
+            return
+        projects = list(rule.projects) or await q.projects_of(conn, ci.id, now - PROJECTS_LOOKBACK)
+        waiting = await q.first_waiting(conn, ci.server_id, projects, ci.id, last_seen)
+        began = silence(rule, last_seen, waiting, now)
+        if began is None or any(s.started_at == began for s in stored):
+            return
+        await self._open(conn, ci, rule, Interval(rule.name, rule.kind, ALL_PROJECTS, began, now), now, out)
+
+    async def _unreadable(
+        self, conn: AsyncConnection, ci: CIRef, rule: AlertRuleConfig, stored: list[StoredIncident], now: datetime,
+        out: _Out,
+    ) -> None:  # fmt: skip
+        since = now - timedelta(seconds=rule.window_s)
+        counts = (await reading.comment_counts(conn, since=since, ci_system_ids=[ci.id])).get(ci.id)
+        holds = counts is not None and unreadable(rule, counts.total, counts.unread)
+        firing = [s for s in stored if s.state == "firing"]
+        for incident in firing:
+            if not holds:
+                ended = Interval(rule.name, rule.kind, incident.scope, incident.started_at, incident.fired_at, now)
+                await self._update(conn, ci, rule, incident, ended, now, out)
+        if holds and not firing:
+            await self._open(conn, ci, rule, Interval(rule.name, rule.kind, ALL_PROJECTS, now, now), now, out)
+
+    # -- writing -------------------------------------------------------------------------------------
+    def _values(self, ci: CIRef, rule: AlertRuleConfig, interval: Interval, now: datetime) -> dict[str, Any]:
+        ended = interval.resolved_at
+        return {
+            "state": "resolved" if ended is not None else "firing",
+            "severity": severity(rule, interval.fired_at or now, ended or now),
+            "resolved_at": ended,
+            "last_run_at": interval.last_run_at,
+            "summary": summary(rule, interval, now)[:1024],
+            "failed": interval.failed,
+            "passed": interval.passed,
+            "inhibited": interval.inhibited,
+            "updated_at": now,
+        }
+
+    async def _open(
+        self, conn: AsyncConnection, ci: CIRef, rule: AlertRuleConfig, interval: Interval, now: datetime, out: _Out
+    ) -> None:
+        quiet = None
+        if interval.started_at < now - self.notify_within:
+            quiet = "history"
+        elif await q.in_maintenance(conn, ci.id, now):
+            quiet = "maintenance"
+        values = self._values(ci, rule, interval, now)
+        values.update(
+            rule=rule.name,
+            kind=rule.kind,
+            scope=interval.scope,
+            started_at=interval.started_at,
+            fired_at=interval.fired_at or now,
+            quiet=quiet,
+            created_at=now,
         )
-        return messages, outs
+        incident_id = await q.insert_incident(conn, ci.id, values)
+        await q.add_incident_runs(conn, incident_id, [run.id for run in interval.members])
+        await self._changed(conn, ci, rule, incident_id, "open", now, out, edges=["open"])
+        if interval.resolved_at is not None:
+            await self._changed(conn, ci, rule, incident_id, "resolve", now, out, edges=["resolve"])
 
-
-# -- the rules, as trackers stepping through a CI's runs in time order ----------------------------------
-
-
-@dataclass(slots=True)
-class _Env:
-    engine: AlertEngine
-    conn: AsyncConnection
-    ctx: _Context
-    now: datetime
-    pending: list[_Pending]
-    seen: set[tuple[str, int]]  # (rule, run id) alerted before or earlier in this call
-    reference: dict[tuple[int, int, int], str]
-    fired: set[tuple[str, int]] = field(default_factory=set)
-
-    def fire(self, rule: AlertRuleConfig, run: HistoryRun, message: str, muted: bool | None = None) -> None:
-        self.fired.add((rule.name, run.id))
-        self.engine._fire(self.ctx, rule, message, self.now, self.pending, run=run, muted=muted)
-
-
-class _Tracker:
-    rule: AlertRuleConfig
-
-    async def step(self, env: _Env, run: HistoryRun, new: bool) -> None:
-        raise NotImplementedError
-
-
-def _failure_message(ci: CIRef, run: HistoryRun, reference_passed: bool) -> str:
-    tail = " although the reference CI passed it" if reference_passed else ""
-    return f"{ci.name} reported {run.result} on {_where(run)}{tail}"
-
-
-class _Failure(_Tracker):
-    def __init__(self, rule: AlertRuleConfig) -> None:
-        self.rule = rule
-
-    async def step(self, env: _Env, run: HistoryRun, new: bool) -> None:
-        rule = self.rule
-        if not new or run.cls not in FAILED or not _in_scope(rule, run):
+    async def _update(
+        self,
+        conn: AsyncConnection,
+        ci: CIRef,
+        rule: AlertRuleConfig,
+        stored: StoredIncident,
+        interval: Interval,
+        now: datetime,
+        out: _Out,
+    ) -> None:
+        if stored.state == "resolved":
+            interval.resolved_at = stored.resolved_at  # a resolved incident stays resolved
+        interval.started_at = stored.started_at
+        values = self._values(ci, rule, interval, now)
+        if interval.kind == "silent" or not interval.members:
+            values.pop("failed"), values.pop("passed"), values.pop("inhibited"), values.pop("last_run_at")
+        await q.add_incident_runs(conn, stored.id, [run.id for run in interval.members])
+        before = await q.get_incident(conn, stored.id)
+        if before is None:  # pragma: no cover - read in this transaction
             return
-        if (rule.name, run.id) in env.seen or (rule.name, run.id) in env.fired:
+        if all(getattr(before, key) == value for key, value in values.items() if key != "updated_at"):
             return
-        if rule.only_when_reference_passed:
-            if env.ctx.ci.is_reference:
-                return
-            if env.reference.get((env.ctx.ci.server_id, run.change, run.patchset)) != "SUCCESS":
-                return  # not (yet) passed by the reference: a later reference success fires it
-        muted = await env.engine._failure_muted(env.conn, env.ctx, rule, run)
-        env.fire(rule, run, _failure_message(env.ctx.ci, run, rule.only_when_reference_passed), muted)
+        await q.update_incident(conn, stored.id, values)
+        resolving = stored.state == "firing" and values["state"] == "resolved"
+        event = "resolve" if resolving else "update"
+        await self._changed(conn, ci, rule, stored.id, event, now, out, edges=["resolve"] if resolving else [])
+
+    async def _changed(
+        self,
+        conn: AsyncConnection,
+        ci: CIRef,
+        rule: AlertRuleConfig,
+        incident_id: int,
+        event: str,
+        now: datetime,
+        out: _Out,
+        *,
+        edges: Sequence[str],
+    ) -> None:
+        """The incident message, and the notification of each edge not notified before."""
+        incident = await q.get_incident(conn, incident_id)
+        if incident is None:  # pragma: no cover - written in this transaction
+            return
+        data = {"event": event, **incident.model_dump(mode="json")}
+        project = incident.scope or None
+        out.add(feed.FeedEntry("incident", data, ci.id, project))
+        done = await q.notified_edges(conn, [incident_id])
+        for edge in edges:
+            if (incident_id, edge) in done:
+                continue
+            quiet = incident.quiet or ("silenced" if silenced(incident, now) else None)
+            what = "resolved" if edge == "resolve" else rule.kind.replace("_", " ")
+            alert = NewAlert(
+                rule=rule.name,
+                kind=rule.kind,
+                ci_system_id=ci.id,
+                project=project,
+                severity=incident.severity,
+                message=f"{ci.name} {what}: {incident.summary}",
+                created_at=now,
+                run_id=None,
+                muted=quiet is not None,
+                incident_id=incident_id,
+                edge=edge,
+                quiet=quiet,
+            )
+            alert_id = await q.insert_alert(conn, alert)
+            stored = await q.get_alert(conn, alert_id)
+            if stored is None:  # pragma: no cover
+                continue
+            out.add(feed.FeedEntry("alert", stored.model_dump(mode="json"), ci.id, project), alert_id)
+            if quiet is None:  # history imports change states by the thousand: health is asked live
+                out.moved[ci.id] = ci
+                out.notifications.append((stored, rule))
 
 
-class _Streak(_Tracker):
-    """consecutive_failures: fires once per streak of at least `count` failures."""
-
-    def __init__(self, rule: AlertRuleConfig, before: list[HistoryRun], history: list[HistoryRun]) -> None:
-        self.rule = rule
-        self.streak = 0
-        # whether the run before the current streak is known (a success, or the start of history)
-        self.bounded = len(before) < rule.count
-        self.start: datetime | None = None  # first failure of the current streak when bounded
-        self.alerted = False  # fired during this walk for the current streak
-        self.first_at = before[0].posted_at if before else (history[0].posted_at if history else None)
-        for run in before:
-            self._count(run)
-
-    def _count(self, run: HistoryRun) -> None:
-        if run.cls == "success":
-            self.streak, self.bounded, self.start, self.alerted = 0, True, None, False
-        elif run.cls in FAILED:
-            if self.streak == 0 and self.bounded:
-                self.start = run.posted_at
-            self.streak += 1
-
-    async def _alerted_before(self, env: _Env) -> bool:
-        if self.alerted:
-            return True
-        previous = env.ctx.last.get(self.rule.name)
-        if previous is None:
-            return False
-        if self.bounded:
-            return self.start is not None and previous.at >= self.start
-        # the streak started before the runs looked at: all of those are failures
-        if self.first_at is None or previous.at >= self.first_at:
-            return True
-        return not await q.success_between(
-            env.conn, env.ctx.ci.id, previous.at, self.first_at, self.rule.projects or None
+async def judge_runs(
+    conn: AsyncConnection, ci: CIRef, runs: Sequence[HistoryRun]
+) -> list[tuple[JudgedRun, str | None]]:
+    """Each run of `ci` judged against the other CIs on its patch set (see
+    :func:`cidash.incidents.judge`), with the reference CI's newest result there."""
+    results = await q.patchset_results(conn, {run.patchset_id for run in runs})
+    references = set((await q.reference_ids(conn)).get(ci.server_id, []))
+    judged = []
+    for index, run in enumerate(runs):
+        if index % 500 == 499:
+            await asyncio.sleep(0)  # a week of a busy CI is CPU: others get the loop
+        newest: dict[int, str] = {}
+        reference = None
+        for other in results.get(run.patchset_id, ()):  # oldest first: the last one wins
+            if other.ci_system_id in references:
+                reference = other.result
+            elif other.ci_system_id != ci.id:
+                newest[other.ci_system_id] = other.result
+        verdict = judge(
+            run.cls,
+            reference=None if ci.is_reference else reference,
+            others=[result_class(result) for result in newest.values()],
         )
-
-    async def step(self, env: _Env, run: HistoryRun, new: bool) -> None:
-        if not _in_scope(self.rule, run):
-            return
-        self._count(run)
-        if not new or run.cls not in FAILED or self.streak < self.rule.count:
-            return
-        if await self._alerted_before(env):
-            self.alerted = True
-            return
-        self.alerted = True
-        env.fire(
-            self.rule, run, f"{env.ctx.ci.name}: {self.streak} failures in a row (last: {run.result} on {_where(run)})"
+        judged.append(
+            (JudgedRun(run.id, run.posted_at, run.result, run.project, run.change, run.patchset, verdict), reference)
         )
+    return judged
 
 
-class _Rate(_Tracker):
-    """failure_rate over a sliding window; fires again only after the rate fell back or a window passed."""
-
-    def __init__(self, rule: AlertRuleConfig, lower: datetime) -> None:
-        self.rule = rule
-        self.window = timedelta(seconds=rule.window_s)
-        self.full_from = lower + self.window  # windows ending here or later are complete
-        self.runs: deque[tuple[datetime, bool]] = deque()
-        self.failed = 0
-        self.cleared = False
-
-    async def step(self, env: _Env, run: HistoryRun, new: bool) -> None:
-        rule = self.rule
-        if not _in_scope(rule, run) or run.cls == "other":
-            return
-        failed = run.cls in FAILED
-        self.runs.append((run.posted_at, failed))
-        self.failed += failed
-        while self.runs and self.runs[0][0] <= run.posted_at - self.window:
-            self.failed -= self.runs.popleft()[1]
-        total = len(self.runs)
-        sampled = total >= rule.min_runs
-        above = sampled and self.failed / total > rule.threshold
-        previous = env.ctx.last.get(rule.name)
-        if not above:
-            if sampled and run.posted_at >= self.full_from and previous is not None and run.posted_at > previous.at:
-                self.cleared = True  # fell back to the threshold since the last alert
-            return
-        if not new:
-            return
-        if previous is not None and not self.cleared and previous.at > run.posted_at - self.window:
-            return
-        self.cleared = False
-        env.fire(
-            rule,
-            run,
-            f"{env.ctx.ci.name}: {self.failed} of {total} runs failed ({self.failed / total:.0%}) "
-            f"in the last {_duration(rule.window_s)} (above {rule.threshold:.0%})",
-        )
+# -- what operators do: ack, silence, maintenance (any replica; the engine needs not run here) ----------
 
 
-class _Recovered(_Tracker):
-    def __init__(self, rule: AlertRuleConfig) -> None:
-        self.rule = rule
+async def _note(
+    engine: AsyncEngine, incident_id: int, action: str, author: str, note: str | None, until: datetime | None,
+    values: dict[str, Any],
+) -> tuple[IncidentOut, list[FeedMessage]] | None:  # fmt: skip
+    now = datetime.now(UTC)
+    async with writer_engine(engine).begin() as conn:
+        before = await q.get_incident(conn, incident_id)
+        if before is None:
+            return None
+        await q.update_incident(conn, incident_id, {**values, "updated_at": now})
+        await q.add_note(conn, incident_id, action, author, note, until, now)
+        incident = await q.get_incident(conn, incident_id)
+        assert incident is not None
+        ci = await q.ci_refs(conn, [(incident.server, incident.ci)])
+        ci_id = ci[(incident.server, incident.ci)].id if ci else None
+        data = {"event": "update", **incident.model_dump(mode="json")}
+        messages = await feed.append(conn, [feed.FeedEntry("incident", data, ci_id, incident.scope or None)])
+    return incident, messages
 
-    async def step(self, env: _Env, run: HistoryRun, new: bool) -> None:
-        if not new or run.cls != "success" or not _in_scope(self.rule, run):
-            return
-        ctx = env.ctx
-        problem = ctx.newest(PROBLEM_KINDS)
-        if problem is None or run.posted_at <= problem.at:
-            return
-        recovered = ctx.newest(frozenset({"recovered"}))
-        if recovered is not None and recovered.order > problem.order:
-            return
-        what = {"silent": "silence", "failure_rate": "high failure rate"}.get(problem.kind, "failures")
-        env.fire(self.rule, run, f"{ctx.ci.name} recovered after {what}: {run.result} on {_where(run)}")
+
+async def acknowledge(
+    engine: AsyncEngine, incident_id: int, author: str, note: str | None, *, undo: bool = False
+) -> tuple[IncidentOut, list[FeedMessage]] | None:
+    """Ack (or unack) an incident: who, when, a note; None when there is no such incident."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = (
+        {"acked_by": None, "acked_at": None, "ack_note": None}
+        if undo
+        else {"acked_by": author[:255], "acked_at": now, "ack_note": note}
+    )
+    return await _note(engine, incident_id, "unack" if undo else "ack", author, note, None, values)
+
+
+async def silence_incident(
+    engine: AsyncEngine,
+    incident_id: int,
+    author: str,
+    reason: str | None,
+    until: datetime | None,
+    *,
+    undo: bool = False,
+) -> tuple[IncidentOut, list[FeedMessage]] | None:
+    """Silence an incident until `until`, or until it resolves when `until` is None (or lift it)."""
+    values: dict[str, Any] = (
+        {"silenced_until": None, "silenced_until_resolved": False, "silenced_by": None, "silence_reason": None}
+        if undo
+        else {
+            "silenced_until": until,
+            "silenced_until_resolved": until is None,
+            "silenced_by": author[:255],
+            "silence_reason": reason,
+        }
+    )
+    return await _note(engine, incident_id, "unsilence" if undo else "silence", author, reason, until, values)

@@ -116,7 +116,8 @@ class ApiConfig(BaseModel):
     max_live_clients: int = Field(default=10_000, ge=1)  # websocket + SSE subscribers of this process
 
 
-AlertKind = Literal["failure", "consecutive_failures", "failure_rate", "silent", "recovered"]
+# "recovered" is accepted from older configs and does nothing: an incident's resolve edge says it
+AlertKind = Literal["failure", "consecutive_failures", "failure_rate", "silent", "unreadable", "recovered"]
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -150,15 +151,22 @@ class WebhookDeliveryConfig(BaseModel):
 
 
 class AlertRuleConfig(BaseModel):
-    """One alert rule; the parameters a kind does not use are ignored.
+    """One alert rule: a condition that opens an incident per CI (and per project with
+    ``per_project``) when it holds and resolves it when it clears. The parameters a kind does not
+    use are ignored. Failures count only when judged against the CI (see :mod:`cidash.incidents`).
 
-    * ``failure``: every failure (test failure or infra error) of a CI; with
-      ``only_when_reference_passed`` only when the reference CI passed the same patch set.
-    * ``consecutive_failures``: ``count`` failures in a row (once per streak).
-    * ``failure_rate``: more than ``threshold`` of the runs failed over ``window_s`` with at least
-      ``min_runs`` runs (at most once per window until the rate falls back).
-    * ``silent``: no comment for ``silent_s`` although patch sets arrived in its projects.
-    * ``recovered``: the first success after a failing or silent alert.
+    * ``failure``: a counted failure, until the next success.
+    * ``consecutive_failures``: ``count`` counted failures in a row.
+    * ``failure_rate``: more than ``threshold`` of the judged runs failed over ``window_s``, with at
+      least ``min_runs`` of them.
+    * ``silent``: no comment while a patch set in its projects waited ``silent_s``.
+    * ``unreadable``: more than ``threshold`` of its comments over ``window_s`` (at least
+      ``min_runs``) were neither a result nor a start.
+
+    Damping: the condition must hold ``for_s`` seconds and over ``for_runs`` counted failures
+    before the incident opens, and be clear ``clear_s`` before it resolves (None: the kind's
+    default, :data:`cidash.incidents.DEFAULT_DAMPING`). An incident that lasted
+    ``escalate_after_s`` is critical whatever its ``severity``.
     """
 
     model_config = {"extra": "forbid"}
@@ -167,14 +175,36 @@ class AlertRuleConfig(BaseModel):
     kind: AlertKind
     ci: list[str] = Field(default_factory=list)  # CI names (account keys); empty: every CI
     projects: list[str] = Field(default_factory=list)  # empty: every project
+    per_project: bool = False  # one incident per project instead of one per CI
     severity: Severity = "warning"
+    escalate_after_s: float | None = Field(default=6 * 3600.0, gt=0)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
-    only_when_reference_passed: bool = False  # failure
+    only_when_reference_passed: bool = True  # failure; kept for older configs (judgement is always relative)
     count: int = Field(default=3, ge=1, le=1000)  # consecutive_failures
-    threshold: float = Field(default=0.5, ge=0.0, lt=1.0)  # failure_rate
-    window_s: float = Field(default=6 * 3600.0, gt=0)  # failure_rate
-    min_runs: int = Field(default=10, ge=1)  # failure_rate
+    threshold: float = Field(default=0.5, ge=0.0, lt=1.0)  # failure_rate, unreadable
+    window_s: float = Field(default=6 * 3600.0, gt=0)  # failure_rate, unreadable
+    min_runs: int = Field(default=10, ge=1)  # failure_rate, unreadable
     silent_s: float = Field(default=6 * 3600.0, gt=0)  # silent
+    for_s: float | None = Field(default=None, ge=0)
+    for_runs: int | None = Field(default=None, ge=1)
+    clear_s: float | None = Field(default=None, ge=0)
+
+
+class AlertmanagerConfig(BaseModel):
+    """A Prometheus Alertmanager that cidash pushes its notifying incidents to (``/api/v2/alerts``)."""
+
+    model_config = {"extra": "forbid"}
+
+    url: str  # e.g. http://alertmanager:9093
+    resend_s: float = Field(default=60.0, gt=0)  # firing incidents are re-sent this often
+    dashboard_url: str = "http://127.0.0.1:8080"  # generatorURL: <dashboard_url>/#/incidents/<id>
+
+    @field_validator("url", "dashboard_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -194,6 +224,8 @@ class Settings(BaseSettings):
     auto_detect_ci: bool = True
     alerts: list[AlertRuleConfig] = Field(default_factory=list)
     webhook_delivery: WebhookDeliveryConfig = Field(default_factory=WebhookDeliveryConfig)
+    alert_notify_within_s: float = Field(default=3600.0, gt=0)  # older conditions (history) notify no one
+    alertmanager: AlertmanagerConfig | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ every demo starts fresh: first a backfill of the week, then live streaming.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -44,7 +45,8 @@ def demo_settings(sim: RunningSim, directory: Path, *, port: int, history: timed
             )
         ],
         ci=[CISystemConfig(account="zuul", display_name="OpenDev Zuul", reference=True)],
-        api=ApiConfig(host="127.0.0.1", port=port),
+        # acks and silences from the dashboard: the token is printed with the dashboard's address
+        api=ApiConfig(host="127.0.0.1", port=port, write_token=SecretStr(secrets.token_urlsafe(12))),
     )
 
 
@@ -71,4 +73,7 @@ async def run_demo(
                     f"({await runtime.store.run_count()} CI runs imported; live traffic from the simulated "
                     f"Gerrit at {sim.http_url}, ssh port {sim.ssh_port}). Ctrl-C stops."
                 )
+                token = settings.api.write_token
+                if token is not None:
+                    announce(f"cidash demo: write token (acks, silences): {token.get_secret_value()}")
                 await until()

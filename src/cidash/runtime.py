@@ -2,7 +2,9 @@
 
 The flow is one way: each collector writes a batch; the store's insert hook returns the `run`
 feed messages; they go to the bus (websocket/SSE subscribers of every replica) and to the alert
-engine, whose `alert`/`state` messages go to the bus too.
+engine, which evaluates them in a task of its own (the collector never waits for it) and whose
+`incident`/`alert`/`state` messages go to the bus too; with ``[alertmanager]`` configured, the
+notifying incidents are pushed there.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from types import TracebackType
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
-from sqlalchemy.exc import DBAPIError
 
+from cidash.alertmanager import AlertmanagerPusher
 from cidash.alerts import AlertEngine
 from cidash.bus import Bus, make_bus
 from cidash.collector.election import Leadership
@@ -63,6 +65,9 @@ class Runtime:
         self._store: Store | None = None
         self._bus: Bus | None = None
         self._alerts: AlertEngine | None = None
+        self._evaluator: asyncio.Task[None] | None = None
+        self._pusher: AlertmanagerPusher | None = None
+        self._pusher_task: asyncio.Task[None] | None = None
         self.parser = CommentParser(settings.ci, auto_detect=settings.auto_detect_ci)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._slots: list[_CollectorSlot] = []
@@ -113,6 +118,13 @@ class Runtime:
             servers=lambda: [c.server.name for c in self.collectors],
             webhooks=WebhookSender.from_config(self._store, self.settings.webhook_delivery),
         )
+        self._evaluator = asyncio.create_task(
+            self.alerts.run_deferred(self.bus.publish, ALERT_RETRY_S), name="incidents"
+        )
+        if self.settings.alertmanager is not None:
+            self._pusher = AlertmanagerPusher(self._store, self.settings.alertmanager)
+            self.alerts.edge_listeners.append(self._pusher.on_edges)
+            self._pusher_task = asyncio.create_task(self._pusher.run(), name="alertmanager")
         self.scheduler.start()
         if self._collect:
             await self._start_collectors()
@@ -172,20 +184,9 @@ class Runtime:
             return
         try:
             await self.bus.publish(messages)
-            await self.bus.publish(await self._alerts_for(messages))
+            self.alerts.defer(messages)
         except Exception:
             log.exception("publishing %d feed messages failed (they stay replayable from the feed)", len(messages))
-
-    async def _alerts_for(self, messages: list[FeedMessage]) -> list[FeedMessage]:
-        """The alerts these committed runs raise. Nothing evaluates them again later, so a database
-        that is restarting is waited for, as the collector's writes are (a retry is harmless: the
-        alerts table keeps a condition from alerting twice)."""
-        while True:
-            try:
-                return await self.alerts.on_feed(messages)
-            except (DBAPIError, OSError) as exc:
-                log.warning("alert evaluation failed, retrying in %.0f s: %s", ALERT_RETRY_S, exc)
-                await asyncio.sleep(ALERT_RETRY_S)
 
     async def catch_up_alerts(self, server: str) -> None:
         """At takeover: the alerts a killed collector owed (see :meth:`AlertEngine.catch_up`)."""
@@ -264,6 +265,13 @@ class Runtime:
             await step(f"the leadership of {slot.server.name}", slot.resign)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        for task in (self._evaluator, self._pusher_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._pusher is not None:
+            await self._pusher.close()
         if self._alerts is not None:
             alerts = self._alerts
             await step("webhook deliveries", lambda: alerts.webhooks.close(grace_s=min(2.0, deadline_s / 3)))

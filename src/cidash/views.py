@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 State = Literal["healthy", "degraded", "failing", "silent", "unknown"]
 Window = Literal["1h", "24h", "7d", "30d"]
-FeedKind = Literal["run", "alert", "state"]
+FeedKind = Literal["run", "alert", "state", "incident"]
 
 
 class JobOut(BaseModel):
@@ -200,18 +200,129 @@ class ChangeView(BaseModel):
     patchsets: list[GridRow]
 
 
+AlertKind = Literal["failure", "consecutive_failures", "failure_rate", "silent", "unreadable", "recovered"]
+SeverityName = Literal["info", "warning", "critical"]
+
+
 class AlertOut(BaseModel):
+    """A notification: one edge (open, resolve) of one incident; `muted` when it notified no one
+    (`quiet` says why: history, silenced, maintenance)."""
+
     id: int  # monotonically increasing
     rule: str
-    kind: Literal["failure", "consecutive_failures", "failure_rate", "silent", "recovered"]
+    kind: AlertKind
     ci: str
     server: str
     project: str | None
-    severity: Literal["info", "warning", "critical"]
+    severity: SeverityName
     message: str
     created_at: datetime
     run_id: int | None
     muted: bool
+    incident_id: int | None = None
+    edge: Literal["open", "resolve"] | None = None
+    quiet: str | None = None
+    started_at: datetime | None = None  # the incident's, so that a receiver needs nothing else
+    resolved_at: datetime | None = None
+
+
+class IncidentOut(BaseModel):
+    id: int
+    ci: str
+    server: str
+    rule: str
+    kind: AlertKind
+    scope: str  # project, or "" for the CI as a whole
+    state: Literal["firing", "resolved"]
+    severity: SeverityName
+    started_at: datetime  # the first run that made the condition true
+    fired_at: datetime  # when it held long enough to open
+    resolved_at: datetime | None
+    last_run_at: datetime | None
+    summary: str
+    failed: int
+    passed: int
+    inhibited: int
+    quiet: str | None  # why it notifies no one: history (began before the notify span), maintenance
+    acked_by: str | None
+    acked_at: datetime | None
+    ack_note: str | None
+    silenced_until: datetime | None
+    silenced_until_resolved: bool
+    silenced_by: str | None
+    silence_reason: str | None
+    updated_at: datetime
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None
+
+
+class IncidentNoteOut(BaseModel):
+    id: int
+    action: Literal["ack", "unack", "silence", "unsilence"]
+    author: str
+    note: str | None
+    until: datetime | None
+    created_at: datetime
+
+
+class TimelineRun(BaseModel):
+    """A run of the incident beside the reference CI's result on the same patch set."""
+
+    id: int
+    posted_at: datetime
+    project: str
+    change: int
+    patchset: int
+    result: str
+    verdict: Literal["pass", "fail", "inhibited", "pending", "other"]
+    reference_result: str | None
+    log_url: str | None
+
+
+class IncidentDetail(BaseModel):
+    incident: IncidentOut
+    runs: list[TimelineRun]
+    notifications: list[AlertOut]
+    notes: list[IncidentNoteOut]
+
+
+class AckIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    author: str = Field(min_length=1, max_length=255)
+    note: str | None = Field(default=None, max_length=1024)
+
+
+class SilenceIn(BaseModel):
+    """Silence until `until`, or until the incident resolves when `until` is omitted."""
+
+    model_config = {"extra": "forbid"}
+    author: str = Field(min_length=1, max_length=255)
+    reason: str = Field(min_length=1, max_length=1024)
+    until: datetime | None = None
+
+
+class MaintenanceIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    ci: str = Field(min_length=1)
+    server: str | None = None
+    starts_at: datetime
+    ends_at: datetime
+    author: str = Field(min_length=1, max_length=255)
+    reason: str | None = Field(default=None, max_length=1024)
+
+
+class MaintenanceOut(BaseModel):
+    id: int
+    ci: str
+    server: str
+    starts_at: datetime
+    ends_at: datetime
+    author: str
+    reason: str | None
+    created_at: datetime
 
 
 class AlertPage(BaseModel):

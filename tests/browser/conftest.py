@@ -41,6 +41,15 @@ CHROMIUM_ARGS = [
 ]
 DEMO_ARGS = ["demo", "--port", "0", "--rate", "8", "--history", "1d"]
 DEMO_START_TIMEOUT_S = 120.0
+# the default rules plus an incident from each counted failure to the next pass: live traffic then
+# opens incidents within seconds (the toast test), and a day of history has pages of notifications
+DEMO_RULES = [
+    {"name": "consecutive-failures", "kind": "consecutive_failures", "count": 3},
+    {"name": "failure-rate", "kind": "failure_rate"},
+    {"name": "silent", "kind": "silent"},
+    {"name": "each-failure", "kind": "failure", "for_s": 0, "clear_s": 0},
+]
+DEMO_ENV = {"CIDASH_ALERTS": json.dumps(DEMO_RULES)}
 DEMO_LINE = re.compile(r"dashboard at (http://127\.0\.0\.1:\d+/).*simulated Gerrit at (http://127\.0\.0\.1:\d+)")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
@@ -171,7 +180,7 @@ def demo() -> Iterator[Demo]:
             "(`make test` does it)",
             pytrace=False,
         )
-    with running_cidash(DEMO_ARGS, DEMO_LINE, DEMO_START_TIMEOUT_S) as started:
+    with running_cidash(DEMO_ARGS, DEMO_LINE, DEMO_START_TIMEOUT_S, env=DEMO_ENV) as started:
         found = started.match
         yield Demo(url=found.group(1), sim_url=found.group(2), process=started.process, output=started.output)
 

@@ -20,7 +20,7 @@ from tests.browser.conftest import DESKTOP, PHONE, Demo, Feed, FeedMessage, Page
 
 HOSTILE = "<script>alert(1)</script>"  # what the simulator's vmware-ci writes in some job lines
 STATES = {"healthy", "degraded", "failing", "silent", "unknown"}
-FAILURE_ALERTS = {"consecutive_failures", "failure_rate"}
+FAILURE_ALERTS = {"failure", "consecutive_failures", "failure_rate"}
 LIVE_WITHIN_S = 2.0  # a published run must show in the grid this soon
 TOAST_WITHIN_S = 3.0
 

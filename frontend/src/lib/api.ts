@@ -10,6 +10,9 @@ import type {
   ChangeView,
   ExplainOut,
   Grid,
+  IncidentDetail,
+  IncidentOut,
+  IncidentPage,
   JobBreakdown,
   ReparseOut,
   ReparseProgress,
@@ -300,6 +303,24 @@ export class ApiClient {
   reparseProgress(signal?: AbortSignal) {
     return this.get<ReparseProgress>('runs/reparse', undefined, signal);
   }
+  incidents(q: { state?: 'firing' | 'resolved' | null; ci?: string | null; limit?: number } = {}, signal?: AbortSignal) {
+    return this.get<IncidentPage>('incidents', q, signal);
+  }
+
+  incident(id: number, signal?: AbortSignal) {
+    return this.get<IncidentDetail>(`incidents/${id}`, undefined, signal);
+  }
+
+  /** Acknowledge an incident (write token). */
+  ack(id: number, author: string, note: string | null, writeToken: string) {
+    return this.post<IncidentOut>(`incidents/${id}/ack`, writeToken, { author, note });
+  }
+
+  /** Silence an incident until `until`, or until it resolves when null (write token). */
+  silence(id: number, author: string, reason: string, until: string | null, writeToken: string) {
+    return this.post<IncidentOut>(`incidents/${id}/silence`, writeToken, { author, reason, until });
+  }
+
   alertRules(signal?: AbortSignal) {
     return this.get<AlertRuleOut[]>('alerts/rules', undefined, signal);
   }

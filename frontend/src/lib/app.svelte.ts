@@ -222,7 +222,7 @@ export function startApp(): () => void {
   client = new LiveClient({
     url: wsUrl(location.href),
     createSocket: (url) => new WebSocket(withToken(url, loadToken())) as unknown as SocketLike,
-    subscription: { kinds: ['run', 'alert', 'state'] },
+    subscription: { kinds: ['run', 'alert', 'state', 'incident'] },
     onMessage: dispatch,
     onStateChange: (s) => {
       conn.state = s;

@@ -14,6 +14,7 @@ export type Page =
   | 'run'
   | 'cases'
   | 'report'
+  | 'incident'
   | 'notfound';
 
 export interface Route {
@@ -23,7 +24,7 @@ export interface Route {
   params: Record<string, string>;
 }
 
-const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true, cases: true };
+const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true, cases: true, incident: true };
 const PLAIN: Record<string, Page> = { '': 'overview', grid: 'grid', alerts: 'alerts', runs: 'runs', report: 'report' };
 
 export function parseHash(hash: string): Route {
@@ -47,7 +48,7 @@ export function parseHash(hash: string): Route {
     } catch {
       return { page: 'notfound', params };
     }
-    if ((head === 'change' || head === 'run') && !/^\d+$/.test(arg)) return { page: 'notfound', params };
+    if ((head === 'change' || head === 'run' || head === 'incident') && !/^\d+$/.test(arg)) return { page: 'notfound', params };
     return { page: head as Page, arg, params };
   }
   return { page: 'notfound', params };
@@ -64,6 +65,7 @@ export function formatHash(route: Route): string {
     case 'change':
     case 'run':
     case 'cases':
+    case 'incident':
       path = `/${route.page}/${encodeURIComponent(route.arg ?? '')}`;
       break;
     default:
@@ -106,6 +108,7 @@ export const href = {
   cases: (name: string, kind: CaseKind, window: Window) =>
     formatHash({ page: 'cases', arg: name, params: { kind, window } }),
   report: (params: Record<string, string> = {}) => formatHash({ page: 'report', params }),
+  incident: (id: number) => formatHash({ page: 'incident', arg: String(id), params: {} }),
 };
 
 // ---- Typed filters per page -------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 export type State = 'healthy' | 'degraded' | 'failing' | 'silent' | 'unknown';
 export type Window = '1h' | '24h' | '7d' | '30d';
-export type FeedKind = 'run' | 'alert' | 'state';
+export type FeedKind = 'run' | 'alert' | 'state' | 'incident';
 export type ResultClass = 'success' | 'failure' | 'infra' | 'other';
 
 export const WINDOWS: readonly Window[] = ['1h', '24h', '7d', '30d'];
@@ -264,7 +264,7 @@ export type Severity = 'info' | 'warning' | 'critical';
 export interface AlertOut {
   id: number;
   rule: string;
-  kind: 'failure' | 'consecutive_failures' | 'failure_rate' | 'silent' | 'recovered';
+  kind: 'failure' | 'consecutive_failures' | 'failure_rate' | 'silent' | 'unreadable' | 'recovered';
   ci: string;
   server: string;
   project: string | null;
@@ -273,6 +273,72 @@ export interface AlertOut {
   created_at: string;
   run_id: number | null;
   muted: boolean;
+  incident_id?: number | null;
+  edge?: 'open' | 'resolve' | null;
+  quiet?: string | null;
+  started_at?: string | null;
+  resolved_at?: string | null;
+}
+
+export interface IncidentOut {
+  id: number;
+  ci: string;
+  server: string;
+  rule: string;
+  kind: string;
+  scope: string;
+  state: 'firing' | 'resolved';
+  severity: Severity;
+  started_at: string;
+  fired_at: string;
+  resolved_at: string | null;
+  last_run_at: string | null;
+  summary: string;
+  failed: number;
+  passed: number;
+  inhibited: number;
+  quiet: string | null;
+  acked_by: string | null;
+  acked_at: string | null;
+  ack_note: string | null;
+  silenced_until: string | null;
+  silenced_until_resolved: boolean;
+  silenced_by: string | null;
+  silence_reason: string | null;
+  updated_at: string;
+}
+
+export interface IncidentPage {
+  items: IncidentOut[];
+  next_cursor: string | null;
+}
+
+export interface TimelineRun {
+  id: number;
+  posted_at: string;
+  project: string;
+  change: number;
+  patchset: number;
+  result: string;
+  verdict: 'pass' | 'fail' | 'inhibited' | 'pending' | 'other';
+  reference_result: string | null;
+  log_url: string | null;
+}
+
+export interface IncidentNote {
+  id: number;
+  action: 'ack' | 'unack' | 'silence' | 'unsilence';
+  author: string;
+  note: string | null;
+  until: string | null;
+  created_at: string;
+}
+
+export interface IncidentDetail {
+  incident: IncidentOut;
+  runs: TimelineRun[];
+  notifications: AlertOut[];
+  notes: IncidentNote[];
 }
 
 export interface AlertPage {

@@ -72,7 +72,7 @@ export interface LiveClientOptions {
 
 export const CLOSE_SLOW_CONSUMER = 4008;
 export const CLOSE_HEARTBEAT = 4000;
-const FEED_KINDS: ReadonlySet<string> = new Set(['run', 'alert', 'state']);
+const FEED_KINDS: ReadonlySet<string> = new Set(['run', 'alert', 'state', 'incident']);
 
 export class LiveClient {
   state: ConnState = 'reconnecting';

@@ -1,20 +1,38 @@
-"""``/api/v1/alerts``: the alert history (newest first, opaque cursor), the rules in effect, and
-muting (``Authorization: Bearer <api.write_token>``)."""
+"""``/api/v1/alerts`` and ``/api/v1/incidents``: the notifications (one per incident edge, newest
+first, opaque cursor), the rules in effect, the incidents with their timelines, and what operators
+do about them: ack, silence, maintenance windows (``Authorization: Bearer <api.write_token>``).
+Every change is a note in the incident's history and an ``incident`` feed message."""
 
 from __future__ import annotations
 
-from typing import get_args
+from datetime import UTC, datetime
+from typing import Literal, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from cidash.alerts import DEFAULT_RULES, AlertEngine, rule_views
+from cidash.alerts import DEFAULT_RULES, AlertEngine, acknowledge, judge_runs, rule_views, silence_incident
 from cidash.api.auth import require_read, require_write
 from cidash.api.params import Instant, StoredId, decode_id_cursor, encode_id_cursor
 from cidash.config import AlertKind, Settings
 from cidash.store import alerts_store
 from cidash.store.engine import writer_engine
+from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
-from cidash.views import AlertOut, AlertPage, AlertRuleOut, ErrorOut
+from cidash.urls import log_url
+from cidash.views import (
+    AckIn,
+    AlertPage,
+    AlertRuleOut,
+    ErrorOut,
+    FeedMessage,
+    IncidentDetail,
+    IncidentOut,
+    IncidentPage,
+    MaintenanceIn,
+    MaintenanceOut,
+    SilenceIn,
+    TimelineRun,
+)
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "A token is required"},
@@ -32,6 +50,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 CURSOR_PREFIX = "a"
+INCIDENT_CURSOR_PREFIX = "i"
 
 
 def _engine(request: Request) -> AlertEngine | None:
@@ -79,38 +98,160 @@ async def list_rules(request: Request) -> list[AlertRuleOut]:
     return rule_views(settings.alerts or DEFAULT_RULES)
 
 
-async def _set_muted(request: Request, alert_id: int, muted: bool) -> AlertOut:
-    engine = _engine(request)
-    if engine is not None:
-        alert = await engine.mute(alert_id, muted)
-    else:  # an API-only replica: the alert engine runs with the collector
-        store: Store = request.app.state.store
-        async with writer_engine(store.engine).begin() as conn:
-            found = await alerts_store.set_muted(conn, alert_id, muted)
-        alert = None
-        if found:
-            async with store.engine.connect() as conn:
-                alert = await alerts_store.get_alert(conn, alert_id)
-    if alert is None:
-        raise HTTPException(404, f"no alert {alert_id}")
-    return alert
+NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorOut, "description": "No such incident"}}
+
+
+@router.get("/incidents", response_model=IncidentPage, dependencies=[Depends(require_read)])
+async def list_incidents(
+    request: Request,
+    state: Literal["firing", "resolved"] | None = Query(None),
+    ci: list[str] | None = Query(None, description="CI names (comma-separated or repeated)"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+) -> IncidentPage:
+    """Incidents, newest first; ``state=firing`` for the open ones."""
+    store: Store = request.app.state.store
+    before = decode_id_cursor(INCIDENT_CURSOR_PREFIX, cursor) if cursor else None
+    async with store.engine.connect() as conn:
+        items = await alerts_store.list_incidents(conn, state=state, ci=_split(ci), before_id=before, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return IncidentPage(
+        items=items, next_cursor=encode_id_cursor(INCIDENT_CURSOR_PREFIX, items[-1].id) if more and items else None
+    )
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    dependencies=[Depends(require_read)],
+    responses=NOT_FOUND,
+)
+async def get_incident(request: Request, incident_id: StoredId) -> IncidentDetail:
+    """One incident: its runs beside the reference CI's results on the same patch sets, its
+    notifications, acks and silences."""
+    store: Store = request.app.state.store
+    async with store.engine.connect() as conn:
+        incident = await alerts_store.get_incident(conn, incident_id)
+        if incident is None:
+            raise HTTPException(404, f"no incident {incident_id}")
+        refs = await alerts_store.ci_refs(conn, [(incident.server, incident.ci)])
+        ci = refs[(incident.server, incident.ci)]
+        found = await alerts_store.runs_by_id(conn, await alerts_store.incident_run_ids(conn, incident_id))
+        runs = sorted((run for _, run in found.values()), key=lambda run: (run.posted_at, run.id))
+        urls = await alerts_store.job_urls(conn, [run.id for run in runs])
+        timeline = [
+            TimelineRun(
+                id=judged.id,
+                posted_at=judged.posted_at,
+                project=judged.project,
+                change=judged.change,
+                patchset=judged.patchset,
+                result=judged.result,
+                verdict=judged.verdict,
+                reference_result=reference,
+                log_url=log_url(urls.get(judged.id, [])),
+            )
+            for judged, reference in await judge_runs(conn, ci, runs)
+        ]
+        notifications = list(reversed(await alerts_store.list_alerts(conn, incident_id=incident_id, limit=MAX_LIMIT)))
+        notes = await alerts_store.notes_of(conn, incident_id)
+    return IncidentDetail(incident=incident, runs=timeline, notifications=notifications, notes=notes)
+
+
+async def _changed(
+    request: Request, found: tuple[IncidentOut, list[FeedMessage]] | None, incident_id: StoredId
+) -> IncidentOut:
+    """The incident as changed (404 when there is none); its feed message goes to the live subscribers."""
+    if found is None:
+        raise HTTPException(404, f"no incident {incident_id}")
+    incident, messages = found
+    bus = getattr(request.app.state, "bus", None)
+    if bus is not None and messages:
+        await bus.publish(messages)
+    return incident
 
 
 @router.post(
-    "/alerts/{alert_id}/mute",
-    response_model=AlertOut,
+    "/incidents/{incident_id}/ack",
+    response_model=IncidentOut,
     dependencies=[Depends(require_write)],
-    responses={404: {"model": ErrorOut, "description": "No such alert"}},
+    responses=NOT_FOUND,
 )
-async def mute_alert(request: Request, alert_id: StoredId) -> AlertOut:
-    return await _set_muted(request, alert_id, True)
+async def ack_incident(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
+    store: Store = request.app.state.store
+    return await _changed(request, await acknowledge(store.engine, incident_id, body.author, body.note), incident_id)
 
 
 @router.post(
-    "/alerts/{alert_id}/unmute",
-    response_model=AlertOut,
+    "/incidents/{incident_id}/unack",
+    response_model=IncidentOut,
     dependencies=[Depends(require_write)],
-    responses={404: {"model": ErrorOut, "description": "No such alert"}},
+    responses=NOT_FOUND,
 )
-async def unmute_alert(request: Request, alert_id: StoredId) -> AlertOut:
-    return await _set_muted(request, alert_id, False)
+async def unack_incident(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
+    store: Store = request.app.state.store
+    found = await acknowledge(store.engine, incident_id, body.author, body.note, undo=True)
+    return await _changed(request, found, incident_id)
+
+
+@router.post(
+    "/incidents/{incident_id}/silence",
+    response_model=IncidentOut,
+    dependencies=[Depends(require_write)],
+    responses=NOT_FOUND,
+)
+async def silence(request: Request, incident_id: StoredId, body: SilenceIn) -> IncidentOut:
+    """Silence until `until`, or until the incident resolves: its edges notify no one meanwhile."""
+    store: Store = request.app.state.store
+    until = to_aware_utc(body.until) if body.until is not None else None
+    found = await silence_incident(store.engine, incident_id, body.author, body.reason, until)
+    return await _changed(request, found, incident_id)
+
+
+@router.post(
+    "/incidents/{incident_id}/unsilence",
+    response_model=IncidentOut,
+    dependencies=[Depends(require_write)],
+    responses=NOT_FOUND,
+)
+async def unsilence(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
+    store: Store = request.app.state.store
+    found = await silence_incident(store.engine, incident_id, body.author, body.note, None, undo=True)
+    return await _changed(request, found, incident_id)
+
+
+@router.get("/maintenance", response_model=list[MaintenanceOut], dependencies=[Depends(require_read)])
+async def list_maintenance(request: Request) -> list[MaintenanceOut]:
+    """Maintenance windows that have not ended."""
+    store: Store = request.app.state.store
+    async with store.engine.connect() as conn:
+        return await alerts_store.list_maintenance(conn, ending_after=datetime.now(UTC))
+
+
+@router.post(
+    "/maintenance",
+    response_model=MaintenanceOut,
+    status_code=201,
+    dependencies=[Depends(require_write)],
+    responses={404: {"model": ErrorOut, "description": "No such CI system"}},
+)
+async def add_maintenance(request: Request, body: MaintenanceIn) -> MaintenanceOut:
+    """Declare a window ahead: incidents of the CI that open inside it notify no one."""
+    starts, ends = to_aware_utc(body.starts_at), to_aware_utc(body.ends_at)
+    if ends <= starts:
+        raise HTTPException(422, "ends_at: must be after starts_at")
+    store: Store = request.app.state.store
+    async with writer_engine(store.engine).begin() as conn:
+        refs = [ref for ref in await alerts_store.all_ci_refs(conn) if ref.name == body.ci]
+        if body.server is not None:
+            refs = [ref for ref in refs if ref.server == body.server]
+        if len(refs) != 1:
+            which = "no" if not refs else "more than one (give server)"
+            raise HTTPException(404 if not refs else 422, f"ci: {which} CI system named {body.ci!r}")
+        window_id = await alerts_store.add_maintenance(
+            conn, refs[0].id, starts, ends, body.author, body.reason, datetime.now(UTC)
+        )
+    async with store.engine.connect() as conn:
+        found = [w for w in await alerts_store.list_maintenance(conn) if w.id == window_id]
+    return found[0]

@@ -1,4 +1,5 @@
-"""The API client commands: `cidash systems`, `system`, `runs`, `grid`, `alerts`, `report` and `watch`.
+"""The API client commands: `cidash systems`, `system`, `runs`, `grid`, `alerts`, `incidents`, `ack`,
+`report` and `watch`.
 
 `register(app)` adds them to the main `cidash` app. Each takes `--url` (env CIDASH_URL), `--token`
 (env CIDASH_TOKEN) and `--json`. Errors are one line, ``cidash: error: ...``, exit status 1.
@@ -258,6 +259,12 @@ def report(
     end: Annotated[
         str | None, typer.Option(help="The week ends at this day's midnight UTC (default: today's), e.g. 2026-11-30.")
     ] = None,
+def incidents(
+    state: Annotated[str | None, typer.Option(help="firing or resolved (default: both).")] = "firing",
+    ci: Annotated[str | None, typer.Option(help="Only this CI system.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Firing and resolved.")] = False,
+    limit: LimitOption = 50,
+    cursor: CursorOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -276,6 +283,36 @@ def report(
     with _errors():
         sys.stdout.write(report_card.RENDERERS[fmt](fetched.model, url))
         sys.stdout.flush()
+    """Incidents, newest first: the open ones unless --all or --state resolved."""
+    if state not in (None, "firing", "resolved"):
+        _fail(f"--state takes firing or resolved, not {state!r}", 2)
+    with _errors(), ApiClient(url, token) as client:
+        fetched = client.incidents(state=None if every else state, ci=ci, limit=limit, cursor=cursor)
+    if as_json:
+        _print_json(fetched.raw)
+        return
+    page = fetched.model
+    if not page.items:
+        _show(render.text("no incidents", "dim"))
+        return
+    _show(render.incidents_table(page.items, _now(), caption=_more(page.next_cursor, "incidents")))
+
+
+def ack(
+    incident: Annotated[int, typer.Argument(help="The incident's id (see cidash incidents).")],
+    author: Annotated[str, typer.Option("--as", help="Who acknowledges (a name or e-mail).")],
+    note: Annotated[str | None, typer.Option(help="What you are doing about it.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Acknowledge an incident (needs the write token)."""
+    with _errors(), ApiClient(url, token) as client:
+        fetched = client.ack(incident, author, note)
+    if as_json:
+        _print_json(fetched.raw)
+        return
+    _show(render.incidents_table([fetched.model], _now()))
 
 
 def watch(
@@ -361,6 +398,6 @@ def reparse(
 
 def register(app: typer.Typer) -> None:
     """Add the client commands to the main `cidash` app."""
-    for command in (systems, system, runs, grid, alerts, report, watch):
+    for command in (systems, system, runs, grid, alerts, incidents, ack, report, watch):
         app.command(command.__name__, rich_help_panel="Reading the API")(command)
     app.command("reparse", rich_help_panel="Changing the API's data")(reparse)

@@ -25,11 +25,21 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from cidash.errors import CidashError
 from cidash.urls import redact_url
-from cidash.views import AlertPage, FeedMessage, Grid, ReportCard, RunPage, SystemDetail, SystemSummary
+from cidash.views import (
+    AlertPage,
+    FeedMessage,
+    Grid,
+    IncidentOut,
+    IncidentPage,
+    ReportCard,
+    RunPage,
+    SystemDetail,
+    SystemSummary,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
-FEED_KINDS = ("run", "alert", "state")
+FEED_KINDS = ("run", "alert", "state", "incident")
 CLOSE_HEARTBEAT = 4000
 CLOSE_SLOW_CONSUMER = 4008
 USER_AGENT = "cidash-cli (python-radar)"
@@ -194,6 +204,8 @@ _RUNS = TypeAdapter(RunPage)
 _GRID = TypeAdapter(Grid)
 _REPORT = TypeAdapter(ReportCard)
 _ALERTS = TypeAdapter(AlertPage)
+_INCIDENTS = TypeAdapter(IncidentPage)
+_INCIDENT = TypeAdapter(IncidentOut)
 
 
 class ApiClient:
@@ -244,11 +256,13 @@ class ApiClient:
         *,
         not_found: str | None = None,
         timeout: float | httpx.Timeout | None = None,
+        body: Mapping[str, object] | None = None,
     ) -> Any:
         query = {k: v if isinstance(v, str) else str(v) for k, v in (params or {}).items() if v is not None}
-        wait = self.timeout if method == "GET" else timeout
+        wait = self.timeout if method == "GET" or body is not None else timeout
+        content = {"json": dict(body)} if body is not None else {}
         try:
-            response = self._http.request(method, API_PREFIX + path, params=query, timeout=wait)
+            response = self._http.request(method, API_PREFIX + path, params=query, timeout=wait, **content)
         except httpx.TimeoutException as exc:
             raise ClientError(f"the cidash API at {self.shown} did not answer within {wait} s") from exc
         except httpx.ConnectError as exc:
@@ -371,6 +385,17 @@ class ApiClient:
     ) -> Fetched[AlertPage]:
         params: dict[str, object] = {"ci": ci, "limit": limit, "cursor": cursor}
         return self._all_pages(_ALERTS, "/alerts", params) if follow else self._fetch(_ALERTS, "/alerts", params)
+
+    def incidents(
+        self, *, state: str | None = None, ci: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Fetched[IncidentPage]:
+        return self._fetch(_INCIDENTS, "/incidents", {"state": state, "ci": ci, "limit": limit, "cursor": cursor})
+
+    def ack(self, incident_id: int, author: str, note: str | None) -> Fetched[IncidentOut]:
+        """Acknowledge an incident (the write token must be set)."""
+        path = f"/incidents/{incident_id}/ack"
+        raw = self._json("POST", path, None, body={"author": author, "note": note}, not_found=f"no incident {incident_id}")
+        return Fetched(raw, _INCIDENT.validate_python(raw))
 
 
 # -- the live feed ------------------------------------------------------------------------------

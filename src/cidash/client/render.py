@@ -28,6 +28,7 @@ from cidash.views import (
     Grid,
     GridCell,
     HealthWindow,
+    IncidentOut,
     RunOut,
     SystemDetail,
     SystemSummary,
@@ -413,6 +414,35 @@ def alerts_table(alerts: Sequence[AlertOut], now: datetime, caption: str | None 
         )
         notes.append(_note(time_ago(a.created_at, now), a.message))
     return NotedTable(table, notes, caption=caption)
+
+
+def incidents_table(incidents: Sequence[IncidentOut], now: datetime, caption: str | None = None) -> Table:
+    table = _table(caption=caption)
+    table.add_column("id", justify="right")
+    table.add_column("since (UTC)", no_wrap=True)
+    table.add_column("severity")
+    table.add_column("CI")
+    table.add_column("rule")
+    table.add_column("state")
+    table.add_column("acked by")
+    table.add_column("summary", overflow="fold")
+    for i in incidents:
+        state = text(i.state, "red" if i.state == "firing" else "green")
+        if i.silenced_by:
+            state.append(" (silenced)", style="dim")
+        if i.quiet:
+            state.append(f" ({i.quiet})", style="dim")
+        table.add_row(
+            text(i.id),
+            text(f"{when(i.started_at)} ({time_ago(i.started_at, now)})"),
+            text(i.severity, SEVERITY_STYLES.get(i.severity, "")),
+            text(i.ci),
+            text(i.rule + (f" · {i.scope}" if i.scope else "")),
+            state,
+            text(i.acked_by or DASH),
+            text(i.summary),
+        )
+    return table
 
 
 # -- live feed lines -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""SQL of the alert engine and the alerts API: alerts, webhook deliveries, and the run history
-the rules look at. Every function runs on a connection the caller opened (reads) or inside the
-caller's transaction (writes)."""
+"""SQL of the alert engine and the alerts API: incidents (their runs, notes, notifications),
+maintenance windows, webhook deliveries, and the run history the rules look at. Every function
+runs on a connection the caller opened (reads) or inside the caller's transaction (writes)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, chunks
-from cidash.store.feed import CLASSIFIED_RESULTS
-from cidash.store.models_live import alerts_t, deliveries_t
+from cidash.store.models_live import (
+    alerts_t,
+    deliveries_t,
+    incident_notes_t,
+    incident_runs_t,
+    incidents_t,
+    maintenance_t,
+)
 from cidash.store.rollups import ResultClass, result_class
 from cidash.store.text import clip, clip_required
-from cidash.views import AlertOut
+from cidash.store.types import to_aware_utc
+from cidash.views import AlertOut, IncidentNoteOut, IncidentOut, MaintenanceOut
 
 ERROR_LEN = 1024
 
@@ -44,26 +51,13 @@ class HistoryRun:
     project: str
     change: int
     patchset: int
-
-
-@dataclass(frozen=True, slots=True)
-class PastAlert:
-    id: int
-    rule: str
-    kind: str
-    muted: bool
-    created_at: datetime
-    run_id: int | None
-    run_posted_at: datetime | None
-
-    @property
-    def at(self) -> datetime:
-        """When the condition it reported held: its run's time, else its creation time."""
-        return self.run_posted_at or self.created_at
+    patchset_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
+    """The notification of one incident edge."""
+
     rule: str
     kind: str
     ci_system_id: int
@@ -73,6 +67,9 @@ class NewAlert:
     created_at: datetime
     run_id: int | None
     muted: bool
+    incident_id: int
+    edge: str
+    quiet: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,15 +144,12 @@ _RUN_COLUMNS = (
     m.runs_t.c.project,
     m.runs_t.c.change_number,
     m.runs_t.c.patchset_number,
+    m.runs_t.c.patchset_id,
 )
 
 
 def _history(row: Any) -> HistoryRun:
-    return HistoryRun(int(row[0]), row[1], row[2], result_class(row[2]), row[3], int(row[4]), int(row[5]))
-
-
-def _scoped(query: sa.Select[Any], projects: Sequence[str] | None) -> sa.Select[Any]:
-    return query.where(m.runs_t.c.project.in_(list(projects))) if projects else query
+    return HistoryRun(int(row[0]), row[1], row[2], result_class(row[2]), row[3], int(row[4]), int(row[5]), int(row[6]))
 
 
 async def runs_between(conn: AsyncConnection, ci_system_id: int, lower: datetime, upper: datetime) -> list[HistoryRun]:
@@ -169,89 +163,36 @@ async def runs_between(conn: AsyncConnection, ci_system_id: int, lower: datetime
     return [_history(row) for row in await conn.execute(query)]
 
 
-async def runs_before(
-    conn: AsyncConnection, ci_system_id: int, before: datetime, limit: int, projects: Sequence[str] | None = None
-) -> list[HistoryRun]:
-    """The CI's last `limit` runs posted before `before` (in `projects` when given) whose result is
-    not of class "other" (those neither extend nor end a streak), oldest first."""
+async def runs_by_id(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, tuple[int, HistoryRun]]:
+    """run id -> (CI system id, run)."""
     runs = m.runs_t
-    query = sa.select(*_RUN_COLUMNS).where(
-        runs.c.ci_system_id == ci_system_id,
-        runs.c.posted_at < before,
-        runs.c.result.in_(sorted(CLASSIFIED_RESULTS)),
-    )
-    query = _scoped(query, projects).order_by(runs.c.posted_at.desc(), runs.c.id.desc()).limit(limit)
-    return [_history(row) for row in reversed((await conn.execute(query)).all())]
-
-
-async def success_between(
-    conn: AsyncConnection, ci_system_id: int, after: datetime, before: datetime, projects: Sequence[str] | None
-) -> bool:
-    """Whether the CI posted a success with ``after < posted_at < before``."""
-    runs = m.runs_t
-    query = sa.select(runs.c.id).where(
-        runs.c.ci_system_id == ci_system_id,
-        runs.c.posted_at > after,
-        runs.c.posted_at < before,
-        runs.c.result == "SUCCESS",
-    )
-    return (await conn.execute(_scoped(query, projects).limit(1))).first() is not None
-
-
-async def reference_results(
-    conn: AsyncConnection, reference_ids: Sequence[int], patchsets: Iterable[tuple[int, int, int]], since: datetime
-) -> dict[tuple[int, int, int], str]:
-    """The newest result of a reference CI on each (server id, change, patch set), among its runs
-    posted after `since`."""
-    wanted = set(patchsets)
-    if not wanted or not reference_ids:
-        return {}
-    runs = m.runs_t
-    newest: dict[tuple[int, int, int], tuple[datetime, int, str]] = {}
-    changes = sorted({change for _, change, _ in wanted})
-    for part in chunks(changes, IN_CHUNK):
-        query = sa.select(
-            runs.c.server_id, runs.c.change_number, runs.c.patchset_number, runs.c.posted_at, runs.c.id, runs.c.result
-        ).where(
-            runs.c.ci_system_id.in_(list(reference_ids)),
-            runs.c.posted_at >= since,
-            runs.c.change_number.in_(part),
-        )
-        for server_id, change, patchset, posted_at, run_id, result in await conn.execute(query):
-            key = (int(server_id), int(change), int(patchset))
-            if key in wanted and (key not in newest or (posted_at, run_id) > newest[key][:2]):
-                newest[key] = (posted_at, int(run_id), result)
-    return {key: value[2] for key, value in newest.items()}
+    found: dict[int, tuple[int, HistoryRun]] = {}
+    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+        for row in await conn.execute(sa.select(runs.c.ci_system_id, *_RUN_COLUMNS).where(runs.c.id.in_(part))):
+            found[int(row[1])] = (int(row[0]), _history(row[1:]))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
-class PatchsetRun:
+class PatchsetResult:
     ci_system_id: int
-    run: HistoryRun
+    posted_at: datetime
+    run_id: int
+    result: str
 
 
-async def runs_on_patchsets(
-    conn: AsyncConnection, server_id: int, patchsets: Iterable[tuple[str, int, int]], since: datetime
-) -> list[PatchsetRun]:
-    """Every CI's runs on the given (project, change, patch set) of a server posted after `since`."""
+async def patchset_results(conn: AsyncConnection, patchset_ids: Iterable[int]) -> dict[int, list[PatchsetResult]]:
+    """Every CI's runs on each patch set, oldest first."""
     runs = m.runs_t
-    found: list[PatchsetRun] = []
-    by_project: dict[str, set[tuple[int, int]]] = {}
-    for project, change, patchset in patchsets:
-        by_project.setdefault(project, set()).add((change, patchset))
-    for project, keys in by_project.items():
-        changes = sorted({change for change, _ in keys})
-        for part in chunks(changes, IN_CHUNK):
-            query = sa.select(runs.c.ci_system_id, *_RUN_COLUMNS).where(
-                runs.c.project == project,
-                runs.c.posted_at >= since,
-                runs.c.server_id == server_id,
-                runs.c.change_number.in_(part),
-            )
-            for row in await conn.execute(query):
-                run = _history(row[1:])
-                if (run.change, run.patchset) in keys:
-                    found.append(PatchsetRun(int(row[0]), run))
+    found: dict[int, list[PatchsetResult]] = {}
+    for part in chunks(sorted(set(patchset_ids)), IN_CHUNK):
+        query = sa.select(runs.c.patchset_id, runs.c.ci_system_id, runs.c.posted_at, runs.c.id, runs.c.result).where(
+            runs.c.patchset_id.in_(part)
+        )
+        for patchset_id, ci_id, posted_at, run_id, result in await conn.execute(query):
+            found.setdefault(int(patchset_id), []).append(PatchsetResult(int(ci_id), posted_at, int(run_id), result))
+    for results in found.values():
+        results.sort(key=lambda r: (r.posted_at, r.run_id))
     return found
 
 
@@ -265,91 +206,265 @@ async def projects_of(conn: AsyncConnection, ci_system_id: int, since: datetime)
     return sorted(row[0] for row in await conn.execute(query))
 
 
-async def waiting_patchsets(
-    conn: AsyncConnection,
-    server_id: int,
-    projects: Sequence[str],
-    ci_system_id: int,
-    after: datetime,
-    cut: datetime,
-    limit: int = 100,
-) -> int:
-    """How many patch sets of `projects` created in ``(after, cut]`` other CIs commented on (the
-    evidence that patch sets kept arriving while a CI stayed silent), up to `limit`."""
-    if not projects or cut <= after:
-        return 0
+async def first_waiting(
+    conn: AsyncConnection, server_id: int, projects: Sequence[str], ci_system_id: int, after: datetime
+) -> datetime | None:
+    """The creation time of the first patch set of `projects` created after `after` that other CIs
+    commented on (the evidence that patch sets kept arriving while a CI stayed silent)."""
+    if not projects:
+        return None
     runs, patchsets = m.runs_t, m.patchsets_t
     query = (
-        sa.select(runs.c.patchset_id)
-        .join(patchsets, patchsets.c.id == runs.c.patchset_id)
+        sa.select(sa.func.min(patchsets.c.created_at))
+        .select_from(runs.join(patchsets, patchsets.c.id == runs.c.patchset_id))
         .where(
             runs.c.project.in_(list(projects)),
             runs.c.posted_at > after,
             runs.c.server_id == server_id,
             runs.c.ci_system_id != ci_system_id,
             patchsets.c.created_at > after,
-            patchsets.c.created_at <= cut,
         )
-        .distinct()
-        .limit(limit)
     )
-    return len((await conn.execute(query)).all())
+    value = (await conn.execute(query)).scalar()
+    return to_aware_utc(value) if value is not None else None
 
 
-# -- alerts -----------------------------------------------------------------------------------------
+# -- incidents --------------------------------------------------------------------------------------
+
+_INCIDENT_FIELDS = (
+    "rule kind scope state severity started_at fired_at resolved_at last_run_at summary failed passed "
+    "inhibited quiet acked_by acked_at ack_note silenced_until silenced_until_resolved silenced_by "
+    "silence_reason updated_at"
+).split()
 
 
-def _past_alerts() -> sa.Select[Any]:
-    """The columns of :func:`_past`: alerts with the posted time of the run that fired them."""
-    alerts, runs = alerts_t, m.runs_t
-    columns = (alerts.c.id, alerts.c.rule, alerts.c.kind, alerts.c.muted, alerts.c.created_at, alerts.c.run_id)
-    return sa.select(*columns, runs.c.posted_at).outerjoin(runs, runs.c.id == alerts.c.run_id)
+@dataclass(slots=True)
+class StoredIncident:
+    id: int
+    ci_system_id: int
+    rule: str
+    kind: str
+    scope: str
+    state: str
+    severity: str
+    started_at: datetime
+    fired_at: datetime
+    resolved_at: datetime | None
+    summary: str
+    quiet: str | None
+    silenced_until: datetime | None
+    silenced_until_resolved: bool
 
 
-def _past(row: Any) -> PastAlert:
-    return PastAlert(int(row[0]), row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+def _stored(row: Any) -> StoredIncident:
+    t = incidents_t.c
+    return StoredIncident(
+        row[t.id], row[t.ci_system_id], row[t.rule], row[t.kind], row[t.scope], row[t.state], row[t.severity],
+        to_aware_utc(row[t.started_at]), to_aware_utc(row[t.fired_at]),
+        to_aware_utc(row[t.resolved_at]) if row[t.resolved_at] is not None else None,
+        row[t.summary], row[t.quiet],
+        to_aware_utc(row[t.silenced_until]) if row[t.silenced_until] is not None else None,
+        bool(row[t.silenced_until_resolved]),
+    )  # fmt: skip
 
 
-async def latest_alerts(conn: AsyncConnection, ci_system_ids: Sequence[int]) -> dict[int, dict[str, PastAlert]]:
-    """The newest alert of every rule for each CI system: ci id -> rule -> alert."""
-    found: dict[int, dict[str, PastAlert]] = {}
-    alerts = alerts_t
-    for part in chunks(sorted(set(ci_system_ids)), IN_CHUNK):
-        newest = (
-            sa.select(sa.func.max(alerts.c.id))
-            .where(alerts.c.ci_system_id.in_(part))
-            .group_by(alerts.c.ci_system_id, alerts.c.rule)
-        )
-        query = _past_alerts().add_columns(alerts.c.ci_system_id).where(alerts.c.id.in_(newest))
-        for row in await conn.execute(query):
-            found.setdefault(int(row[7]), {})[row[1]] = _past(row)
-    return found
-
-
-async def latest_alert_of_kinds(conn: AsyncConnection, ci_system_id: int, kinds: Sequence[str]) -> PastAlert | None:
-    alerts = alerts_t
+async def incidents_of(conn: AsyncConnection, ci_system_id: int, since: datetime) -> list[StoredIncident]:
+    """The CI's incidents still firing or resolved at or after `since`, oldest first."""
+    t = incidents_t
     query = (
-        _past_alerts()
-        .where(alerts.c.ci_system_id == ci_system_id, alerts.c.kind.in_(list(kinds)))
-        .order_by(alerts.c.id.desc())
-        .limit(1)
+        sa.select(t)
+        .where(t.c.ci_system_id == ci_system_id, sa.or_(t.c.resolved_at.is_(None), t.c.resolved_at >= since))
+        .order_by(t.c.started_at, t.c.id)
     )
-    row = (await conn.execute(query)).first()
-    return _past(row) if row is not None else None
+    return [_stored(row._mapping) for row in await conn.execute(query)]
 
 
-async def alerted_runs(
-    conn: AsyncConnection, ci_system_id: int, run_ids: Sequence[int], since: datetime
-) -> set[tuple[str, int]]:
-    """(rule, run id) of the CI's alerts created after `since` about any of `run_ids`."""
-    found: set[tuple[str, int]] = set()
-    alerts = alerts_t
-    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
-        query = sa.select(alerts.c.rule, alerts.c.run_id).where(
-            alerts.c.ci_system_id == ci_system_id, alerts.c.created_at >= since, alerts.c.run_id.in_(part)
-        )
-        found.update((rule, int(run_id)) for rule, run_id in await conn.execute(query))
+async def firing_since(conn: AsyncConnection, ci_system_id: int) -> datetime | None:
+    """The start of the CI's oldest firing incident."""
+    t = incidents_t
+    query = sa.select(sa.func.min(t.c.started_at)).where(t.c.ci_system_id == ci_system_id, t.c.state == "firing")
+    value = (await conn.execute(query)).scalar()
+    return to_aware_utc(value) if value is not None else None
+
+
+async def insert_incident(conn: AsyncConnection, ci_system_id: int, values: dict[str, Any]) -> int:
+    result = await conn.execute(sa.insert(incidents_t).values(ci_system_id=ci_system_id, **values))
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:  # pragma: no cover - both engines report it
+        raise RuntimeError("the database did not report the new incident's id")
+    return int(key[0])
+
+
+async def update_incident(conn: AsyncConnection, incident_id: int, values: dict[str, Any]) -> None:
+    await conn.execute(sa.update(incidents_t).where(incidents_t.c.id == incident_id).values(**values))
+
+
+async def add_incident_runs(conn: AsyncConnection, incident_id: int, run_ids: Iterable[int]) -> None:
+    """Add runs to an incident (those it has already stay once)."""
+    wanted = set(run_ids)
+    if not wanted:
+        return
+    t = incident_runs_t
+    have = {int(r[0]) for r in await conn.execute(sa.select(t.c.run_id).where(t.c.incident_id == incident_id))}
+    new = sorted(wanted - have)
+    if new:
+        await conn.execute(sa.insert(t), [{"incident_id": incident_id, "run_id": run_id} for run_id in new])
+
+
+async def incident_run_ids(conn: AsyncConnection, incident_id: int) -> list[int]:
+    t = incident_runs_t
+    query = sa.select(t.c.run_id).where(t.c.incident_id == incident_id).order_by(t.c.run_id)
+    return [int(r[0]) for r in await conn.execute(query)]
+
+
+async def notified_edges(conn: AsyncConnection, incident_ids: Sequence[int]) -> set[tuple[int, str]]:
+    """(incident id, edge) of the notifications stored for these incidents."""
+    found: set[tuple[int, str]] = set()
+    for part in chunks(sorted(set(incident_ids)), IN_CHUNK):
+        query = sa.select(alerts_t.c.incident_id, alerts_t.c.edge).where(alerts_t.c.incident_id.in_(part))
+        found.update((int(i), str(e)) for i, e in await conn.execute(query))
     return found
+
+
+def _incident_query() -> sa.Select[Any]:
+    t, ci, accounts, servers = incidents_t, m.ci_systems_t, m.accounts_t, m.servers_t
+    return (
+        sa.select(t, accounts.c.account_key.label("ci_name"), servers.c.name.label("server_name"))
+        .join(ci, ci.c.id == t.c.ci_system_id)
+        .join(accounts, accounts.c.id == ci.c.account_id)
+        .join(servers, servers.c.id == ci.c.server_id)
+    )
+
+
+def _incident_out(row: Any) -> IncidentOut:
+    data = {name: row[name] for name in _INCIDENT_FIELDS}
+    data["silenced_until_resolved"] = bool(data["silenced_until_resolved"])
+    return IncidentOut(id=row["id"], ci=row["ci_name"], server=row["server_name"], **data)
+
+
+async def get_incident(conn: AsyncConnection, incident_id: int) -> IncidentOut | None:
+    row = (await conn.execute(_incident_query().where(incidents_t.c.id == incident_id))).first()
+    return _incident_out(row._mapping) if row is not None else None
+
+
+async def get_incidents(conn: AsyncConnection, incident_ids: Sequence[int]) -> dict[int, IncidentOut]:
+    found: dict[int, IncidentOut] = {}
+    for part in chunks(sorted(set(incident_ids)), IN_CHUNK):
+        for row in await conn.execute(_incident_query().where(incidents_t.c.id.in_(part))):
+            out = _incident_out(row._mapping)
+            found[out.id] = out
+    return found
+
+
+async def list_incidents(
+    conn: AsyncConnection,
+    *,
+    state: str | None = None,
+    ci: Sequence[str] = (),
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[IncidentOut]:
+    """Newest first (by id); `before_id` pages."""
+    t = incidents_t
+    query = _incident_query()
+    if state is not None:
+        query = query.where(t.c.state == state)
+    if ci:
+        query = query.where(m.accounts_t.c.account_key.in_(list(ci)))
+    if before_id is not None:
+        query = query.where(t.c.id < before_id)
+    query = query.order_by(t.c.id.desc()).limit(limit)
+    return [_incident_out(row._mapping) for row in await conn.execute(query)]
+
+
+async def add_note(
+    conn: AsyncConnection,
+    incident_id: int,
+    action: str,
+    author: str,
+    note: str | None,
+    until: datetime | None,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        sa.insert(incident_notes_t).values(
+            incident_id=incident_id,
+            action=action,
+            author=clip_required(author, m.NAME_LEN, "?"),
+            note=clip(note, 1024),
+            until=until,
+            created_at=at,
+        )
+    )
+
+
+async def notes_of(conn: AsyncConnection, incident_id: int) -> list[IncidentNoteOut]:
+    t = incident_notes_t
+    query = sa.select(t.c.id, t.c.action, t.c.author, t.c.note, t.c.until, t.c.created_at).where(
+        t.c.incident_id == incident_id
+    )
+    return [
+        IncidentNoteOut(id=r[0], action=r[1], author=r[2], note=r[3], until=r[4], created_at=r[5])
+        for r in await conn.execute(query.order_by(t.c.id))
+    ]
+
+
+# -- maintenance windows -------------------------------------------------------------------------------
+
+
+async def add_maintenance(
+    conn: AsyncConnection,
+    ci_system_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    author: str,
+    reason: str | None,
+    at: datetime,
+) -> int:
+    result = await conn.execute(
+        sa.insert(maintenance_t).values(
+            ci_system_id=ci_system_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            author=clip_required(author, m.NAME_LEN, "?"),
+            reason=clip(reason, 1024),
+            created_at=at,
+        )
+    )
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:  # pragma: no cover
+        raise RuntimeError("the database did not report the new window's id")
+    return int(key[0])
+
+
+async def in_maintenance(conn: AsyncConnection, ci_system_id: int, at: datetime) -> bool:
+    t = maintenance_t
+    query = sa.select(t.c.id).where(t.c.ci_system_id == ci_system_id, t.c.starts_at <= at, t.c.ends_at > at)
+    return (await conn.execute(query.limit(1))).first() is not None
+
+
+async def list_maintenance(conn: AsyncConnection, *, ending_after: datetime | None = None) -> list[MaintenanceOut]:
+    t, ci, accounts, servers = maintenance_t, m.ci_systems_t, m.accounts_t, m.servers_t
+    query = (
+        sa.select(
+            t.c.id, accounts.c.account_key, servers.c.name, t.c.starts_at, t.c.ends_at, t.c.author, t.c.reason,
+            t.c.created_at,
+        )
+        .join(ci, ci.c.id == t.c.ci_system_id)
+        .join(accounts, accounts.c.id == ci.c.account_id)
+        .join(servers, servers.c.id == ci.c.server_id)
+    )  # fmt: skip
+    if ending_after is not None:
+        query = query.where(t.c.ends_at > ending_after)
+    return [
+        MaintenanceOut(
+            id=r[0], ci=r[1], server=r[2], starts_at=r[3], ends_at=r[4], author=r[5], reason=r[6], created_at=r[7]
+        )
+        for r in await conn.execute(query.order_by(t.c.starts_at, t.c.id))
+    ]
+
+
+# -- notifications (alerts) ---------------------------------------------------------------------------------
 
 
 async def insert_alert(conn: AsyncConnection, alert: NewAlert) -> int:
@@ -364,6 +479,9 @@ async def insert_alert(conn: AsyncConnection, alert: NewAlert) -> int:
             created_at=alert.created_at,
             run_id=alert.run_id,
             muted=alert.muted,
+            incident_id=alert.incident_id,
+            edge=alert.edge,
+            quiet=alert.quiet,
         )
     )
     key = result.inserted_primary_key
@@ -375,11 +493,6 @@ async def insert_alert(conn: AsyncConnection, alert: NewAlert) -> int:
 async def set_feed_ids(conn: AsyncConnection, pairs: Sequence[tuple[int, int]]) -> None:
     for alert_id, feed_id in pairs:
         await conn.execute(sa.update(alerts_t).where(alerts_t.c.id == alert_id).values(feed_id=feed_id))
-
-
-async def set_muted(conn: AsyncConnection, alert_id: int, muted: bool) -> bool:
-    result = await conn.execute(sa.update(alerts_t).where(alerts_t.c.id == alert_id).values(muted=muted))
-    return (result.rowcount or 0) > 0
 
 
 def _alert_query() -> sa.Select[Any]:
@@ -397,10 +510,16 @@ def _alert_query() -> sa.Select[Any]:
             alerts.c.created_at,
             alerts.c.run_id,
             alerts.c.muted,
+            alerts.c.incident_id,
+            alerts.c.edge,
+            alerts.c.quiet,
+            incidents_t.c.started_at,
+            incidents_t.c.resolved_at,
         )
         .join(ci, ci.c.id == alerts.c.ci_system_id)
         .join(accounts, accounts.c.id == ci.c.account_id)
         .join(servers, servers.c.id == ci.c.server_id)
+        .outerjoin(incidents_t, incidents_t.c.id == alerts.c.incident_id)
     )
 
 
@@ -417,6 +536,11 @@ def _alert_out(row: Any) -> AlertOut:
         created_at=row[8],
         run_id=row[9],
         muted=bool(row[10]),
+        incident_id=row[11],
+        edge=row[12],
+        quiet=row[13],
+        started_at=row[14],
+        resolved_at=row[15] if row[12] == "resolve" else None,
     )
 
 
@@ -430,6 +554,7 @@ async def list_alerts(
     *,
     ci: Sequence[str] = (),
     kinds: Sequence[str] = (),
+    incident_id: int | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     before_id: int | None = None,
@@ -442,6 +567,8 @@ async def list_alerts(
         query = query.where(m.accounts_t.c.account_key.in_(list(ci)))
     if kinds:
         query = query.where(alerts.c.kind.in_(list(kinds)))
+    if incident_id is not None:
+        query = query.where(alerts.c.incident_id == incident_id)
     if start is not None:
         query = query.where(alerts.c.created_at >= start)
     if end is not None:
@@ -497,3 +624,14 @@ async def deliveries(conn: AsyncConnection, alert_id: int | None = None) -> list
         DeliveryRow(int(r[0]), int(r[1]), r[2], int(r[3]), r[4], r[5], bool(r[6]), r[7])
         for r in await conn.execute(query)
     ]
+
+
+async def job_urls(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[str | None]]:
+    """Each run's job URLs in job order (its log link: :func:`cidash.urls.log_url`)."""
+    jobs = m.jobs_t
+    found: dict[int, list[tuple[int, str | None]]] = {}
+    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
+        query = sa.select(jobs.c.run_id, jobs.c.position, jobs.c.url).where(jobs.c.run_id.in_(part))
+        for run_id, position, url in await conn.execute(query):
+            found.setdefault(int(run_id), []).append((int(position), url))
+    return {run_id: [url for _, url in sorted(urls)] for run_id, urls in found.items()}

@@ -37,7 +37,7 @@ from cidash.store.types import is_mysql
 from cidash.urls import log_url
 from cidash.views import FeedKind, FeedMessage, JobOut, RunOut
 
-FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state")
+FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state", "incident")
 FEED_LOCK = "cidash:feed"  # the leases row every feed insert locks on MySQL/MariaDB
 REPLAY_PAGE = 500
 

@@ -1,6 +1,7 @@
 """Tables for the read and live side: hourly rollups (fast health over big histories), the feed
 (every message pushed to subscribers, ordered by id, replayable with `since`), alerts, webhook
-deliveries and leases (which replica runs the collector of a server). Created by migration 0002.
+deliveries and leases (which replica runs the collector of a server). Created by migration 0002;
+incidents, their runs and notes, and maintenance windows by migration 0005.
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ class FeedRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
-    __table_args__ = (sa.Index(None, "ci_system_id", "created_at"), sa.Index(None, "created_at"), MYSQL_TABLE)
+    __table_args__ = (
+        sa.Index(None, "ci_system_id", "created_at"),
+        sa.Index(None, "created_at"),
+        sa.Index(None, "incident_id", "edge", unique=True),
+        MYSQL_TABLE,
+    )
 
     id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
     rule: Mapped[str] = mapped_column(sa.String(128))
@@ -105,6 +111,89 @@ class AlertRow(Base):
     run_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     muted: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     feed_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # since migration 0005 an alert is the notification of one incident edge, at most once each
+    incident_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    edge: Mapped[str | None] = mapped_column(sa.String(16))  # open | resolve
+    quiet: Mapped[str | None] = mapped_column(sa.String(32))  # why it notified no one: history, silenced, ...
+
+
+class IncidentRow(Base):
+    """One condition of one rule for one CI (and project, for per-project rules), with its lifecycle."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        sa.Index(None, "ci_system_id", "rule", "scope", "started_at"),
+        sa.Index(None, "state", "started_at"),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"))
+    rule: Mapped[str] = mapped_column(sa.String(128))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    scope: Mapped[str] = mapped_column(sa.String(NAME_LEN), server_default="")
+    state: Mapped[str] = mapped_column(sa.String(16))  # firing | resolved
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[str] = mapped_column(sa.String(1024))
+    failed: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    passed: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    inhibited: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    quiet: Mapped[str | None] = mapped_column(sa.String(32))  # why its edges notify no one (history, maintenance)
+    acked_by: Mapped[str | None] = mapped_column(sa.String(NAME_LEN))
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ack_note: Mapped[str | None] = mapped_column(sa.String(1024))
+    silenced_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    silenced_until_resolved: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    silenced_by: Mapped[str | None] = mapped_column(sa.String(NAME_LEN))
+    silence_reason: Mapped[str | None] = mapped_column(sa.String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IncidentRunRow(Base):
+    """A run that belongs to an incident."""
+
+    __tablename__ = "incident_runs"
+    __table_args__ = (MYSQL_TABLE,)
+
+    incident_id: Mapped[int] = mapped_column(
+        id_type(), sa.ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+
+
+class IncidentNoteRow(Base):
+    """What an operator did to an incident: ack, unack, silence, unsilence (who, when, why)."""
+
+    __tablename__ = "incident_notes"
+    __table_args__ = (sa.Index(None, "incident_id"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("incidents.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(sa.String(16))
+    author: Mapped[str] = mapped_column(sa.String(NAME_LEN))
+    note: Mapped[str | None] = mapped_column(sa.String(1024))
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MaintenanceRow(Base):
+    """A window declared ahead in which a CI's incidents notify no one."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (sa.Index(None, "ci_system_id", "ends_at"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    ci_system_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("ci_systems.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    author: Mapped[str] = mapped_column(sa.String(NAME_LEN))
+    reason: Mapped[str | None] = mapped_column(sa.String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class WebhookDeliveryRow(Base):
@@ -139,3 +228,7 @@ feed_t = Base.metadata.tables["feed"]
 alerts_t = Base.metadata.tables["alerts"]
 deliveries_t = Base.metadata.tables["webhook_deliveries"]
 leases_t = Base.metadata.tables["leases"]
+incidents_t = Base.metadata.tables["incidents"]
+incident_runs_t = Base.metadata.tables["incident_runs"]
+incident_notes_t = Base.metadata.tables["incident_notes"]
+maintenance_t = Base.metadata.tables["maintenance_windows"]

@@ -1,0 +1,61 @@
+"""The dashboard's incidents in the demo: the overview starts with the open ones, and an operator
+acks and silences one from its page (with the demo's write token); the API says so afterwards."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from tests.browser.conftest import Demo, PageFactory
+
+TOKEN_LINE = re.compile(r"write token \(acks, silences\): (\S+)")
+
+
+def _until(what: str, probe: Any, limit_s: float = 90.0) -> Any:
+    deadline = time.monotonic() + limit_s
+    while True:
+        found = probe()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out after {limit_s} s waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_an_operator_acks_and_silences_an_incident(demo: Demo, new_page: PageFactory) -> None:
+    token = _until(
+        "the demo's write token", lambda: next((m.group(1) for m in map(TOKEN_LINE.search, demo.output) if m), None)
+    )
+    firing = _until("a firing incident", lambda: demo.get("/incidents?state=firing")["items"])
+    target = next((i for i in firing if not i["acked_by"] and not i["silenced_by"]), firing[0])
+    page = new_page()
+    page.goto("./#/")
+    listed = page.get_by_test_id("open-incidents").locator(f'[data-incident-id="{target["id"]}"]')
+    listed.wait_for()
+    assert target["ci"] in listed.inner_text()
+    listed.locator("a").first.click()
+    page.get_by_test_id("incident-summary").wait_for()
+    assert page.get_by_test_id("incident-state").inner_text() == "firing"
+
+    page.get_by_test_id("write-token").fill(token)
+    page.get_by_test_id("author").fill("Olga Operator")
+    page.get_by_test_id("ack-note").fill("looking at their lab")
+    page.get_by_test_id("ack").click()
+    page.get_by_test_id("incident-acked").get_by_text("by Olga Operator").wait_for()
+    page.get_by_test_id("silence-reason").fill("vendor is fixing it")
+    page.get_by_test_id("silence").click()
+    page.get_by_test_id("incident-silenced").get_by_text("until it resolves").wait_for()
+
+    stored = demo.get(f"/incidents/{target['id']}")
+    incident = stored["incident"]
+    assert (incident["acked_by"], incident["ack_note"]) == ("Olga Operator", "looking at their lab")
+    assert incident["silenced_until_resolved"] and incident["silence_reason"] == "vendor is fixing it"
+    assert [(n["action"], n["author"]) for n in stored["notes"]] == [
+        ("ack", "Olga Operator"),
+        ("silence", "Olga Operator"),
+    ]
+    # the overview shows who acked it
+    page.goto("./#/")
+    page.get_by_test_id("open-incidents").locator(f'[data-incident-id="{target["id"]}"]').get_by_text(
+        "acked by Olga Operator"
+    ).wait_for()
