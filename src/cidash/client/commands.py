@@ -259,12 +259,6 @@ def report(
     end: Annotated[
         str | None, typer.Option(help="The week ends at this day's midnight UTC (default: today's), e.g. 2026-11-30.")
     ] = None,
-def incidents(
-    state: Annotated[str | None, typer.Option(help="firing or resolved (default: both).")] = "firing",
-    ci: Annotated[str | None, typer.Option(help="Only this CI system.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Firing and resolved.")] = False,
-    limit: LimitOption = 50,
-    cursor: CursorOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -283,6 +277,18 @@ def incidents(
     with _errors():
         sys.stdout.write(report_card.RENDERERS[fmt](fetched.model, url))
         sys.stdout.flush()
+
+
+def incidents(
+    state: Annotated[str | None, typer.Option(help="firing or resolved (default: both).")] = "firing",
+    ci: Annotated[str | None, typer.Option(help="Only this CI system.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Firing and resolved.")] = False,
+    limit: LimitOption = 50,
+    cursor: CursorOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Incidents, newest first: the open ones unless --all or --state resolved."""
     if state not in (None, "firing", "resolved"):
         _fail(f"--state takes firing or resolved, not {state!r}", 2)

@@ -260,9 +260,9 @@ class ApiClient:
     ) -> Any:
         query = {k: v if isinstance(v, str) else str(v) for k, v in (params or {}).items() if v is not None}
         wait = self.timeout if method == "GET" or body is not None else timeout
-        content = {"json": dict(body)} if body is not None else {}
+        payload = dict(body) if body is not None else None
         try:
-            response = self._http.request(method, API_PREFIX + path, params=query, timeout=wait, **content)
+            response = self._http.request(method, API_PREFIX + path, params=query, timeout=wait, json=payload)
         except httpx.TimeoutException as exc:
             raise ClientError(f"the cidash API at {self.shown} did not answer within {wait} s") from exc
         except httpx.ConnectError as exc:
@@ -394,7 +394,9 @@ class ApiClient:
     def ack(self, incident_id: int, author: str, note: str | None) -> Fetched[IncidentOut]:
         """Acknowledge an incident (the write token must be set)."""
         path = f"/incidents/{incident_id}/ack"
-        raw = self._json("POST", path, None, body={"author": author, "note": note}, not_found=f"no incident {incident_id}")
+        raw = self._json(
+            "POST", path, None, body={"author": author, "note": note}, not_found=f"no incident {incident_id}"
+        )
         return Fetched(raw, _INCIDENT.validate_python(raw))
 
 
