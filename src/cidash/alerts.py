@@ -483,7 +483,7 @@ class AlertEngine:
             "severity": severity(rule, interval.fired_at or now, ended or now),
             "resolved_at": ended,
             "last_run_at": interval.last_run_at,
-            "summary": summary(rule, interval, now)[:1024],
+            "summary": summary(rule, interval, now, reference="most other CIs" if ci.is_reference else None)[:1024],
             "failed": interval.failed,
             "passed": interval.passed,
             "inhibited": interval.inhibited,

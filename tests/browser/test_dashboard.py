@@ -194,7 +194,7 @@ def test_a_failure_alert_shows_a_toast(demo: Demo, feed: Feed, watcher: Watcher,
     assert toast["at"] / 1000 - arrived.received <= TOAST_WITHIN_S
 
     alerts = new_page()
-    alerts.goto("./#/alerts")
+    alerts.goto(f"./#/alerts?ci={urllib.parse.quote(alert['ci'])}")  # live incidents come by the second
     alerts.get_by_test_id("alert-item").filter(has_text=alert["message"]).first.wait_for()
 
 
