@@ -330,8 +330,10 @@ def clock_text(moment: datetime, now: datetime) -> str:
     return moment.strftime("%H:%M") if now - moment < timedelta(hours=20) else moment.strftime("%Y-%m-%d %H:%M")
 
 
-def summary(rule: AlertRuleConfig, interval: Interval, now: datetime, *, reference: str = "the reference CI") -> str:
-    """The one line that says what is wrong, kept updated while the incident fires."""
+def summary(rule: AlertRuleConfig, interval: Interval, now: datetime, *, reference: str | None = None) -> str:
+    """The one line that says what is wrong, kept updated while the incident fires (`reference`:
+    who passed where it failed; the reference CI is judged by most other CIs)."""
+    reference = reference or "the reference CI"
     since = clock_text(interval.started_at, now)
     where = f" in {interval.scope}" if interval.scope else ""
     if rule.kind == "silent":
