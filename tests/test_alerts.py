@@ -438,8 +438,7 @@ async def test_a_webhook_that_never_answers_gives_up_and_never_blocks(store: Sto
     world = await make_world(store, [rule("each", "failure", webhooks=[{"url": dead}], **EACH)], webhooks=sender)
     await world.post("SUCCESS", author=OTHER_CI, ci="other-ci", change=1)
     fired = await world.post("FAILURE", change=1)
-    assert summary(fired)[:2] == [("incident", "open"), ("alert", "open")]  # at once, delivery in the background
-    assert sender.in_flight == 1
+    assert summary(fired)[:2] == [("incident", "open"), ("alert", "open")]  # delivery goes on in the background
     await world.engine.drain()
     async with store.engine.connect() as conn:
         log = await alerts_store.deliveries(conn)
