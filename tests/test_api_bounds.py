@@ -349,17 +349,16 @@ async def test_huge_numbers_and_dates_are_422_with_a_message(with_zuul: tuple[St
             response = await client.get(path)
             assert response.status_code == 422, (path, response.status_code, response.text[:200])
             assert words in response.json()["detail"], (path, response.json())
-        for verb in ("mute", "unmute"):
+        writer = {"Authorization": f"Bearer {WRITE}"}
+        for verb in ("ack", "unack", "unsilence"):
             for number in (str(2**63), HUGE, "0"):
-                response = await client.post(
-                    f"/api/v1/alerts/{number}/{verb}", headers={"Authorization": f"Bearer {WRITE}"}
-                )
+                response = await client.post(f"/api/v1/incidents/{number}/{verb}", headers=writer, json={"author": "a"})
                 assert response.status_code == 422, (verb, number[:20], response.text[:200])
-                assert "alert_id" in response.json()["detail"]
-            missing = await client.post(
-                f"/api/v1/alerts/{2**63 - 1}/{verb}", headers={"Authorization": f"Bearer {WRITE}"}
-            )
+                assert "incident_id" in response.json()["detail"]
+            missing = await client.post(f"/api/v1/incidents/{2**63 - 1}/{verb}", headers=writer, json={"author": "a"})
             assert missing.status_code == 404, "the largest id is valid, just not there"
+        huge_get = await client.get(f"/api/v1/incidents/{HUGE}")
+        assert huge_get.status_code == 422 and "incident_id" in huge_get.json()["detail"]
         for header in (HUGE, str(2**63), "12abc"):
             response = await client.get("/api/v1/events", headers={"Last-Event-ID": header})
             assert response.status_code == 422, response.text[:200]
