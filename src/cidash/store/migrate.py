@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -90,11 +91,16 @@ async def _migrate(database_url: str, action: str, revision: str) -> None:
     mysql = engine.dialect.name in ("mysql", "mariadb")
     try:
         async with contextlib.AsyncExitStack() as stack:
-            try:
-                # SQLite: BEGIN IMMEDIATE takes the write lock first, so concurrent upgrades queue up
-                connection = await stack.enter_async_context(writer_engine(engine).begin())
-            except (sa.exc.DBAPIError, OSError) as exc:  # not there, or refused us: one line, no traceback
-                raise _unreachable(database_url, exc) from None
+            deadline = time.monotonic() + MIGRATE_LOCK_WAIT_S
+            while True:
+                try:
+                    # SQLite: BEGIN IMMEDIATE takes the write lock first, so concurrent upgrades queue up
+                    connection = await stack.enter_async_context(writer_engine(engine).begin())
+                    break
+                except (sa.exc.DBAPIError, OSError) as exc:  # not there, or refused us: one line, no traceback
+                    if not mysql and "database is locked" in str(exc) and time.monotonic() < deadline:
+                        continue  # another upgrade outlasted SQLite's busy timeout: keep queueing, as GET_LOCK does
+                    raise _unreachable(database_url, exc) from None
             if mysql:
                 locked = await connection.scalar(
                     sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": MIGRATE_LOCK, "wait": MIGRATE_LOCK_WAIT_S}
