@@ -74,6 +74,8 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
             sim.faults.apply(FaultRequest(dropped_output=25))
             sim.faults.apply(FaultRequest(rest_429_s=3))
             await wait_for(lambda: sim.hub.published > half, 60, "half the traffic")
+            # a starved collector may still be reconnecting at half-time
+            await wait_for(lambda: collector.stream.stats.reconnects >= 1, 30, "a reconnect after the SSH drop")
             first_dead = collector.ingestor.stats.dead_lettered
             first_reconnects = collector.stream.stats.reconnects
 
