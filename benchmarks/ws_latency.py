@@ -4,7 +4,7 @@ Three processes on loopback:
 
 * the API: `cidash serve --role api --no-migrate` over a temporary SQLite database, with the
   Redis bus (the local Redis, on a channel of its own);
-* the publisher (this script with --publisher): a `cidash.runtime.Runtime` that does not collect
+* the publisher (this script with --publisher): a `cidash.service.runtime.Runtime` that does not collect
   and does not serve. Every 20 ms (--batch-ms) it parses a batch of CI comments with the product's parser,
   stores them (`Store.write_comments`: runs, rollups and `run` feed messages in one
   transaction) and publishes them with `Runtime.publish_written` (Redis, then alerts), stamping
@@ -44,9 +44,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench_server import api_server, cpu_seconds, quantile, raise_fd_limit
 from cidash.config import CISystemConfig, Settings
-from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.process import freeze_startup_heap, run
-from cidash.runtime import Runtime
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.service.process import freeze_startup_heap, run
+from cidash.service.runtime import Runtime
 from cidash.store.engine import create_engine
 from cidash.store.feed import FeedFilter, messages_since
 from cidash.store.migrate import upgrade

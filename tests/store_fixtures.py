@@ -29,7 +29,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.parsing import CommentKind, JobResult, ParsedComment
 from cidash.store import Store
 from cidash.store.migrate import upgrade

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from cidash.alertmanager import AlertmanagerPusher
-from cidash.alerts import AlertEngine
+from cidash.alerts.alertmanager import AlertmanagerPusher
+from cidash.alerts.engine import AlertEngine
 from cidash.config import AlertmanagerConfig
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module

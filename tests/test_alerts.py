@@ -1,4 +1,4 @@
-"""cidash.alerts on both engines: incidents open at the run that made them true, update without
+"""cidash.alerts.engine on both engines: incidents open at the run that made them true, update without
 notifying, resolve once; failures are judged against the reference CI; history and maintenance
 stay quiet; silence; every edge notified once (takeover included); webhooks per edge (signed,
 retried, logged); ack, silence and maintenance through the REST routes."""
@@ -17,18 +17,18 @@ import pytest_asyncio
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from cidash.alerts import DEFAULT_RULES, AlertEngine, silence_incident
+from cidash.alerts.engine import DEFAULT_RULES, AlertEngine, silence_incident
+from cidash.alerts.webhooks import WebhookSender, verify
 from cidash.api import alert_routes
 from cidash.config import AlertRuleConfig, Settings, WebhookConfig
+from cidash.domain.comments import AccountRef
+from cidash.domain.urls import redact_url
+from cidash.domain.views import AlertOut, FeedMessage, IncidentOut
 from cidash.errors import ConfigError
-from cidash.observations import AccountRef
 from cidash.parsing import CommentKind, ParsedComment
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module
 from cidash.store.models_live import alerts_t, feed_t, incidents_t
-from cidash.urls import redact_url
-from cidash.views import AlertOut, FeedMessage, IncidentOut
-from cidash.webhooks import WebhookSender, verify
 from tests.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 OTHER_CI = AccountRef(account_id=9002, username="other-ci", name="Other CI", email="ci@other.example")

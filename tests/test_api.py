@@ -28,8 +28,9 @@ from cidash.api import create_app
 from cidash.api.app import content_security_policy
 from cidash.api.routes_runs import CSV_COLUMNS
 from cidash.config import ApiConfig, CISystemConfig, Settings
+from cidash.domain.comments import AccountRef
+from cidash.domain.views import ServerStatus
 from cidash.gerrit.normalize import comments_from_change
-from cidash.observations import AccountRef
 from cidash.parsing import CommentParser
 from cidash.sim.rest import change_info
 from cidash.sim.world import World
@@ -38,7 +39,6 @@ from cidash.store import models as m
 from cidash.store.engine import create_engine
 from cidash.store.models_live import rollups_t
 from cidash.store.rollups import rebuild_rollups
-from cidash.views import ServerStatus
 from tests.store_fixtures import observed, parsed
 
 REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]

@@ -37,8 +37,8 @@ from websockets.exceptions import ConnectionClosed
 from cidash.api import alert_routes, create_app, live
 from cidash.api.app import content_security_policy
 from cidash.config import ApiConfig, Settings
+from cidash.domain.views import ServerStatus
 from cidash.store import Store
-from cidash.views import ServerStatus
 from tests.store_fixtures import ZUUL, observed, parsed
 
 pytestmark = pytest.mark.timeout(120)

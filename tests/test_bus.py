@@ -1,4 +1,4 @@
-"""cidash.bus: LocalBus and RedisBus fan-out, replicas, overflow and reconnects.
+"""cidash.live.bus: LocalBus and RedisBus fan-out, replicas, overflow and reconnects.
 
 RedisBus tests use the Redis at 127.0.0.1:6379 (``CIDASH_TEST_REDIS_URL``) for real, with a
 channel prefix of their own; when Redis is down they FAIL (start it: ``redis-server --daemonize yes``).
@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from cidash.bus import Bus, BusClosedError, LocalBus, RedisBus, Subscription, decode, encode, make_bus
+from cidash.domain.views import FeedMessage
 from cidash.errors import CidashError
-from cidash.views import FeedMessage
+from cidash.live.bus import Bus, BusClosedError, LocalBus, RedisBus, Subscription, decode, encode, make_bus
 
 REDIS_URL = os.environ.get("CIDASH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -1,7 +1,7 @@
 """The API client commands (`cidash systems`, `system`, `runs`, `grid`, `alerts`, `watch`) end to end.
 
 Every test runs the commands through typer's CliRunner against a real HTTP server on a loopback
-port: a small FastAPI app serving fixture JSON built from the :mod:`cidash.views` models (plus a
+port: a small FastAPI app serving fixture JSON built from the :mod:`cidash.domain.views` models (plus a
 websocket speaking the live-feed protocol) under uvicorn in a background thread, and the real
 API (`cidash.api.app.create_app`) over a store filled through `cidash.store.Store`.
 """
@@ -37,8 +37,7 @@ from cidash.client.http import backoff_delay, printable
 from cidash.client.render import NOTE_INDENT, column_key, duration, pct, time_ago
 from cidash.client.report_card import markdown, report_csv, report_html
 from cidash.config import CISystemConfig, Settings
-from cidash.store import Store
-from cidash.views import (
+from cidash.domain.views import (
     AlertOut,
     AlertPage,
     FeedMessage,
@@ -52,6 +51,7 @@ from cidash.views import (
     SystemDetail,
     SystemSummary,
 )
+from cidash.store import Store
 from tests.store_fixtures import ZUUL, observed, parsed
 
 pytestmark = pytest.mark.timeout(60)
@@ -973,7 +973,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     ``since``); every id once, in order."""
     from cidash.api import live
     from cidash.api.app import create_app
-    from cidash.bus import make_bus
+    from cidash.live.bus import make_bus
     from cidash.store import feed
     from cidash.store.derived import InsertedRun
 

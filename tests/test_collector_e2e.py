@@ -16,7 +16,7 @@ import pytest
 
 from cidash import metrics
 from cidash.collector.service import ServerCollector
-from cidash.runtime import Runtime
+from cidash.service.runtime import Runtime
 from cidash.sim.faults import FaultRequest
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cidash.collector.election import LEASE_S, Leadership
-from cidash.runtime import Runtime
+from cidash.service.runtime import Runtime
 from cidash.sim.runner import RunningSim, SimOptions
 from tests.sim_fixtures import client_key, compare, fetch_truth, sim_settings
 

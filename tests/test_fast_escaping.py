@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cidash.domain.text import clean, clip
 from cidash.errors import ConfigError
 from cidash.store import fast
 from cidash.store.engine import create_engine, normalise_url
-from cidash.store.text import clean, clip
 from cidash.store.types import KeyString, LongText
 from tests.store_fixtures import _create_mysql_database, _drop_mysql_database
 

@@ -12,13 +12,13 @@ from datetime import timedelta
 import orjson
 import sqlalchemy as sa
 
-from cidash.observations import AccountRef
+from cidash.domain.comments import AccountRef
+from cidash.domain.views import FeedMessage, RunOut
 from cidash.parsing import JobResult
 from cidash.store import Store, WriteStats
 from cidash.store import feed as feed_module
 from cidash.store.feed import FeedEntry, FeedFilter, first_log_url, result_class
 from cidash.store.models_live import feed_t
-from cidash.views import FeedMessage, RunOut
 from tests.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 

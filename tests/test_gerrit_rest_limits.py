@@ -19,7 +19,7 @@ import pytest
 from cidash.config import Settings
 from cidash.errors import GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient, ResponseTooLargeError
-from cidash.runtime import Runtime
+from cidash.service.runtime import Runtime
 from tests.loopback_http import Request, answer, loopback_server, trickle, trickled_gerrit_answer
 
 MiB = 1024 * 1024

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 
 from cidash import health
 from cidash.config import CISystemConfig
-from cidash.observations import AccountRef
+from cidash.domain.comments import AccountRef
+from cidash.domain.views import SystemSummary
 from cidash.parsing import Result
 from cidash.store import Store, queries
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups, result_class
-from cidash.views import SystemSummary
 from tests.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 from tests.test_api import load_history
 

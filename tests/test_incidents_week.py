@@ -2,7 +2,7 @@
 incident model with the default rules. No incident for a healthy CI, an incident for every broken
 and every silent one, at most a warning for a flaky one.
 
-The world's result comments go straight into :mod:`cidash.incidents` (no database, no real
+The world's result comments go straight into :mod:`cidash.alerts.model` (no database, no real
 time): the same judgement and walk the alert engine runs on stored runs, and its silence check
 once an hour of simulated time, as the engine's tick does once a minute."""
 
@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cidash.alerts import DEFAULT_RULES
-from cidash.incidents import Interval, JudgedRun, judge, severity, silence, silence_over, walk
+from cidash.alerts.engine import DEFAULT_RULES
+from cidash.alerts.model import Interval, JudgedRun, judge, severity, silence, silence_over, walk
 from cidash.sim.personas import Persona
 from cidash.sim.world import World
 from cidash.store.rollups import result_class

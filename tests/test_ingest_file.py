@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from cidash.collector.ingest_file import ingest_file
 from cidash.config import CISystemConfig, Settings
+from cidash.domain.comments import AccountRef, Source
 from cidash.gerrit.events import MAX_LINE_BYTES, StreamEvent
 from cidash.gerrit.normalize import comment_from_event
-from cidash.observations import AccountRef, Source
 from cidash.parsing import CommentKind, CommentParser
 from cidash.sim.world import World
 from cidash.store import Store

@@ -23,15 +23,15 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
 from cidash import metrics
-from cidash.alerts import AlertEngine
+from cidash.alerts.engine import AlertEngine
 from cidash.api import alert_routes, live
 from cidash.api.live import LiveOptions, live_clients
-from cidash.bus import Bus, LocalBus, RedisBus
 from cidash.config import AlertRuleConfig, CISystemConfig, Settings
-from cidash.observations import AccountRef
+from cidash.domain.comments import AccountRef
+from cidash.domain.views import FeedMessage
+from cidash.live.bus import Bus, LocalBus, RedisBus
 from cidash.store import Store
 from cidash.store import feed as feed_module
-from cidash.views import FeedMessage
 from tests.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cidash.config import CISystemConfig
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.errors import ConfigError
-from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.parsing import (
     INFRA_RESULTS,
     TEST_FAILURE_RESULTS,

@@ -27,7 +27,7 @@ from cidash.realgerrit.drive import drive
 from cidash.realgerrit.poster import Poster
 from cidash.realgerrit.scenario import run_scenario
 from cidash.realgerrit.writer import ident
-from cidash.runtime import Runtime
+from cidash.service.runtime import Runtime
 from cidash.sim.world import World
 from cidash.store import Store
 from tests.fidelity import (

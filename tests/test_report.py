@@ -17,10 +17,10 @@ import pytest
 from cidash.api import create_app
 from cidash.client.report_card import ROWS_PER_PAGE, arrow, markdown, report_csv, report_html, sparkline
 from cidash.config import CISystemConfig, Settings
+from cidash.domain.views import ReportCard
 from cidash.store import Store
 from cidash.store.report import week_end
 from cidash.store.rollups import rebuild_rollups
-from cidash.views import ReportCard
 from tests.store_fixtures import THIRD_PARTY, ZUUL, observed, parsed
 
 REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]

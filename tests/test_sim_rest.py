@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from cidash.sim.comments import HOSTILE_DETAIL
+from cidash.sim.ci_texts import HOSTILE_DETAIL
 from cidash.sim.faults import Faults
 from cidash.sim.query import parse_query
 from cidash.sim.rest import create_rest_app, gerrit_query_lines

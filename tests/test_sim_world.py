@@ -17,7 +17,7 @@ import pytest
 
 from cidash.gerrit.events import StreamEvent
 from cidash.gerrit.wire import parse_timestamp
-from cidash.sim.comments import HOSTILE_DETAIL, Job, overall_result, zuul_duration
+from cidash.sim.ci_texts import HOSTILE_DETAIL, Job, overall_result, zuul_duration
 from cidash.sim.personas import Persona, Style
 from cidash.sim.world import Change, Message, World
 

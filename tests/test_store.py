@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from cidash.config import CISystemConfig
+from cidash.domain.comments import AccountRef, Source
 from cidash.errors import ConfigError
-from cidash.observations import AccountRef, Source
 from cidash.parsing import CommentKind, JobResult
 from cidash.store import DEDUP_WINDOW, Store, downgrade, upgrade
 from cidash.store import comments as comments_module

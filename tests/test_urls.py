@@ -1,4 +1,4 @@
-"""cidash.urls: the one definition of a linkable URL and of a URL printed without its credentials."""
+"""cidash.domain.urls: the one definition of a linkable URL and of a URL printed without its credentials."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from cidash.domain.urls import redact_url
+from cidash.domain.views import RunOut
 from cidash.parsing import JobResult
 from cidash.store import Store, queries
 from cidash.store import feed as feed_module
-from cidash.urls import redact_url
-from cidash.views import RunOut
 from tests.store_fixtures import T0, observed, parsed
 
 
@@ -34,15 +34,16 @@ def test_redact_url_never_raises_and_never_shows_credentials(url: str, shown: st
 
 
 def test_the_bus_and_the_webhooks_share_redact_url() -> None:
-    from cidash import bus, webhooks
+    from cidash.alerts import webhooks
+    from cidash.live import bus
 
     assert bus.redact_url is redact_url and webhooks.redact_url is redact_url
 
 
 @pytest.mark.parametrize("url", ["redis://:pw@127.0.0.1:99999/0", "redis://:pw@[::1]:1/0"])
 async def test_an_unreachable_redis_is_reported_without_crashing_the_report(url: str) -> None:
-    from cidash.bus import RedisBus
     from cidash.errors import CidashError
+    from cidash.live.bus import RedisBus
 
     with pytest.raises(CidashError) as raised:
         await RedisBus(url, connect_timeout_s=1).start()
@@ -67,7 +68,7 @@ LINK_CASES = [
 
 @pytest.mark.parametrize(("urls", "link"), LINK_CASES)
 def test_log_url_cases(urls: list[str | None], link: str | None) -> None:
-    from cidash.urls import log_url
+    from cidash.domain.urls import log_url
 
     assert log_url(urls) == link
 

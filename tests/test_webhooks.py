@@ -1,4 +1,4 @@
-"""cidash.webhooks against real receivers on loopback: a receiver trickling bytes cannot hold up a
+"""cidash.alerts.webhooks against real receivers on loopback: a receiver trickling bytes cannot hold up a
 healthy one, every attempt ends at its deadline, a lane's backlog is bounded (and says what it
 dropped), and a signed delivery cannot be replayed."""
 
@@ -9,8 +9,8 @@ import json
 import time
 
 from cidash import metrics
+from cidash.alerts.webhooks import Payload, WebhookSender, verify
 from cidash.config import Settings, WebhookConfig
-from cidash.webhooks import Payload, WebhookSender, verify
 from tests.loopback_http import Request, answer, loopback_server, trickle
 
 

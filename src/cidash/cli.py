@@ -15,10 +15,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import orjson
 import typer
 
-from cidash import process
 from cidash.config import Settings, load_settings
+from cidash.domain.spans import parse_span
 from cidash.errors import CidashError
-from cidash.spans import parse_span
+from cidash.service import process
 
 T = TypeVar("T")
 
@@ -113,7 +113,7 @@ class _StopSignals:
             self._loop.add_signal_handler(sig, self._first)
 
     def _first(self) -> None:
-        from cidash.runtime import STOP_DEADLINE_S
+        from cidash.service.runtime import STOP_DEADLINE_S
 
         self.event.set()
         process.exit_hard_after(STOP_DEADLINE_S + 3, "stop requested")
@@ -144,7 +144,7 @@ def serve(
     ] = False,
 ) -> None:
     """Collect from every configured Gerrit server and serve the dashboard and API until interrupted."""
-    from cidash.runtime import Runtime
+    from cidash.service.runtime import Runtime
 
     settings = _settings(role=role)
     if insecure_host_key:
@@ -182,7 +182,7 @@ def demo(
     history: Annotated[str, typer.Option(help="Simulated history to backfill first.")] = "7d",
 ) -> None:
     """Run the Gerrit simulator and cidash together on loopback: a live dashboard in seconds."""
-    from cidash.demo import run_demo
+    from cidash.service.demo import run_demo
 
     try:
         span = parse_span(history)
@@ -232,7 +232,7 @@ def backfill(
 
     from cidash.collector.backfill import run_backfill
     from cidash.gerrit.rest import GerritRestClient
-    from cidash.runtime import Runtime
+    from cidash.service.runtime import Runtime
 
     try:
         span = parse_span(since)

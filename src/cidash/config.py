@@ -138,7 +138,7 @@ class WebhookConfig(BaseModel):
 
 
 class WebhookDeliveryConfig(BaseModel):
-    """How webhooks are delivered (see cidash.webhooks): the limits of one receiver's lane."""
+    """How webhooks are delivered (see cidash.alerts.webhooks): the limits of one receiver's lane."""
 
     model_config = {"extra": "forbid"}
 
@@ -153,7 +153,7 @@ class WebhookDeliveryConfig(BaseModel):
 class AlertRuleConfig(BaseModel):
     """One alert rule: a condition that opens an incident per CI (and per project with
     ``per_project``) when it holds and resolves it when it clears. The parameters a kind does not
-    use are ignored. Failures count only when judged against the CI (see :mod:`cidash.incidents`).
+    use are ignored. Failures count only when judged against the CI (see :mod:`cidash.alerts.model`).
 
     * ``failure``: a counted failure, until the next success.
     * ``consecutive_failures``: ``count`` counted failures in a row.
@@ -165,7 +165,7 @@ class AlertRuleConfig(BaseModel):
 
     Damping: the condition must hold ``for_s`` seconds and over ``for_runs`` counted failures
     before the incident opens, and be clear ``clear_s`` before it resolves (None: the kind's
-    default, :data:`cidash.incidents.DEFAULT_DAMPING`). An incident that lasted
+    default, :data:`cidash.alerts.model.DEFAULT_DAMPING`). An incident that lasted
     ``escalate_after_s`` is critical whatever its ``severity``.
     """
 

@@ -17,14 +17,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig, ResultPatterns, Settings
-from cidash.gerrit.events import EventParseError, StreamEvent
-from cidash.gerrit.normalize import account_from_wire, comment_from_event, read_approvals
-from cidash.gerrit.wire import from_epoch, loose_int
-from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.parsing import CommentKind, CommentParser, ParsedComment
-from cidash.store import queries, reading
-from cidash.store.queries import SystemRow
-from cidash.views import (
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.domain.views import (
     CandidateRule,
     ExplainedComment,
     ExplainedText,
@@ -34,6 +28,12 @@ from cidash.views import (
     ReadCounts,
     Verdict,
 )
+from cidash.gerrit.events import EventParseError, StreamEvent
+from cidash.gerrit.normalize import account_from_wire, comment_from_event, read_approvals
+from cidash.gerrit.wire import from_epoch, loose_int
+from cidash.parsing import CommentKind, CommentParser, ParsedComment
+from cidash.store import queries, reading
+from cidash.store.queries import SystemRow
 
 
 def verdict(parsed: ParsedComment) -> dict[str, Any]:

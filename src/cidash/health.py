@@ -52,6 +52,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.views import HealthWindow, State, VoteQuality, Window
 from cidash.store import models as m
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.rollups import (
@@ -63,7 +64,6 @@ from cidash.store.rollups import (
     latency_bucket_sql,
 )
 from cidash.store.types import UTCDateTime, is_mysql
-from cidash.views import HealthWindow, State, VoteQuality, Window
 
 log = logging.getLogger(__name__)
 

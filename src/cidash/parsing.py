@@ -1,6 +1,6 @@
 """Reading CI comments: is this account a CI, and what did its comment say?
 
-:class:`CommentParser` turns one :class:`~cidash.observations.ObservedComment` into a
+:class:`CommentParser` turns one :class:`~cidash.domain.comments.ObservedComment` into a
 :class:`ParsedComment`. It knows these report formats (the ``Patch Set N: Verified+1`` header
 Gerrit writes may or may not be there):
 
@@ -37,8 +37,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 from cidash.config import CISystemConfig
+from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.errors import ConfigError
-from cidash.observations import AccountRef, ObservedComment
 
 # Bumped whenever the same comment text could parse differently (the store records it per run).
 PARSER_VERSION = "2"

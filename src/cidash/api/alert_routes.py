@@ -10,16 +10,12 @@ from typing import Literal, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from cidash.alerts import DEFAULT_RULES, AlertEngine, acknowledge, judge_runs, rule_views, silence_incident
+from cidash.alerts.engine import DEFAULT_RULES, AlertEngine, acknowledge, judge_runs, rule_views, silence_incident
 from cidash.api.auth import require_read, require_write
 from cidash.api.params import Instant, StoredId, decode_id_cursor, encode_id_cursor
 from cidash.config import AlertKind, Settings
-from cidash.store import alerts_store
-from cidash.store.engine import writer_engine
-from cidash.store.types import to_aware_utc
-from cidash.store.writer import Store
-from cidash.urls import log_url
-from cidash.views import (
+from cidash.domain.urls import log_url
+from cidash.domain.views import (
     AckIn,
     AlertPage,
     AlertRuleOut,
@@ -33,6 +29,10 @@ from cidash.views import (
     SilenceIn,
     TimelineRun,
 )
+from cidash.store import alerts_store
+from cidash.store.engine import writer_engine
+from cidash.store.types import to_aware_utc
+from cidash.store.writer import Store
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "A token is required"},

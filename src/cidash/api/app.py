@@ -31,10 +31,10 @@ from cidash import metrics
 from cidash.api.guard import RequestGuard, document_refusals
 from cidash.api.routes import api_router
 from cidash.config import Settings
+from cidash.domain.views import ServerStatus
 from cidash.health import TTLCache
 from cidash.store import queries
 from cidash.store.writer import Store
-from cidash.views import ServerStatus
 
 log = logging.getLogger(__name__)
 

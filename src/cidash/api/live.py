@@ -58,14 +58,14 @@ from starlette.datastructures import QueryParams
 from cidash import metrics
 from cidash.api.auth import bearer_token, read_allowed, require_read
 from cidash.api.params import parse_id
-from cidash.bus import Bus, BusClosedError
 from cidash.config import Settings
-from cidash.process import cancel_and_wait
+from cidash.domain.views import FeedMessage
+from cidash.live.bus import Bus, BusClosedError
+from cidash.service.process import cancel_and_wait
 from cidash.store import feed
 from cidash.store.feed import FeedFilter, StoredFeedRow
 from cidash.store.types import MAX_ID
 from cidash.store.writer import Store
-from cidash.views import FeedMessage
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.auth import require_badge, require_read
 from cidash.config import Settings
+from cidash.domain.views import ErrorOut
 from cidash.health import HealthCache
 from cidash.store import queries
 from cidash.store.writer import Store
-from cidash.views import ErrorOut
 
 API_PREFIX = "/api/v1"
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.api.auth import require_write
 from cidash.api.params import StoredId
 from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
+from cidash.domain.views import ErrorOut, RunOut, RunPage
 from cidash.store import queries
-from cidash.views import ErrorOut, RunOut, RunPage
 
 router = APIRouter(tags=["runs"])
 

@@ -13,8 +13,17 @@ from cidash import health
 from cidash.api.auth import require_write
 from cidash.api.routes import NOT_FOUND, cache_of, connection, query_error, settings_of, store_of, system_or_404
 from cidash.api.routes_runs import CSV_RESPONSE, ResultParam, csv_response, run_filters
+from cidash.domain.views import (
+    Grid,
+    JobBreakdown,
+    RunPage,
+    SeriesPoint,
+    SystemDetail,
+    SystemPatch,
+    SystemSummary,
+    Window,
+)
 from cidash.store import queries
-from cidash.views import Grid, JobBreakdown, RunPage, SeriesPoint, SystemDetail, SystemPatch, SystemSummary, Window
 
 router = APIRouter(tags=["systems"])
 

@@ -23,8 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cidash.client import render, report_card
 from cidash.client.http import DEFAULT_URL, FEED_KINDS, ApiClient, ClientError, FeedWatcher, Subscription, one_line
-from cidash.spans import parse_span
-from cidash.views import FeedMessage
+from cidash.domain.spans import parse_span
+from cidash.domain.views import FeedMessage
 
 WINDOWS = ("1h", "24h", "7d", "30d")
 REPARSE_POLL_S = 0.5  # how often `cidash reparse` asks for progress

@@ -1,7 +1,7 @@
 """Talking to the cidash API: JSON over HTTP (httpx) and the live feed over a websocket (websockets).
 
 Every failure an operator can act on becomes a :class:`ClientError` whose message is one line;
-responses are checked against the read models of :mod:`cidash.views` before anyone uses them.
+responses are checked against the read models of :mod:`cidash.domain.views` before anyone uses them.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from cidash.errors import CidashError
-from cidash.urls import redact_url
-from cidash.views import (
+from cidash.domain.urls import redact_url
+from cidash.domain.views import (
     AlertPage,
     FeedMessage,
     Grid,
@@ -36,6 +35,7 @@ from cidash.views import (
     SystemDetail,
     SystemSummary,
 )
+from cidash.errors import CidashError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"

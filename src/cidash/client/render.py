@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cidash.client.http import one_line, printable, safe_url
-from cidash.views import (
+from cidash.domain.views import (
     AlertOut,
     FeedMessage,
     Grid,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cidash.client.http import printable
 from cidash.client.render import DASH, duration
-from cidash.views import ReportCard, ReportNumbers, ReportRow
+from cidash.domain.views import ReportCard, ReportNumbers, ReportRow
 
 FORMATS = ("md", "html", "csv")
 ROWS_PER_PAGE = 10

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cidash.domain.comments import ObservedComment, Source
 from cidash.gerrit.events import EventParseError, StreamEvent
 from cidash.gerrit.normalize import comment_from_event
 from cidash.gerrit.wire import from_epoch
-from cidash.observations import ObservedComment, Source
 from cidash.parsing import CommentParser, ParsedComment
 from cidash.store.comments import WriteStats
 from cidash.store.journal import JournalEvent

@@ -15,8 +15,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from cidash.collector.ingest import Batch, Ingestor, IngestStats
 from cidash.config import Settings
+from cidash.domain.comments import Source
 from cidash.gerrit.stream import LineFramer
-from cidash.observations import Source
 from cidash.parsing import CommentParser
 from cidash.store import hooks
 from cidash.store.engine import is_sqlite

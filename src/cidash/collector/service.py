@@ -24,7 +24,7 @@ from cidash.errors import GerritAuthError, GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient
 from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
-from cidash.process import cancel_and_wait
+from cidash.service.process import cancel_and_wait
 from cidash.store.comments import WriteStats
 from cidash.store.writer import Store
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.gerrit.events import StreamEvent, well_formed_approvals
 from cidash.gerrit.wire import from_epoch, loose_int, parse_timestamp
-from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.parsing import split_header_votes, strip_patchset_header
 
 

@@ -17,7 +17,7 @@ from cidash.config import ApiConfig
 from cidash.realgerrit.community import CI_GROUP, REFERENCE, build_community
 from cidash.realgerrit.drive import DriveStats, drive
 from cidash.realgerrit.site import GerritSiteError, create_site
-from cidash.runtime import Runtime
+from cidash.service.runtime import Runtime
 
 
 async def _demo(directory: Path, port: int, rate: float, began: float) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from cidash.realgerrit.community import Community, Person
 from cidash.realgerrit.site import ADMIN_USER
 from cidash.realgerrit.writer import GerritWriter, ident
-from cidash.sim.comments import MERGE_FAILED_BODY, Job, one_job_report, overall_result, recheck_footer, result_body
+from cidash.sim.ci_texts import MERGE_FAILED_BODY, Job, one_job_report, overall_result, recheck_footer, result_body
 from cidash.sim.personas import ONE_JOB_STYLES, Style
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from cidash.realgerrit.community import REFERENCE, THIRD_PARTY, Person
 from cidash.realgerrit.poster import ChangeRef, Poster
-from cidash.sim.comments import HOSTILE_DETAIL, Job
+from cidash.sim.ci_texts import HOSTILE_DETAIL, Job
 from cidash.sim.personas import Style
 
 CISCO, NETAPP, POWERKVM, HYPERV, NSX, FORGE, STORPOOL, NEXENTA, DELLEMC, QNAP = THIRD_PARTY

@@ -38,8 +38,8 @@ from cidash.gerrit.events import (
     ref_updated,
 )
 from cidash.gerrit.wire import format_timestamp
-from cidash.sim import comments as text
-from cidash.sim.comments import (
+from cidash.sim import ci_texts as text
+from cidash.sim.ci_texts import (
     HOSTILE_DETAIL,
     MERGE_FAILED_BODY,
     TEST_FAILURES,

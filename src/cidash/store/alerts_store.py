@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.text import clip, clip_required
+from cidash.domain.views import AlertOut, IncidentNoteOut, IncidentOut, MaintenanceOut
 from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, chunks
 from cidash.store.models_live import (
@@ -23,9 +25,7 @@ from cidash.store.models_live import (
     maintenance_t,
 )
 from cidash.store.rollups import ResultClass, result_class
-from cidash.store.text import clip, clip_required
 from cidash.store.types import to_aware_utc
-from cidash.views import AlertOut, IncidentNoteOut, IncidentOut, MaintenanceOut
 
 ERROR_LEN = 1024
 
@@ -627,7 +627,7 @@ async def deliveries(conn: AsyncConnection, alert_id: int | None = None) -> list
 
 
 async def job_urls(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[str | None]]:
-    """Each run's job URLs in job order (its log link: :func:`cidash.urls.log_url`)."""
+    """Each run's job URLs in job order (its log link: :func:`cidash.domain.urls.log_url`)."""
     jobs = m.jobs_t
     found: dict[int, list[tuple[int, str | None]]] = {}
     for part in chunks(sorted(set(run_ids)), IN_CHUNK):

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
-from cidash.observations import AccountRef
+from cidash.domain.comments import AccountRef
+from cidash.domain.text import clip, clip_required
 from cidash.store import models as m
 from cidash.store.comments import CommentWriter
-from cidash.store.text import clip, clip_required
 
 _DEMOTED = {"source": m.CISource.DETECTED.value, "confirmed": False}
 

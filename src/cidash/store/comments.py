@@ -25,14 +25,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.observations import ObservedComment
+from cidash.domain.comments import ObservedComment
+from cidash.domain.text import clip, clip_required
 from cidash.parsing import CommentKind, JobResult, ParsedComment
 from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match
 from cidash.store.derived import InsertedRun
 from cidash.store.fast import can_return, insert_formatted, insert_rows, row_format, select_in, update_rows
-from cidash.store.text import clip, clip_required
 
 MAX_RAW_CHARS = 1_000_000  # a CI comment is a few KB; this keeps one row far below max_allowed_packet
 UNKNOWN_RESULT = "UNKNOWN"

@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cidash.observations import ObservedComment
+from cidash.domain.comments import ObservedComment
 from cidash.parsing import strip_patchset_header
 
 DEDUP_WINDOW = timedelta(seconds=20)

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.store.text import clean, clip
+from cidash.domain.text import clean, clip
 from cidash.store.types import UTCDateTime, is_mysql
 
 MAX_STATEMENT_CHARS = 64_000  # a bigger row goes alone (max_allowed_packet >= 16 MiB); small enough to pipeline

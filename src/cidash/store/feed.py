@@ -27,6 +27,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.urls import log_url
+from cidash.domain.views import FeedKind, FeedMessage, JobOut, RunOut
 from cidash.parsing import INFRA_RESULTS, TEST_FAILURE_RESULTS, JobResult, Result
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
@@ -34,8 +36,6 @@ from cidash.store.fast import insert_rows
 from cidash.store.models_live import feed_t, leases_t
 from cidash.store.rollups import result_class
 from cidash.store.types import is_mysql
-from cidash.urls import log_url
-from cidash.views import FeedKind, FeedMessage, JobOut, RunOut
 
 FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state", "incident")
 FEED_LOCK = "cidash:feed"  # the leases row every feed insert locks on MySQL/MariaDB

@@ -1,4 +1,4 @@
-"""Read queries behind ``/api/v1``: rows in, :mod:`cidash.views` models out.
+"""Read queries behind ``/api/v1``: rows in, :mod:`cidash.domain.views` models out.
 
 Every function takes an open :class:`AsyncConnection` (the API opens one per request) and runs a
 bounded number of statements whatever the size of the history:
@@ -30,24 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cidash import health
 from cidash.config import CISystemConfig
-from cidash.observations import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.parsing import CommentParser
-from cidash.store import models as m
-from cidash.store import reading
-from cidash.store.bulk import IN_CHUNK, chunks
-from cidash.store.engine import writer_engine
-from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
-from cidash.store.rollups import (
-    INFRA_ERRORS,
-    SUCCESS_RESULTS,
-    TEST_FAILURES,
-    hour_floor,
-    result_class,
-)
-from cidash.store.text import clip
-from cidash.store.types import OutOfRangeError, UTCDateTime, bounded_id, bounded_utc, to_aware_utc
-from cidash.urls import log_url as log_url_of
-from cidash.views import (
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.domain.text import clip
+from cidash.domain.urls import log_url as log_url_of
+from cidash.domain.views import (
     ChangeView,
     CommentCountsOut,
     Grid,
@@ -65,6 +51,20 @@ from cidash.views import (
     UnreadCommentOut,
     Window,
 )
+from cidash.parsing import CommentParser
+from cidash.store import models as m
+from cidash.store import reading
+from cidash.store.bulk import IN_CHUNK, chunks
+from cidash.store.engine import writer_engine
+from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.rollups import (
+    INFRA_ERRORS,
+    SUCCESS_RESULTS,
+    TEST_FAILURES,
+    hour_floor,
+    result_class,
+)
+from cidash.store.types import OutOfRangeError, UTCDateTime, bounded_id, bounded_utc, to_aware_utc
 
 RESULT_CLASS_NAMES: frozenset[str] = frozenset({"success", "failure", "infra", "other"})
 RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
@@ -528,8 +528,8 @@ async def _jobs(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list
 
 
 def _log_url_sql(run_id: sa.ColumnElement[int]) -> sa.ColumnElement[str | None]:
-    """The first job URL of a run that :func:`~cidash.urls.looks_http`, as a correlated subquery walking
-    its (run_id, position) key; :func:`~cidash.urls.log_url` then decides whether it is a link."""
+    """The first job URL of a run that :func:`~cidash.domain.urls.looks_http`, as a correlated subquery walking
+    its (run_id, position) key; :func:`~cidash.domain.urls.log_url` then decides whether it is a link."""
     j = m.jobs_t
     return (
         sa.select(j.c.url)

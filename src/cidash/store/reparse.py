@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from cidash.config import CISystemConfig
+from cidash.domain.text import clip
 from cidash.parsing import PARSER_VERSION, CommentKind, JobResult
 from cidash.store import models as m
 from cidash.store.comments import UNKNOWN_RESULT
@@ -27,7 +28,6 @@ from cidash.store.engine import writer_engine
 from cidash.store.queries import stored_observed, stored_parser, system_rows
 from cidash.store.reader import job_results
 from cidash.store.rollups import rebuild_rollups
-from cidash.store.text import clip
 
 if TYPE_CHECKING:
     from cidash.store.writer import Store

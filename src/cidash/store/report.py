@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash import health
 from cidash.config import CISystemConfig
+from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
 from cidash.store.models_live import alerts_t
 from cidash.store.queries import SystemRow, config_entry, system_rows
 from cidash.store.types import UTCDateTime
-from cidash.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
 
 WEEK = timedelta(days=7)
 STATE_ORDER = {"failing": 0, "silent": 1, "degraded": 2, "unknown": 3, "healthy": 4}

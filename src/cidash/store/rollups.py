@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.text import clip_required
 from cidash.parsing import INFRA_RESULTS, TEST_FAILURE_RESULTS, Result
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
-from cidash.store.text import clip_required
 from cidash.store.types import is_mysql
 
 ResultClass = Literal["success", "failure", "infra", "other"]

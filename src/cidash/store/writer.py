@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from cidash import parsing
 from cidash.config import CISystemConfig
+from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.errors import ConfigError
-from cidash.observations import AccountRef, ObservedComment
 from cidash.parsing import ParsedComment
 from cidash.store import ci_sync, journal, reader, reparse
 from cidash.store import models as m

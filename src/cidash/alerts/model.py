@@ -4,7 +4,7 @@ how a condition becomes an incident (flap damping, severity by duration, the sum
 An incident is one condition of one rule for one CI (and one project when the rule is scoped per
 project) with a lifecycle: it opens when the condition has held long enough, stays open however
 many runs join it, and resolves when the condition has been clear long enough. The alert engine
-(:mod:`cidash.alerts`) feeds stored runs through :func:`walk` and keeps what comes out; the demo
+(:mod:`cidash.alerts.engine`) feeds stored runs through :func:`walk` and keeps what comes out; the demo
 week test feeds the simulator's runs straight in.
 
 Relative judgement (:func:`judge`): a failure counts against a CI only when the reference CI passed

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from cidash.alerts import silenced
+from cidash.alerts.engine import silenced
 from cidash.config import AlertmanagerConfig
+from cidash.domain.views import AlertOut, IncidentOut
 from cidash.store import alerts_store
 from cidash.store.models_live import incidents_t
 from cidash.store.writer import Store
-from cidash.views import AlertOut, IncidentOut
 
 log = logging.getLogger(__name__)
 

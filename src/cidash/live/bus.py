@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from cidash.domain.urls import redact_url
+from cidash.domain.views import FeedMessage
 from cidash.errors import CidashError
-from cidash.process import cancel_and_wait
-from cidash.urls import redact_url
-from cidash.views import FeedMessage
+from cidash.service.process import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

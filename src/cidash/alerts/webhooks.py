@@ -50,11 +50,11 @@ from tenacity import (
 
 from cidash import metrics
 from cidash.config import WebhookConfig, WebhookDeliveryConfig
+from cidash.domain.urls import redact_url
+from cidash.domain.views import AlertOut
 from cidash.store import alerts_store
 from cidash.store.engine import writer_engine
 from cidash.store.writer import Store
-from cidash.urls import redact_url
-from cidash.views import AlertOut
 
 log = logging.getLogger(__name__)
 

@@ -21,21 +21,21 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 
-from cidash.alertmanager import AlertmanagerPusher
-from cidash.alerts import AlertEngine
-from cidash.bus import Bus, make_bus
+from cidash.alerts.alertmanager import AlertmanagerPusher
+from cidash.alerts.engine import AlertEngine
+from cidash.alerts.webhooks import WebhookSender
 from cidash.collector.election import Leadership
 from cidash.collector.service import ServerCollector
 from cidash.config import GerritServer, Settings
-from cidash.httpserver import QuietServer
+from cidash.domain.views import FeedMessage, ServerStatus
+from cidash.live.bus import Bus, make_bus
 from cidash.parsing import CommentParser
-from cidash.process import cancel_and_wait
+from cidash.service.httpserver import QuietServer
+from cidash.service.process import cancel_and_wait
 from cidash.store import hooks
 from cidash.store.comments import WriteStats
 from cidash.store.migrate import upgrade, wait_for_schema
 from cidash.store.writer import Store
-from cidash.views import FeedMessage, ServerStatus
-from cidash.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import asyncssh
 from pydantic import SecretStr
 
 from cidash.config import ApiConfig, CISystemConfig, GerritServer, Settings
-from cidash.runtime import Runtime
+from cidash.service.runtime import Runtime
 from cidash.sim.runner import RunningSim, SimOptions
 
 DEMO_SERVER = "sim"

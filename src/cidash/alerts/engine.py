@@ -13,7 +13,7 @@ with time alone.
 
 Each evaluation of a CI judges its runs since a little before the earliest run that changed
 (every run of every CI on the same patch sets is looked at, so a reference result that arrives
-late re-judges the failures before it), walks every rule over them (:func:`cidash.incidents.walk`)
+late re-judges the failures before it), walks every rule over them (:func:`cidash.alerts.model.walk`)
 and reconciles what comes out with the stored incidents, matched by overlapping time: a new
 condition opens an incident (started at the run that made it true, whenever that was), a
 matched one is updated (runs, counts, summary, severity), one that cleared resolves. The
@@ -41,9 +41,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cidash.config import AlertRuleConfig, CISystemConfig, Settings
-from cidash.errors import ConfigError
-from cidash.incidents import (
+from cidash.alerts.model import (
     ALL_PROJECTS,
     RUN_KINDS,
     Interval,
@@ -57,6 +55,11 @@ from cidash.incidents import (
     unreadable,
     walk,
 )
+from cidash.alerts.webhooks import WebhookSender
+from cidash.config import AlertRuleConfig, CISystemConfig, Settings
+from cidash.domain.urls import redact_url
+from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
+from cidash.errors import ConfigError
 from cidash.store import alerts_store as q
 from cidash.store import feed, queries, reading
 from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
@@ -64,9 +67,6 @@ from cidash.store.engine import writer_engine
 from cidash.store.rollups import result_class
 from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
-from cidash.urls import redact_url
-from cidash.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
-from cidash.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -594,7 +594,7 @@ async def judge_runs(
     conn: AsyncConnection, ci: CIRef, runs: Sequence[HistoryRun]
 ) -> list[tuple[JudgedRun, str | None]]:
     """Each run of `ci` judged against the other CIs on its patch set (see
-    :func:`cidash.incidents.judge`), with the reference CI's newest result there."""
+    :func:`cidash.alerts.model.judge`), with the reference CI's newest result there."""
     results = await q.patchset_results(conn, {run.patchset_id for run in runs})
     references = set((await q.reference_ids(conn)).get(ci.server_id, []))
     judged = []
