@@ -40,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The real-Gerrit tests (tests/test_real_gerrit.py) need Java 17 and Gerrit's jars (fetched once).
+# The real-Gerrit tests (tests/realgerrit/test_real_gerrit.py) need Java 17 and Gerrit's jars (fetched once).
 gerrit:
 	@scripts/ensure-gerrit
 

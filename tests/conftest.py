@@ -1,4 +1,4 @@
-"""Shared fixtures: a database on each engine (tests/store_fixtures.py), a real Gerrit
-(tests/real_gerrit_fixtures.py)."""
+"""Shared fixtures: a database on each engine (tests/support/store_fixtures.py), a real Gerrit
+(tests/support/real_gerrit_fixtures.py)."""
 
-pytest_plugins = ["tests.store_fixtures", "tests.real_gerrit_fixtures"]
+pytest_plugins = ["tests.support.store_fixtures", "tests.support.real_gerrit_fixtures"]

@@ -14,8 +14,8 @@ import yaml
 from cidash.api.app import FRONTEND_ENV
 from cidash.config import load_settings
 from cidash.store.migrate import MIGRATIONS_ENV
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 READ_BY_CODE = {"CIDASH_CONFIG", MIGRATIONS_ENV, FRONTEND_ENV}
 
 

@@ -1,5 +1,5 @@
 """The schema (SQLAlchemy 2 typed declarative). Tables are created only by the alembic migrations
-in ``migrations/``; ``tests/test_store.py`` checks that both agree.
+in ``migrations/``; ``tests/store/test_store.py`` checks that both agree.
 
 All datetimes are naive UTC in the database and aware UTC in Python (:class:`UTCDateTime`).
 """
