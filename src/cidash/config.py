@@ -164,9 +164,9 @@ class AlertRuleConfig(BaseModel):
       ``min_runs``) were neither a result nor a start.
 
     Damping: the condition must hold ``for_s`` seconds and over ``for_runs`` counted failures
-    before the incident opens, and be clear ``clear_s`` before it resolves (None: the kind's
-    default, :data:`cidash.alerts.model.DEFAULT_DAMPING`). An incident that lasted
-    ``escalate_after_s`` is critical whatever its ``severity``.
+    before the incident opens, and be clear ``clear_s`` seconds and over ``clear_runs`` judged
+    passes before it resolves (None: the kind's default, :data:`cidash.alerts.model.DEFAULT_DAMPING`).
+    An incident that lasted ``escalate_after_s`` is critical whatever its ``severity``.
     """
 
     model_config = {"extra": "forbid"}
@@ -188,6 +188,7 @@ class AlertRuleConfig(BaseModel):
     for_s: float | None = Field(default=None, ge=0)
     for_runs: int | None = Field(default=None, ge=1)
     clear_s: float | None = Field(default=None, ge=0)
+    clear_runs: int | None = Field(default=None, ge=1)
 
 
 class AlertmanagerConfig(BaseModel):

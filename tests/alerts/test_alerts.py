@@ -138,7 +138,7 @@ def _reference(account: str) -> object:
     return CISystemConfig(account=account, reference=True)
 
 
-STREAK = {"count": 3, "for_s": 0, "clear_s": 0}
+STREAK = {"count": 3, "for_s": 0, "clear_s": 0, "clear_runs": 1}
 
 
 async def with_reference(store: Store, rules: list[AlertRuleConfig], **options: object) -> World:
@@ -172,7 +172,7 @@ async def test_an_incident_opens_updates_and_resolves_once(store: Store) -> None
     await world.post("FAILURE", author=ZUUL, ci="zuul", change=5)
     inhibited = await world.post("FAILURE", change=5)
     assert [IncidentOut.model_validate(m.data).inhibited for m in inhibited] == [1]
-    # count - 1 passes in a row end the condition; with clear_s=0 it resolves at once
+    # count - 1 passes in a row end the condition; with clear_s=0, clear_runs=1 it resolves at once
     assert summary(await world.post("SUCCESS", change=6)) == [("incident", "update")]
     resolved = await world.post("SUCCESS", change=7)
     cleared_at = world.t
@@ -211,7 +211,7 @@ async def test_failures_the_reference_shared_open_nothing(store: Store) -> None:
 
 
 async def test_damping_holds_before_opening_and_clears_before_resolving(store: Store) -> None:
-    streak = rule("streak", "consecutive_failures", count=2, for_s=1800, clear_s=1800)
+    streak = rule("streak", "consecutive_failures", count=2, for_s=1800, clear_s=1800, clear_runs=3)
     world = await with_reference(store, [streak])
     world.now[0] = T0 + timedelta(minutes=5)  # the runs below are at T0 + 1..4 min
     for change in (1, 2):
@@ -220,11 +220,43 @@ async def test_damping_holds_before_opening_and_clears_before_resolving(store: S
     assert await world.engine.tick() == []  # held 10 min of 30
     world.now[0] = world.t + timedelta(minutes=31)
     assert summary(await world.engine.tick())[:2] == [("incident", "open"), ("alert", "open")]
-    await world.post("SUCCESS", change=3, at=world.now[0])
+    await world.post("SUCCESS", change=3, at=world.now[0])  # clear from here: 1 pass of 3
+    cleared_at = world.now[0]
     world.now[0] += timedelta(minutes=20)
     assert [m.data.get("event") for m in await world.engine.tick() if m.type == "alert"] == []
-    world.now[0] += timedelta(minutes=11)
-    assert summary(await world.engine.tick())[:2] == [("incident", "resolve"), ("alert", "resolve")]
+    # a quiet night: clear for hours, but time alone is no evidence that the CI recovered
+    world.now[0] += timedelta(hours=8)
+    assert [m.data.get("event") for m in await world.engine.tick() if m.type == "alert"] == []
+    assert (await stored_incidents(store))[0].state == "firing"
+    # a failure that does not make a streak keeps it clear; two more passes resolve it
+    await world.post("SUCCESS", author=ZUUL, ci="zuul", change=4, at=world.now[0])
+    await world.post("FAILURE", change=4, at=world.now[0] + timedelta(seconds=10))
+    await world.post("SUCCESS", change=5, at=world.now[0] + timedelta(seconds=20))
+    assert (await stored_incidents(store))[0].state == "firing"
+    resolved = await world.post("SUCCESS", change=6, at=world.now[0] + timedelta(seconds=30))
+    assert summary(resolved)[:2] == [("incident", "resolve"), ("alert", "resolve")]
+    assert IncidentOut.model_validate(resolved[0].data).resolved_at == cleared_at
+
+
+async def test_time_alone_never_clears_a_failure_rate(store: Store) -> None:
+    rate = rule("rate", "failure_rate", threshold=0.5, window_s=3600, min_runs=4, for_s=0, clear_s=600)
+    world = await with_reference(store, [rate])
+    for change in range(1, 5):
+        await fail_where_reference_passed(world, change)
+    assert [i.state for i in await stored_incidents(store)] == ["firing"]
+    # days without a run: the window holds the last min_runs runs, all failed; nothing resolves
+    for days in (1, 2, 3):
+        world.now[0] = world.t + timedelta(days=days)
+        assert [m for m in await world.engine.tick() if m.type == "alert"] == []
+    assert [i.state for i in await stored_incidents(store)] == ["firing"]
+    # passes bring the rate down (clear from the second: 2 of 4 failed); 5 passes from there resolve it
+    world.now[0] = world.t + timedelta(days=4)
+    for change in range(10, 16):
+        assert [i.state for i in await stored_incidents(store)] == ["firing"]
+        await world.post("SUCCESS", change=change, at=world.now[0] + timedelta(minutes=change))
+    world.now[0] += timedelta(hours=1)
+    await world.engine.tick()
+    assert [i.state for i in await stored_incidents(store)] == ["resolved"]
 
 
 async def test_history_updates_incidents_but_pages_no_one(store: Store) -> None:

@@ -87,14 +87,15 @@ _MYSQL_RETRYABLE = {1205, 1213}
 
 
 def rule_params(rule: AlertRuleConfig) -> dict[str, float | int | str | bool | None]:
-    hold_s, hold_runs, clear_s = damping(rule)
+    damped = damping(rule)
     params: dict[str, float | int | str | bool | None] = {
         "severity": rule.severity,
         "escalate_after_s": rule.escalate_after_s,
         "per_project": rule.per_project,
-        "for_s": hold_s,
-        "for_runs": hold_runs,
-        "clear_s": clear_s,
+        "for_s": damped.hold_s,
+        "for_runs": damped.hold_runs,
+        "clear_s": damped.clear_s,
+        "clear_runs": damped.clear_runs,
     }
     if rule.kind == "consecutive_failures":
         params["count"] = rule.count

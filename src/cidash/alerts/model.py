@@ -33,6 +33,7 @@ ALL_PROJECTS = ""  # the scope of a rule that is not split per project
 # other CIs that must have failed a patch set (and outnumber its passes) to outvote a reference
 # success: a reference that passed on a recheck does not make a broken change fine
 CONSENSUS_MIN = 1
+CLEAR_RUNS = 5  # judged passes a cleared streak or rate needs before its incident resolves
 
 
 def judge(cls: ResultClass, *, reference: str | None, others: Iterable[ResultClass]) -> Verdict:
@@ -101,24 +102,37 @@ class Interval:
         return self.members[-1].posted_at if self.members else None
 
 
-def damping(rule: AlertRuleConfig) -> tuple[float, int, float]:
-    """(hold seconds, hold runs, clear seconds) of a rule: its own, else the kind's defaults."""
-    hold_s, hold_runs, clear_s = DEFAULT_DAMPING.get(rule.kind, (0.0, 1, 0.0))
-    return (
-        rule.for_s if rule.for_s is not None else hold_s,
-        rule.for_runs if rule.for_runs is not None else hold_runs,
-        rule.clear_s if rule.clear_s is not None else clear_s,
+@dataclass(frozen=True, slots=True)
+class Damping:
+    """How long and over how many runs a condition must hold before its incident opens, and how long
+    and over how many passes it must be clear before it resolves."""
+
+    hold_s: float
+    hold_runs: int
+    clear_s: float
+    clear_runs: int
+
+
+def damping(rule: AlertRuleConfig) -> Damping:
+    """A rule's damping: its own settings, else the kind's defaults."""
+    default = DEFAULT_DAMPING.get(rule.kind, Damping(0.0, 1, 0.0, 1))
+    return Damping(
+        rule.for_s if rule.for_s is not None else default.hold_s,
+        rule.for_runs if rule.for_runs is not None else default.hold_runs,
+        rule.clear_s if rule.clear_s is not None else default.clear_s,
+        rule.clear_runs if rule.clear_runs is not None else default.clear_runs,
     )
 
 
-# per kind: hold the condition this long and over this many counted failures before firing, and
-# be clear this long before resolving
-DEFAULT_DAMPING: dict[str, tuple[float, int, float]] = {
-    "failure": (0.0, 1, 0.0),
-    "consecutive_failures": (1800.0, 1, 3600.0),
-    "failure_rate": (3600.0, 1, 3600.0),
-    "silent": (0.0, 1, 0.0),
-    "unreadable": (1800.0, 1, 3600.0),
+# per kind: hold the condition this long and over this many counted failures (unread comments for
+# `unreadable`) before firing; be clear this long and over this many judged passes (read comments)
+# before resolving. Time alone never clears: a broken CI's quiet night is no evidence it recovered.
+DEFAULT_DAMPING: dict[str, Damping] = {
+    "failure": Damping(0.0, 1, 0.0, 1),
+    "consecutive_failures": Damping(1800.0, 1, 3600.0, CLEAR_RUNS),
+    "failure_rate": Damping(3600.0, 1, 3600.0, CLEAR_RUNS),
+    "silent": Damping(0.0, 1, 0.0, 1),
+    "unreadable": Damping(1800.0, 1, 3600.0, CLEAR_RUNS),
 }
 
 
@@ -210,15 +224,16 @@ RECENT_RUNS = 2000
 
 class Damper:
     """Turns a condition's true/false steps into incidents: fires once it held `hold_s` and saw
-    `hold_runs` counted failures, resolves once it was clear `clear_s` (a flap back inside the
-    clear time keeps the incident open)."""
+    `hold_runs` counted failures, resolves once it was clear `clear_s` and over `clear_runs` judged
+    passes (a flap back before both keeps the incident open)."""
 
     def __init__(self, rule: AlertRuleConfig, scope: str) -> None:
         self.rule = rule
         self.scope = scope
-        self.hold_s, self.hold_runs, self.clear_s = damping(rule)
+        self.damping = damping(rule)
         self.current: Interval | None = None
         self.clear_since: datetime | None = None
+        self.clear_passes = 0  # judged passes since it cleared, the one that cleared it included
         self.done: list[Interval] = []
         self.recent: deque[JudgedRun] = deque(maxlen=RECENT_RUNS)  # the runs before it began to hold
 
@@ -230,12 +245,16 @@ class Damper:
         if current.fired_at is None:
             if (
                 self.clear_since is None
-                and (at - current.started_at).total_seconds() >= self.hold_s
-                and current.failed >= self.hold_runs
+                and (at - current.started_at).total_seconds() >= self.damping.hold_s
+                and current.failed >= self.damping.hold_runs
             ):
                 current.fired_at = max(at, current.started_at)
             return
-        if self.clear_since is not None and (at - self.clear_since).total_seconds() >= self.clear_s:
+        if (
+            self.clear_since is not None
+            and self.clear_passes >= self.damping.clear_runs
+            and (at - self.clear_since).total_seconds() >= self.damping.clear_s
+        ):
             current.resolved_at = self.clear_since
             current.members = [run for run in current.members if run.posted_at < self.clear_since]
             self.done.append(current)
@@ -257,7 +276,9 @@ class Damper:
                 self.current = None  # a flap that never fired
                 return
             if self.clear_since is None:
-                self.clear_since = run.posted_at
+                self.clear_since, self.clear_passes = run.posted_at, 0
+        if self.clear_since is not None:
+            self.clear_passes += run.verdict == "pass"
         if self.current is not None:
             self.current.members.append(run)
         else:
