@@ -17,8 +17,9 @@ import pytest
 
 from cidash.sim.ci_texts import HOSTILE_DETAIL
 from cidash.sim.faults import Faults
+from cidash.sim.gerrit_query import gerrit_query_lines
 from cidash.sim.query import parse_query
-from cidash.sim.rest import create_rest_app, gerrit_query_lines
+from cidash.sim.rest import create_rest_app
 from cidash.sim.world import World
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

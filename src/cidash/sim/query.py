@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cidash.sim.world import Change, World
 
 Predicate = Callable[["Change"], bool]
+MAX_LIMIT = 500  # Gerrit's default Query Limit capability: the most changes one query returns
 
 
 class QueryError(ValueError):

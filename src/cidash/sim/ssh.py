@@ -22,6 +22,7 @@ from typing import Any
 import asyncssh
 
 from cidash.sim.faults import Faults
+from cidash.sim.gerrit_query import gerrit_query_lines
 from cidash.sim.hub import BATCH_SIZE, EventHub, Subscription
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,6 @@ def parse_stream_events_args(args: list[str]) -> frozenset[str] | CommandResult 
 
 
 def _query(world: Any, args: list[str]) -> CommandResult:
-    from cidash.sim.rest import gerrit_query_lines  # the REST module owns the query language
-
     lines, status = gerrit_query_lines(world, args)
     body = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
     return CommandResult(stdout=body, status=status) if status == 0 else CommandResult(stderr=body, status=status)
