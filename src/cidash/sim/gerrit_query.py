@@ -6,6 +6,7 @@ The search language itself is `cidash.sim.query` (shared with REST `/changes/`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from cidash.gerrit.events import change_ref
@@ -108,30 +109,35 @@ def query_change_attr(
     return attr
 
 
-def gerrit_query_lines(world: World, args: list[str]) -> tuple[list[bytes], int]:
-    """Run `gerrit query ARGS` (args after `query`); returns (output lines, exit status).
+_OUTPUT_FLAGS = frozenset(
+    {"--current-patch-set", "--patch-sets", "--all-approvals", "--comments", "--commit-message", "-c"}
+)
 
-    Exit 0: one JSON change per line then the stats line. Exit 1: a single `fatal: ...` line
-    (for stderr).
-    """
-    began = time.perf_counter()
+
+class _Fatal(Exception):
+    """What `gerrit query` says on stderr (as `fatal: ...`) before it exits 1."""
+
+
+@dataclass
+class _QueryArgs:
+    words: list[str] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
+    output_format: str | None = None
+    start: int = 0
+
+
+def _parse_args(args: list[str]) -> _QueryArgs:
+    """Gerrit's (args4j) reading of the command line; the query words in order."""
     if args[:2] == ["gerrit", "query"]:
         args = args[2:]
     elif args[:1] == ["query"]:
         args = args[1:]
-    output_format: str | None = None
-    start = 0
-    flags: set[str] = set()
-    words: list[str] = []
+    parsed = _QueryArgs()
     i = 0
-
-    def fatal(message: str) -> tuple[list[bytes], int]:
-        return [f"fatal: {message}\n".encode()], 1
-
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            words.extend(args[i + 1 :])
+            parsed.words.extend(args[i + 1 :])
             break
         name, has_value, inline = arg.partition("=")
         if name in ("--format", "--start", "-S"):
@@ -141,59 +147,65 @@ def gerrit_query_lines(world: World, args: list[str]) -> tuple[list[bytes], int]
                 i += 1
                 value = args[i]
             else:
-                return fatal(f'Option "{name}" takes an operand')
+                raise _Fatal(f'Option "{name}" takes an operand')
             if name == "--format":
-                output_format = value.upper()
+                parsed.output_format = value.upper()
             else:
-                try:
-                    start = int(value)
-                except ValueError:
-                    return fatal(f'"{value}" is not a valid value for "{name}"')
-                if start < 0:
-                    return fatal("start must be >= 0")
-        elif arg in (
-            "--current-patch-set",
-            "--patch-sets",
-            "--all-approvals",
-            "--comments",
-            "--commit-message",
-            "-c",
-        ):
-            flags.add(arg)
+                parsed.start = _start(name, value)
+        elif arg in _OUTPUT_FLAGS:
+            parsed.flags.add(arg)
         elif arg in _IGNORED_FLAGS:
             pass
         elif arg.startswith("-") and len(arg) > 1 and ":" not in arg:
-            return fatal(f'"{arg}" is not a valid option')
+            raise _Fatal(f'"{arg}" is not a valid option')
         else:
-            words.append(arg)
+            parsed.words.append(arg)
         i += 1
-    if output_format != "JSON":
-        return fatal("only --format=JSON is supported by the simulated Gerrit")
-    if not words:
-        return fatal('Argument "QUERY" is required')
-    text = " ".join(_requote(word) for word in words)
+    if parsed.output_format != "JSON":
+        raise _Fatal("only --format=JSON is supported by the simulated Gerrit")
+    if not parsed.words:
+        raise _Fatal('Argument "QUERY" is required')
+    return parsed
+
+
+def _start(name: str, value: str) -> int:
     try:
-        query = parse_query(text, world)
-    except QueryError as exc:
-        return fatal(str(exc))
+        start = int(value)
+    except ValueError:
+        raise _Fatal(f'"{value}" is not a valid value for "{name}"') from None
+    if start < 0:
+        raise _Fatal("start must be >= 0")
+    return start
+
+
+def gerrit_query_lines(world: World, args: list[str]) -> tuple[list[bytes], int]:
+    """Run `gerrit query ARGS` (args after `query`); returns (output lines, exit status).
+
+    Exit 0: one JSON change per line then the stats line. Exit 1: a single `fatal: ...` line
+    (for stderr).
+    """
+    began = time.perf_counter()
+    try:
+        parsed = _parse_args(args)
+        query = parse_query(" ".join(_requote(word) for word in parsed.words), world)
+    except (_Fatal, QueryError) as exc:
+        return [f"fatal: {exc}\n".encode()], 1
+    flags, start = parsed.flags, parsed.start
     found = query.filter(world.changes.values())
     size = min(query.limit or MAX_LIMIT, MAX_LIMIT)
     page = found[start : start + size]
     lines = [
-        (
-            gson_dumps(
-                query_change_attr(
-                    world,
-                    change,
-                    commit_message="--commit-message" in flags or "-c" in flags,
-                    comments="--comments" in flags,
-                    current_patch_set="--current-patch-set" in flags,
-                    patch_sets="--patch-sets" in flags or "--all-approvals" in flags,
-                    all_approvals="--all-approvals" in flags,
-                )
+        _json_line(
+            query_change_attr(
+                world,
+                change,
+                commit_message="--commit-message" in flags or "-c" in flags,
+                comments="--comments" in flags,
+                current_patch_set="--current-patch-set" in flags,
+                patch_sets="--patch-sets" in flags or "--all-approvals" in flags,
+                all_approvals="--all-approvals" in flags,
             )
-            + "\n"
-        ).encode("utf-8")
+        )
         for change in page
     ]
     stats = {
@@ -202,8 +214,12 @@ def gerrit_query_lines(world: World, args: list[str]) -> tuple[list[bytes], int]
         "runTimeMilliseconds": int((time.perf_counter() - began) * 1000),
         "moreChanges": len(found) > start + size,
     }
-    lines.append((gson_dumps(stats) + "\n").encode("utf-8"))
+    lines.append(_json_line(stats))
     return lines, 0
+
+
+def _json_line(value: dict[str, Any]) -> bytes:
+    return (gson_dumps(value) + "\n").encode("utf-8")
 
 
 def _requote(word: str) -> str:
