@@ -34,7 +34,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.comments import ObservedComment
 from cidash.explain import loose_comment
 from cidash.gerrit.normalize import comments_from_change
-from cidash.sim.rest import change_info
+from cidash.sim.rest_shapes import change_info
 from cidash.sim.world import World
 
 REPO = Path(__file__).resolve().parent.parent

@@ -32,7 +32,7 @@ from cidash.domain.comments import AccountRef
 from cidash.domain.views import ServerStatus
 from cidash.gerrit.normalize import comments_from_change
 from cidash.parsing import CommentParser
-from cidash.sim.rest import change_info
+from cidash.sim.rest_shapes import change_info
 from cidash.sim.world import World
 from cidash.store import Store
 from cidash.store import models as m
