@@ -138,18 +138,67 @@ def _segments(request: Request) -> list[str]:
 
 # -- the app -----------------------------------------------------------------------------------------
 
+_DETAIL_OPTIONS = frozenset({"DETAILED_ACCOUNTS", "MESSAGES", "LABELS", "DETAILED_LABELS"})
+_UNAUTHORIZED_HEADERS = {
+    "Content-Type": "text/plain;charset=iso-8859-1",
+    "WWW-Authenticate": 'Basic realm="Gerrit Code Review"',
+}
 
-def create_rest_app(
-    world: World,
-    faults: Faults,
-    *,
-    user: str = "admin",
-    password: str = "secret",
-    stats: Callable[[], dict[str, object]] | None = None,
-) -> Starlette:
-    """Gerrit's REST API over `world`, with `faults` applied to every `/a/` request."""
 
-    def query_changes(request: Request) -> Response:
+class _GerritApi:
+    """The `/a/` endpoints over one world: auth and faults first, then the route by path segments."""
+
+    def __init__(self, world: World, faults: Faults, user: str, password: str) -> None:
+        self.world = world
+        self.faults = faults
+        self.user = user
+        self.password = password
+
+    async def handle(self, request: Request) -> Response:
+        faults = self.faults
+        delay = faults.rest_delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not _check_auth(request.headers.get("authorization"), self.user, self.password):
+            # Jetty's own answer, before Gerrit sees the request
+            return Response(b"Unauthorized", status_code=401, headers=_UNAUTHORIZED_HEADERS)
+        storm = faults.rest_status()
+        if storm == 429:
+            faults.count("rest_429")
+            return _text("Quota limit reached", 429)
+        if storm == 500:
+            faults.count("rest_500")
+            return _text("Internal server error", 500)
+        if request.method not in ("GET", "HEAD"):
+            return _text("Method Not Allowed", 405)
+        try:
+            return self.route(_segments(request), request)
+        except (QueryError, _BadRequest) as exc:
+            return _text(str(exc), 400)
+
+    def route(self, parts: list[str], request: Request) -> Response:
+        head = parts[0] if parts else ""
+        rest = parts[1:]
+        if head == "changes":
+            if not rest or rest == [""]:
+                return self.query_changes(request)
+            ident, tail = rest[0], [p for p in rest[1:] if p]
+            if not tail:
+                return self.get_change(ident, request)
+            if tail == ["messages"]:
+                return self.list_messages(ident)
+            if tail == ["detail"]:
+                return self.get_change(ident, request, _DETAIL_OPTIONS)
+        elif head == "config" and [p for p in rest if p] == ["server", "version"]:
+            return _json(self.world.version)
+        elif head == "groups" and len(rest) >= 2 and rest[1] == "members" and all(not p for p in rest[2:]):
+            return self.group_members(rest[0])
+        elif head == "accounts" and len(rest) >= 1 and all(not p for p in rest[1:]):
+            return self.account(rest[0])
+        return _text("Not found", 404)
+
+    def query_changes(self, request: Request) -> Response:
+        world = self.world
         params = request.query_params
         queries = params.getlist("q") or params.getlist("query") or ["status:open"]
         if len(queries) > 10:
@@ -172,26 +221,28 @@ def create_rest_app(
             pages.append(page)
         return _json(pages[0] if len(pages) == 1 else pages)
 
-    def get_change(ident: str, request: Request, extra: frozenset[str] = frozenset()) -> Response:
-        change = world.find_change(ident)
+    def get_change(self, ident: str, request: Request, extra: frozenset[str] = frozenset()) -> Response:
+        change = self.world.find_change(ident)
         if change is None:
             return _text(f"Not found: {ident}", 404)
-        return _json(change_info(world, change, _options(request) | extra))
+        return _json(change_info(self.world, change, _options(request) | extra))
 
-    def list_messages(ident: str) -> Response:
-        change = world.find_change(ident)
+    def list_messages(self, ident: str) -> Response:
+        change = self.world.find_change(ident)
         if change is None:
             return _text(f"Not found: {ident}", 404)
-        return _json([message_info(world, message, True) for message in change.messages])
+        return _json([message_info(self.world, message, True) for message in change.messages])
 
-    def group_members(ident: str) -> Response:
+    def group_members(self, ident: str) -> Response:
+        world = self.world
         name = ident.replace("+", " ")
         if ident not in (world.group_uuid, world.group_name) and name != world.group_name:
             return _text(f"Not found: {ident}", 404)
         members = sorted(world.group_members(), key=lambda account: (account.name, account.account_id))
         return _json([account.info_detailed for account in members])
 
-    def account(ident: str) -> Response:
+    def account(self, ident: str) -> Response:
+        world = self.world
         if ident == "self":
             return _json(world.admin.info_detailed)
         found = world.resolve_accounts(ident)
@@ -199,54 +250,9 @@ def create_rest_app(
             return _text(f"Not found: {ident}", 404)
         return _json(world.accounts[next(iter(found))].info_detailed)
 
-    def route(parts: list[str], request: Request) -> Response:
-        head = parts[0] if parts else ""
-        rest = parts[1:]
-        if head == "changes":
-            if not rest or rest == [""]:
-                return query_changes(request)
-            ident, tail = rest[0], [p for p in rest[1:] if p]
-            if not tail:
-                return get_change(ident, request)
-            if tail == ["messages"]:
-                return list_messages(ident)
-            if tail == ["detail"]:
-                detail = frozenset({"DETAILED_ACCOUNTS", "MESSAGES", "LABELS", "DETAILED_LABELS"})
-                return get_change(ident, request, detail)
-        elif head == "config" and [p for p in rest if p] == ["server", "version"]:
-            return _json(world.version)
-        elif head == "groups" and len(rest) >= 2 and rest[1] == "members" and all(not p for p in rest[2:]):
-            return group_members(rest[0])
-        elif head == "accounts" and len(rest) >= 1 and all(not p for p in rest[1:]):
-            return account(rest[0])
-        return _text("Not found", 404)
 
-    async def api(request: Request) -> Response:
-        delay = faults.rest_delay()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if not _check_auth(request.headers.get("authorization"), user, password):
-            return Response(  # Jetty's own answer, before Gerrit sees the request
-                b"Unauthorized",
-                status_code=401,
-                headers={
-                    "Content-Type": "text/plain;charset=iso-8859-1",
-                    "WWW-Authenticate": 'Basic realm="Gerrit Code Review"',
-                },
-            )
-        storm = faults.rest_status()
-        if storm == 429:
-            faults.count("rest_429")
-            return _text("Quota limit reached", 429)
-        if storm == 500:
-            faults.count("rest_500")
-            return _text("Internal server error", 500)
-        if request.method not in ("GET", "HEAD"):
-            return _text("Method Not Allowed", 405)
-        try:
-            return route(_segments(request), request)
-        except (QueryError, _BadRequest) as exc:
-            return _text(str(exc), 400)
+def _control_routes(world: World, faults: Faults, stats: Callable[[], dict[str, object]] | None) -> list[Route]:
+    """`/__sim/`: the tests' and the demo's handle on faults, the truth and the counters (no auth)."""
 
     async def get_faults(request: Request) -> Response:
         return _plain_json(faults.snapshot())
@@ -284,11 +290,26 @@ def create_rest_app(
             data.update(stats())
         return _plain_json(data)
 
-    routes = [
+    return [
         Route("/__sim/faults", get_faults, methods=["GET"]),
         Route("/__sim/faults", post_faults, methods=["POST"]),
         Route("/__sim/truth", truth, methods=["GET"]),
         Route("/__sim/stats", sim_stats, methods=["GET"]),
-        Route("/a/{path:path}", api, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+    ]
+
+
+def create_rest_app(
+    world: World,
+    faults: Faults,
+    *,
+    user: str = "admin",
+    password: str = "secret",
+    stats: Callable[[], dict[str, object]] | None = None,
+) -> Starlette:
+    """Gerrit's REST API over `world`, with `faults` applied to every `/a/` request."""
+    api = _GerritApi(world, faults, user, password)
+    routes = [
+        *_control_routes(world, faults, stats),
+        Route("/a/{path:path}", api.handle, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     ]
     return Starlette(routes=routes)
