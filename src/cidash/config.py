@@ -160,8 +160,8 @@ class AlertRuleConfig(BaseModel):
     * ``failure_rate``: more than ``threshold`` of the judged runs failed over ``window_s``, with at
       least ``min_runs`` of them.
     * ``silent``: no comment while a patch set in its projects waited ``silent_s``.
-    * ``unreadable``: more than ``threshold`` of its comments over ``window_s`` (at least
-      ``min_runs``) were neither a result nor a start.
+    * ``unreadable``: more than ``threshold`` of its comments over ``window_s`` (of its last
+      ``min_runs`` when the window holds fewer) were neither a result nor a start.
 
     Damping: the condition must hold ``for_s`` seconds and over ``for_runs`` counted failures
     before the incident opens, and be clear ``clear_s`` seconds and over ``clear_runs`` judged

@@ -315,9 +315,11 @@ async def test_silent_via_tick_and_its_end(store: Store) -> None:
 
 
 async def test_unreadable_comments_open_an_incident_until_they_are_read_again(store: Store) -> None:
+    """`unreadable` is damped like the run rules: held ``for_s`` (default 30 min) before it opens,
+    and resolved only after ``clear_runs`` (default 5) read comments and ``clear_s`` (1 h)."""
     store.after_insert = feed_module.append_run_messages
     unreadable = rule("unread", "unreadable", threshold=0.5, window_s=3600, min_runs=4)
-    now = [T0 + timedelta(hours=1)]
+    now = [T0 + timedelta(minutes=40)]
     engine = AlertEngine(store, [unreadable], clock=lambda: now[0])
     unread = ParsedComment(CommentKind.OTHER, True, "acme-ci", None, None, None, (), "listed in config; no report")
     comments = [
@@ -327,12 +329,57 @@ async def test_unreadable_comments_open_an_incident_until_they_are_read_again(st
     await store.write_comments(
         [(observed("ok", change=499, posted_at=T0 + timedelta(minutes=29)), parsed()), *comments]
     )
+    assert await engine.tick() == []  # 3 of 4 unread since T0+30 min: held 10 min of 30
+    now[0] = T0 + timedelta(minutes=61)
     opened = await engine.tick()
     assert summary(opened)[:2] == [("incident", "open"), ("alert", "open")]
-    assert "neither a result nor a start" in str(opened[0].data["summary"])
+    incident = IncidentOut.model_validate(opened[0].data)
+    assert incident.started_at == T0 + timedelta(minutes=30)  # the first unread comment of the share
+    assert "neither a result nor a start" in incident.summary
     assert await engine.tick() == []  # still unreadable: nothing new
-    now[0] += timedelta(hours=2)  # the window holds none of them any more
-    assert summary(await engine.tick())[:2] == [("incident", "resolve"), ("alert", "resolve")]
+    now[0] += timedelta(hours=2)  # the window holds none of them any more, but nothing was read either
+    assert await engine.tick() == []
+    # read comments again: the share falls to 2 of 4 at the second; 5 read ones from there and 1 h
+    back = now[0]
+    results = [
+        (observed(f"read {i}", change=600 + i, posted_at=back + timedelta(minutes=i)), parsed()) for i in range(1, 7)
+    ]
+    for item in results[:5]:
+        await store.write_comments([item])
+        assert await engine.tick() == []
+    await store.write_comments(results[5:])
+    now[0] = back + timedelta(minutes=30)
+    assert await engine.tick() == []  # enough read comments, clear for 28 min of 60
+    now[0] = back + timedelta(minutes=63)
+    resolved = await engine.tick()
+    assert summary(resolved)[:2] == [("incident", "resolve"), ("alert", "resolve")]
+    done = IncidentOut.model_validate(resolved[0].data)
+    assert done.id == incident.id and done.resolved_at == back + timedelta(minutes=2)
+    assert len(await stored_incidents(store)) == 1
+
+
+async def test_a_short_burst_of_unreadable_comments_opens_nothing(store: Store) -> None:
+    store.after_insert = feed_module.append_run_messages
+    unreadable = rule("unread", "unreadable", threshold=0.5, window_s=3600, min_runs=4, for_s=1800)
+    now = [T0]
+    engine = AlertEngine(store, [unreadable], clock=lambda: now[0])
+    unread = ParsedComment(CommentKind.OTHER, True, "acme-ci", None, None, None, (), "listed in config; no report")
+    items = [(observed(f"ok {i}", change=700 + i, posted_at=T0 + timedelta(minutes=i)), parsed()) for i in range(2)]
+    items += [
+        (observed(f"Patch Set 1:\n\n?? {i}", change=710 + i, posted_at=T0 + timedelta(minutes=5 + i)), unread)
+        for i in range(3)
+    ]
+    await store.write_comments(items)
+    now[0] = T0 + timedelta(minutes=8)
+    assert await engine.tick() == []  # 3 of 5 unread, for 3 min of the 30 it must hold
+    # read again 10 min later: the condition held 10 min of the 30 it needs
+    again = [
+        (observed(f"ok {i}", change=720 + i, posted_at=T0 + timedelta(minutes=15 + i)), parsed()) for i in range(4)
+    ]
+    await store.write_comments(again)
+    now[0] = T0 + timedelta(hours=3)
+    assert await engine.tick() == []
+    assert await stored_incidents(store) == []
 
 
 async def test_only_the_servers_this_replica_collects(store: Store) -> None:

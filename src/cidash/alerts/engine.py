@@ -43,16 +43,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cidash.alerts.model import (
     ALL_PROJECTS,
+    COMMENT_KINDS,
     RUN_KINDS,
     Interval,
     JudgedRun,
     damping,
     judge,
+    read_comment,
     severity,
     silence,
     silence_over,
     summary,
-    unreadable,
     walk,
 )
 from cidash.alerts.webhooks import WebhookSender
@@ -148,6 +149,15 @@ class _Out:
     def add(self, entry: feed.FeedEntry, alert_id: int | None = None) -> None:
         self.entries.append(entry)
         self.alert_owners.append(alert_id)
+
+
+@dataclass(slots=True)
+class _Walked:
+    """What one CI's evaluation walks: from `lower` on, its judged runs and its comments (read or not)."""
+
+    lower: datetime
+    runs: list[JudgedRun] = field(default_factory=list)
+    comments: list[JudgedRun] = field(default_factory=list)
 
 
 class AlertEngine:
@@ -330,13 +340,13 @@ class AlertEngine:
             return _Out()
         for attempt in (1, 2, 3):
             at = now or self._clock()
-            lower, judged = await self._prepare(ci, min(anchor, at), at)
+            walked = await self._prepare(ci, rules, min(anchor, at), at)
             await asyncio.sleep(0)  # judging is CPU: let the collector run before the lock
             out = _Out()
             try:
                 async with self._writes.begin() as conn:
                     await feed.lock_feed(conn)  # one evaluation at a time across replicas
-                    await self._evaluate(conn, ci, rules, lower, judged, at, out)
+                    await self._evaluate(conn, ci, rules, walked, at, out)
                     out.messages = await feed.append(conn, out.entries)
                     await q.set_feed_ids(
                         conn,
@@ -376,36 +386,44 @@ class AlertEngine:
             return []
 
     async def _evaluate(
-        self, conn: AsyncConnection, ci: CIRef, rules: Sequence[AlertRuleConfig], lower: datetime,
-        judged: list[JudgedRun], now: datetime, out: _Out,
+        self, conn: AsyncConnection, ci: CIRef, rules: Sequence[AlertRuleConfig], walked: _Walked,
+        now: datetime, out: _Out,
     ) -> None:  # fmt: skip
         """Reconcile the CI's stored incidents with what the rules say (inside the write transaction)."""
+        lower = walked.lower
         stored = await q.incidents_of(conn, ci.id, lower)
         for rule in rules:
             mine = [s for s in stored if s.rule == rule.name]
             if rule.kind in RUN_KINDS:
-                await self._reconcile(conn, ci, rule, walk(rule, judged, now), mine, lower, now, out)
+                await self._reconcile(conn, ci, rule, walk(rule, walked.runs, now), mine, lower, now, out)
+            elif rule.kind in COMMENT_KINDS:
+                intervals = walk(rule, walked.comments, now)
+                for interval in intervals:
+                    interval.members = []  # comments, not runs: the incident's runs stay none
+                await self._reconcile(conn, ci, rule, intervals, mine, lower, now, out)
             elif rule.kind == "silent":
                 await self._silence(conn, ci, rule, mine, now, out)
-            elif rule.kind == "unreadable":
-                await self._unreadable(conn, ci, rule, mine, now, out)
 
-    async def _prepare(self, ci: CIRef, anchor: datetime, now: datetime) -> tuple[datetime, list[JudgedRun]]:
-        """Where the walk starts and the judged runs from there: read before the write transaction
+    async def _prepare(self, ci: CIRef, rules: Sequence[AlertRuleConfig], anchor: datetime, now: datetime) -> _Walked:
+        """Where the walks start and what they walk from there: read before the write transaction
         (on MySQL it holds the feed lock, which the collector's writes wait for)."""
         lower = anchor - CONTEXT
         async with self._store.engine.connect() as conn:
             firing = await q.firing_since(conn, ci.id)
             if firing is not None:
                 lower = min(lower, firing - CONTEXT)
-            lower = max(lower, now - MAX_LOOKBACK)
-            if not any(rule.kind in RUN_KINDS and _applies(rule, ci.name) for rule in self.rules):
-                return lower, []
-            return lower, await self._judged(conn, ci, lower, now)
-
-    async def _judged(self, conn: AsyncConnection, ci: CIRef, lower: datetime, now: datetime) -> list[JudgedRun]:
-        runs = await q.runs_between(conn, ci.id, lower, now + timedelta(days=1))
-        return [judged for judged, _ in await judge_runs(conn, ci, runs)]
+            walked = _Walked(max(lower, now - MAX_LOOKBACK))
+            upper = now + timedelta(days=1)
+            if any(rule.kind in RUN_KINDS for rule in rules):
+                runs = await q.runs_between(conn, ci.id, walked.lower, upper)
+                walked.runs = [judged for judged, _ in await judge_runs(conn, ci, runs)]
+            if any(rule.kind in COMMENT_KINDS for rule in rules):
+                marks = await reading.comment_marks(conn, ci.id, walked.lower, upper)
+                walked.comments = [
+                    read_comment(c.id, c.posted_at, c.project, c.change_number, c.patchset_number, unread=c.unread)
+                    for c in marks
+                ]
+            return walked
 
     async def _reconcile(
         self,
@@ -460,21 +478,6 @@ class AlertEngine:
         if began is None or any(s.started_at == began for s in stored):
             return
         await self._open(conn, ci, rule, Interval(rule.name, rule.kind, ALL_PROJECTS, began, now), now, out)
-
-    async def _unreadable(
-        self, conn: AsyncConnection, ci: CIRef, rule: AlertRuleConfig, stored: list[StoredIncident], now: datetime,
-        out: _Out,
-    ) -> None:  # fmt: skip
-        since = now - timedelta(seconds=rule.window_s)
-        counts = (await reading.comment_counts(conn, since=since, ci_system_ids=[ci.id])).get(ci.id)
-        holds = counts is not None and unreadable(rule, counts.total, counts.unread)
-        firing = [s for s in stored if s.state == "firing"]
-        for incident in firing:
-            if not holds:
-                ended = Interval(rule.name, rule.kind, incident.scope, incident.started_at, incident.fired_at, now)
-                await self._update(conn, ci, rule, incident, ended, now, out)
-        if holds and not firing:
-            await self._open(conn, ci, rule, Interval(rule.name, rule.kind, ALL_PROJECTS, now, now), now, out)
 
     # -- writing -------------------------------------------------------------------------------------
     def _values(self, ci: CIRef, rule: AlertRuleConfig, interval: Interval, now: datetime) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from cidash.store.rollups import ResultClass, result_class
 Verdict = Literal["pass", "fail", "inhibited", "pending", "other"]
 FAILED: frozenset[ResultClass] = frozenset({"failure", "infra"})
 RUN_KINDS = frozenset({"failure", "consecutive_failures", "failure_rate"})
+COMMENT_KINDS = frozenset({"unreadable"})  # walked over the CI's comments (unread: "fail", read: "pass")
 ALL_PROJECTS = ""  # the scope of a rule that is not split per project
 # other CIs that must have failed a patch set (and outnumber its passes) to outvote a reference
 # success: a reference that passed on a recheck does not make a broken change fine
@@ -214,7 +215,7 @@ class _Each(_Condition):
 def _condition(rule: AlertRuleConfig) -> _Condition:
     if rule.kind == "consecutive_failures":
         return _Streak(rule.count)
-    if rule.kind == "failure_rate":
+    if rule.kind in ("failure_rate", "unreadable"):
         return _Rate(rule.threshold, rule.window_s, rule.min_runs)
     return _Each()
 
@@ -295,8 +296,9 @@ class Damper:
 
 
 def walk(rule: AlertRuleConfig, runs: Sequence[JudgedRun], now: datetime) -> list[Interval]:
-    """The incidents of a run-based rule over one CI's judged runs (oldest first) up to `now`."""
-    if rule.kind not in RUN_KINDS:
+    """The incidents of a run-based rule over one CI's judged runs (oldest first) up to `now`; of
+    an ``unreadable`` rule over its comments (:func:`read_comment`)."""
+    if rule.kind not in RUN_KINDS | COMMENT_KINDS:
         return []
     conditions: dict[str, _Condition] = {}
     dampers: dict[str, Damper] = {}
@@ -334,10 +336,13 @@ def silence_over(rule: AlertRuleConfig, started_at: datetime, last_seen: datetim
     return last_seen is not None and last_seen > started_at - timedelta(seconds=rule.silent_s)
 
 
-def unreadable(rule: AlertRuleConfig, total: int, unread: int) -> bool:
-    """Whether more than ``threshold`` of a CI's ``total`` comments over the window (at least
-    ``min_runs``) were `unread`: neither a result nor a start (its comment format changed)."""
-    return total >= rule.min_runs and unread / total > rule.threshold
+def read_comment(
+    comment_id: int, posted_at: datetime, project: str, change: int, patchset: int, *, unread: bool
+) -> JudgedRun:
+    """One of a CI's comments as an ``unreadable`` rule walks it: an unread one (neither a result nor
+    a start: its comment format changed) counts like a failure, a read one like a pass."""
+    kind = "unread" if unread else "read"
+    return JudgedRun(comment_id, posted_at, kind, project, change, patchset, "fail" if unread else "pass")
 
 
 def severity(rule: AlertRuleConfig, fired_at: datetime, until: datetime) -> str:

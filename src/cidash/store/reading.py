@@ -152,3 +152,45 @@ async def latest_comments(conn: AsyncConnection, ci_system_id: int, *, limit: in
         found.extend(StoredComment(**row._mapping) for row in await conn.execute(query))
     found.sort(key=lambda comment: (comment.posted_at, comment.stored_as == "result", comment.id), reverse=True)
     return found[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class CommentMark:
+    """One of a CI's comments, whichever table holds it: when, where, and whether it was read."""
+
+    id: int
+    posted_at: datetime
+    project: str
+    change_number: int
+    patchset_number: int
+    unread: bool
+
+
+async def comment_marks(
+    conn: AsyncConnection, ci_system_id: int, since: datetime, until: datetime
+) -> list[CommentMark]:
+    """The CI's comments posted in ``[since, until]`` (results, starts, unread ones), oldest first."""
+    found: list[CommentMark] = []
+    for table in (m.runs_t, m.ci_comments_t):
+        unread = table.c.kind == m.CommentKindStored.UNREAD.value if table is m.ci_comments_t else sa.literal(False)
+        query = sa.select(
+            table.c.id,
+            table.c.posted_at,
+            table.c.project,
+            table.c.change_number,
+            table.c.patchset_number,
+            unread.label("unread"),
+        ).where(
+            table.c.ci_system_id == ci_system_id,
+            table.c.posted_at >= to_aware_utc(since),
+            table.c.posted_at <= to_aware_utc(until),
+        )
+        for row in await conn.execute(query):
+            values = row._mapping
+            found.append(
+                CommentMark(
+                    **{**values, "posted_at": to_aware_utc(values["posted_at"]), "unread": bool(values["unread"])}
+                )
+            )
+    found.sort(key=lambda mark: (mark.posted_at, mark.id))
+    return found
