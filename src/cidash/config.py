@@ -7,6 +7,7 @@ Secrets are ``SecretStr`` so they never show up in a repr, a log line or an erro
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -96,6 +97,19 @@ class CISystemConfig(BaseModel):
     success_pattern: str | None = None
     failure_pattern: str | None = None
     patterns: list[ResultPatterns] = Field(default_factory=list)
+    # regexes that aim a human comment at this CI as a recheck (cidash.parsing_rechecks), besides
+    # `recheck-<name>`, `<name>: recheck` and `recheck <name>`
+    recheck_patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("recheck_patterns")
+    @classmethod
+    def _valid_regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from None
+        return patterns
 
     def pattern_pairs(self) -> list[ResultPatterns]:
         """Every pattern pair of this CI, the top-level one first."""

@@ -55,6 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.domain.views import HealthWindow, State, VoteQuality, Window
 from cidash.store import models as m
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
+from cidash.store.rechecks import recheck_counts
 from cidash.store.rollups import (
     CLASS_CODES,
     bucket_bounds,
@@ -127,8 +128,14 @@ MEASURES: dict[str, str] = {
     ),
     "recheck_recovery": (
         "Of the patch sets where one of its results was a test failure or an infra error, the share where its latest "
-        "result, after running again on the same patch set (a recheck), is a success. Human recheck comments "
-        "themselves are not counted yet."
+        "result, after running again on the same patch set (a recheck), is a success."
+    ),
+    "rechecks": (
+        "Recheck burden: the human comments in the window that asked it to run again. A CI-specific one "
+        "(recheck-<name>, <name>: recheck, recheck <name>, or the CI's recheck_patterns) counts for the CI it "
+        "names; a plain 'recheck' (or 'recheck <reason>') for every CI whose latest result on the patch set before "
+        "the comment was a test failure or an infra error, and for nobody before any failure. Also per 100 of its "
+        "runs in the window."
     ),
     "queue_latency": (
         "Time to first answer: for the patch sets created in the window that it answered, from the upload to its "
@@ -253,6 +260,7 @@ class RunMetrics:
     false_positive_cases: list[int] = field(default_factory=list)  # +1 where the reference failed
     failed_patchsets: int = 0  # patch sets where one of its results was a test failure or an infra error
     recovered: int = 0  # ... of which its latest result, after a rerun there (a recheck), is a success
+    rechecks: int = 0  # human recheck comments aimed at it (cidash.store.rechecks)
     queue_p50_s: float | None = None  # from upload to its first comment on the patch set (queue latency)
     queue_p95_s: float | None = None
 
@@ -313,6 +321,10 @@ def health_window(
         recheck_recovery=metrics.recheck_recovery if metrics is not None else None,
         failed_patchsets=metrics.failed_patchsets if metrics is not None else 0,
         recovered=metrics.recovered if metrics is not None else 0,
+        rechecks=metrics.rechecks if metrics is not None else 0,
+        rechecks_per_100_runs=(
+            metrics.rechecks * 100 / counts.runs if metrics is not None and counts.runs > 0 else None
+        ),
         queue_p50_s=metrics.queue_p50_s if metrics is not None else None,
         queue_p95_s=metrics.queue_p95_s if metrics is not None else None,
         metrics_pending=pending,
@@ -950,6 +962,9 @@ async def run_metrics(
         seconds.sort()
         found[ci].queue_p50_s = exact_quantile(seconds, 0.5)
         found[ci].queue_p95_s = exact_quantile(seconds, 0.95)
+    rechecks = await recheck_counts(conn, start, end, sorted(found), project=project, projects=projects)
+    for ci, count in rechecks.items():
+        found[ci].rechecks = count
     return found
 
 

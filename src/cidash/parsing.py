@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, fields
 from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.errors import ConfigError
+from cidash.parsing_rechecks import Recheck, RecheckReader
 
 # Bumped whenever the same comment text could parse differently (the store records it per run).
 PARSER_VERSION = "2"
@@ -106,6 +107,7 @@ class ParsedComment:
     vote: int | None  # Verified (or VRIF) value this comment carries
     jobs: tuple[JobResult, ...] = field(default_factory=tuple)
     why: str = ""
+    recheck: Recheck | None = None  # a human's recheck comment (kind OTHER, not a CI), see cidash.parsing_rechecks
 
 
 # --------------------------------------------------------------------------------------------
@@ -870,11 +872,22 @@ class CommentParser:
             self._rules.setdefault(config.account, []).append(_rule_for(index, config))
         self._groups: dict[str, frozenset[str]] = {}
         self._identities: dict[tuple[str, AccountRef], _Identity] = {}
+        self._rechecks = RecheckReader(ci_configs)
 
     def set_group_members(self, server: str, account_keys: Iterable[str]) -> None:
         """Replace the CI accounts known from ``server``'s Gerrit CI group (AccountRef keys)."""
         self._groups[server] = frozenset(account_keys)
         self._identities.clear()
+        self._rechecks.set_group_members(server, account_keys)
+
+    def _not_ci(self, message: str, verdict: ParsedComment) -> ParsedComment:
+        """A comment that is not a CI's: `verdict`, or a human's recheck."""
+        recheck = self._rechecks.read(strip_patchset_header(message)[0])
+        if recheck is None:
+            return verdict
+        aimed = f"aimed at {recheck.aimed_at}" if recheck.aimed_at else "plain (aimed at the CIs that had failed)"
+        why = f"{verdict.why}; a recheck, {aimed}"
+        return ParsedComment(CommentKind.OTHER, False, None, None, None, None, (), why, recheck)
 
     def _lookup(self, server: str, author: AccountRef) -> _Identity:
         names = [author.key]
@@ -909,9 +922,9 @@ class CommentParser:
         message = comment.message
         if who is None:
             if not self._auto_detect:
-                return _NOT_CI_OFF
+                return self._not_ci(message, _NOT_CI_OFF)
             if not _might_be_report(message):
-                return _NOT_CI_TEXT
+                return self._not_ci(message, _NOT_CI_TEXT)
 
         if "\r" in message:
             message = message.replace("\r\n", "\n")
@@ -928,7 +941,7 @@ class CommentParser:
         known = who is not None
         if who is None:
             if not report.strong:
-                return _NOT_CI_TEXT
+                return self._not_ci(message, _NOT_CI_TEXT)
             who = "auto-detected (not in config or CI group)"
 
         pipeline = report.pipeline

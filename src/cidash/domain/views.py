@@ -81,6 +81,8 @@ class HealthWindow(BaseModel):
     recheck_recovery: float | None = None  # share of its failed patch sets that passed after a rerun there
     failed_patchsets: int = 0
     recovered: int = 0
+    rechecks: int = 0  # human recheck comments aimed at it (GET /api/v1/measures)
+    rechecks_per_100_runs: float | None = None  # rechecks * 100 / runs
     queue_p50_s: float | None = None  # time to first answer after the upload (GET /api/v1/measures)
     queue_p95_s: float | None = None
     vote_quality: VoteQuality | None = None  # null for the reference CI's own comparison and while pending

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.comments import ObservedComment
 from cidash.domain.text import clip, clip_required
-from cidash.parsing import CommentKind, JobResult, ParsedComment
+from cidash.parsing import CommentKind, JobResult, ParsedComment, strip_patchset_header
 from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match
@@ -60,6 +60,10 @@ class WriteStats:
     noted_inserted: int = 0
     noted_duplicate: int = 0
     noted_merged: int = 0
+    # humans' recheck comments (recheck_comments), deduplicated like runs
+    rechecks_inserted: int = 0
+    rechecks_duplicate: int = 0
+    rechecks_merged: int = 0
 
 
 AfterInsert = Callable[[AsyncConnection, Sequence[InsertedRun]], Awaitable[object]]
@@ -183,6 +187,22 @@ NOTED_COLUMNS = (
     "raw_comment",
     "why",
     "parsed_with",
+)
+RECHECK_COLUMNS = (
+    "server_id",
+    "patchset_id",
+    "author_id",
+    "project",
+    "branch",
+    "change_number",
+    "patchset_number",
+    "posted_at",
+    "aimed_at",
+    "text",
+    "content_key",
+    "dedup_key",
+    "message_id",
+    "source",
 )
 JOB_EARLY = ("position", "name", "url", "result", "duration_s", "voting", "detail")
 JOB_LATE = ("run_id",)
@@ -340,11 +360,20 @@ class CommentWriter:
         server_ids = await self.server_ids(conn, list({comment.server for comment, _ in items}))
         reported: list[_Result] = []
         noted: list[_Result] = []  # a CI's starts and unread comments
+        rechecks: list[_Result] = []  # humans' recheck comments
         for index, (comment, parsed) in enumerate(items):
-            if parsed.kind == CommentKind.RESULT or (parsed.is_ci and parsed.kind != CommentKind.NOTICE):
-                into = reported if parsed.kind == CommentKind.RESULT else noted
-                key = content_key(comment)
-                into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
+            if parsed.kind == CommentKind.RESULT:
+                into = reported
+            elif parsed.is_ci:
+                if parsed.kind == CommentKind.NOTICE:
+                    continue
+                into = noted
+            elif parsed.recheck is not None:
+                into = rechecks
+            else:
+                continue
+            key = content_key(comment)
+            into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
         outcome = await self._dedup(conn, reported, m.runs_t) if reported else _Outcome()
         already_runs = 0
         unread = [item for item in noted if item.parsed.kind == CommentKind.OTHER]
@@ -356,6 +385,7 @@ class CommentWriter:
             noted = [item for item in noted if item.index not in known]
         noted_outcome = await self._dedup(conn, noted, m.ci_comments_t) if noted else _Outcome()
         noted_outcome.duplicate += already_runs
+        recheck_outcome = await self._dedup(conn, rechecks, m.rechecks_t) if rechecks else _Outcome()
         if reported:
             # a copy read as a result now where an earlier one was kept as a start or unread
             # (a stream copy without its vote): the comment is counted once, as the run
@@ -366,24 +396,62 @@ class CommentWriter:
         if outcome.merged:
             await self._merge_runs(conn, outcome.merged, refs)
         await self._write_noted(conn, noted_outcome, refs, parser_version)
-        noted_counts = (noted_outcome.inserted, noted_outcome.duplicate, noted_outcome.merges)
+        await self._write_rechecks(conn, recheck_outcome, refs)
+        counts = (
+            noted_outcome.inserted,
+            noted_outcome.duplicate,
+            noted_outcome.merges,
+            recheck_outcome.inserted,
+            recheck_outcome.duplicate,
+            recheck_outcome.merges,
+        )
         if not outcome.pending:
-            return WriteStats(
-                len(items), outcome.inserted, outcome.duplicate, outcome.merges, 0, (), None, *noted_counts
-            )
+            return WriteStats(len(items), outcome.inserted, outcome.duplicate, outcome.merges, 0, (), None, *counts)
         jobs, inserted = await self._insert_runs(conn, outcome.pending, refs, parser_version)
         derived = await self.after_insert(conn, inserted) if self.after_insert is not None else None
         return WriteStats(
-            len(items), outcome.inserted, outcome.duplicate, outcome.merges, jobs, inserted, derived, *noted_counts
+            len(items), outcome.inserted, outcome.duplicate, outcome.merges, jobs, inserted, derived, *counts
         )
 
-    async def _write_noted(self, conn: AsyncConnection, outcome: _Outcome, refs: _Refs, parser_version: str) -> None:
-        """Starts and unread comments: REST identities given to stored stream copies, new rows inserted."""
-        table = m.ci_comments_t
+    @staticmethod
+    async def _give_rest_identity(conn: AsyncConnection, table: sa.Table, outcome: _Outcome) -> None:
+        """Stored stream copies get their REST copy's message id, time and dedup key."""
         merged = [
             (run.id, (run.message_id, run.posted_at, run.dedup_key)) for run, _ in outcome.merged if run.id is not None
         ]
         await update_rows(conn, table, ("message_id", "posted_at", "dedup_key"), merged)
+
+    async def _write_rechecks(self, conn: AsyncConnection, outcome: _Outcome, refs: _Refs) -> None:
+        """Humans' recheck comments: REST identities given to stored stream copies, new rows inserted."""
+        await self._give_rest_identity(conn, m.rechecks_t, outcome)
+        rows = []
+        for result, row in outcome.pending:
+            comment, recheck = result.comment, result.parsed.recheck
+            assert recheck is not None  # only rechecks are in this outcome
+            rows.append(
+                (
+                    result.server_id,
+                    refs.patchset_ids[refs.patchset_key(result.index)],
+                    refs.account_id(result.index),
+                    comment.project,
+                    comment.branch,
+                    comment.change_number,
+                    comment.patchset.number,
+                    row.posted_at,
+                    _fit(recheck.aimed_at, m.NAME_LEN),
+                    clip_required(strip_patchset_header(comment.message)[0], m.RECHECK_TEXT_LEN, "recheck"),
+                    result.content_key,
+                    row.dedup_key,
+                    row.message_id,
+                    comment.source.value,
+                )
+            )
+        await insert_rows(conn, m.rechecks_t, RECHECK_COLUMNS, rows)
+
+    async def _write_noted(self, conn: AsyncConnection, outcome: _Outcome, refs: _Refs, parser_version: str) -> None:
+        """Starts and unread comments: REST identities given to stored stream copies, new rows inserted."""
+        table = m.ci_comments_t
+        await self._give_rest_identity(conn, table, outcome)
         rows = []
         for result, run in outcome.pending:
             comment, parsed = result.comment, result.parsed

@@ -34,6 +34,7 @@ DEDUP_KEY_LEN = 80
 CONTENT_KEY_LEN = 32
 REASON_LEN = 1024
 DETAIL_LEN = 512
+RECHECK_TEXT_LEN = 512
 
 
 class CISource(enum.StrEnum):
@@ -198,6 +199,39 @@ class CICommentRow(_CommentColumns, Base):
     why: Mapped[str] = mapped_column(sa.String(REASON_LEN))
 
 
+class RecheckCommentRow(Base):
+    """A human's recheck comment (migration 0007): the one kind of human comment kept, for the
+    recheck burden of each CI. `aimed_at` is the CI it names (``recheck-acme``) or NULL for a
+    plain ``recheck``, which the queries attribute to the CIs whose latest result on the patch
+    set before it was a failure. Deduplicated like ``ci_runs`` (same keys)."""
+
+    __tablename__ = "recheck_comments"
+    __table_args__ = (
+        sa.UniqueConstraint("server_id", "dedup_key"),
+        sa.UniqueConstraint("server_id", "message_id"),
+        sa.Index(None, "server_id", "content_key"),
+        sa.Index(None, "posted_at"),
+        sa.CheckConstraint("source IN ('stream', 'rest', 'archive')", name="source"),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
+    patchset_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("patchsets.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("accounts.id"))
+    project: Mapped[str] = mapped_column(sa.String(NAME_LEN))
+    branch: Mapped[str] = mapped_column(sa.String(NAME_LEN))
+    change_number: Mapped[int] = mapped_column(sa.Integer)
+    patchset_number: Mapped[int] = mapped_column(sa.Integer)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    aimed_at: Mapped[str | None] = mapped_column(sa.String(NAME_LEN))
+    text: Mapped[str] = mapped_column(sa.String(RECHECK_TEXT_LEN))
+    content_key: Mapped[str] = mapped_column(KeyString(CONTENT_KEY_LEN))
+    dedup_key: Mapped[str] = mapped_column(KeyString(DEDUP_KEY_LEN))
+    message_id: Mapped[str | None] = mapped_column(KeyString(MESSAGE_ID_LEN))
+    source: Mapped[str] = mapped_column(sa.String(16))
+
+
 class EventJournalRow(Base):
     __tablename__ = "event_journal"
     __table_args__ = (sa.Index(None, "received_at"), MYSQL_TABLE)
@@ -243,6 +277,7 @@ patchsets_t = Base.metadata.tables["patchsets"]
 runs_t = Base.metadata.tables["ci_runs"]
 jobs_t = Base.metadata.tables["job_results"]
 ci_comments_t = Base.metadata.tables["ci_comments"]
+rechecks_t = Base.metadata.tables["recheck_comments"]
 journal_t = Base.metadata.tables["event_journal"]
 dead_letters_t = Base.metadata.tables["dead_letters"]
 watermarks_t = Base.metadata.tables["sync_watermarks"]
