@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cidash import health
 from cidash.config import CISystemConfig
+from cidash.domain import health
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import SystemSummary
 from cidash.parsing import Result

@@ -31,8 +31,8 @@ from cidash import metrics
 from cidash.api.guard import RequestGuard, document_refusals
 from cidash.api.routes import api_router
 from cidash.config import Settings
+from cidash.domain.health import TTLCache
 from cidash.domain.views import ServerStatus
-from cidash.health import TTLCache
 from cidash.store import queries
 from cidash.store.writer import Store
 

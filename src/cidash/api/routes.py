@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.auth import require_badge, require_read
 from cidash.config import Settings
+from cidash.domain.health import HealthCache
 from cidash.domain.views import ErrorOut
-from cidash.health import HealthCache
 from cidash.store import queries
 from cidash.store.writer import Store
 

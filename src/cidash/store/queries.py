@@ -4,7 +4,7 @@ Every function takes an open :class:`AsyncConnection` (the API opens one per req
 bounded number of statements whatever the size of the history:
 
 * systems and their health: :func:`systems_summary`, :func:`system_detail` (via
-  :mod:`cidash.health`, rollups for counts);
+  :mod:`cidash.domain.health`, rollups for counts);
 * runs: :func:`runs_page` (keyset pagination on ``(posted_at, id)`` descending, served by the
   ``(ci_system_id, posted_at)``, ``(project, posted_at, id, ...)`` or ``(posted_at, id, ...)``
   index), :func:`run_by_id`;
@@ -28,8 +28,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cidash import health
 from cidash.config import CISystemConfig
+from cidash.domain import health
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.domain.text import clip
 from cidash.domain.urls import log_url as log_url_of

@@ -1,7 +1,7 @@
 """The weekly report card: every CI's numbers over the last complete week and the week before.
 
 A week ends at midnight UTC (by default the last one, so the card does not move during a day and
-its numbers are cached); its numbers come from :func:`cidash.health.assess` pinned at the end of
+its numbers are cached); its numbers come from :func:`cidash.domain.health.assess` pinned at the end of
 each week, exactly as the overview computes its 7 d window. Rows are sorted worst first (state,
 then success rate), and every number links to the dashboard's list of the runs behind it.
 """
@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash import health
 from cidash.config import CISystemConfig
+from cidash.domain import health
 from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
 from cidash.store.models_live import alerts_t
 from cidash.store.queries import SystemRow, config_entry, system_rows
