@@ -38,46 +38,12 @@ from dataclasses import dataclass, field, fields
 
 from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment
+from cidash.domain.results import INFRA_ERRORS, TEST_FAILURES, Result
 from cidash.errors import ConfigError
 from cidash.parsing_rechecks import Recheck, RecheckReader
 
 # Bumped whenever the same comment text could parse differently (the store records it per run).
 PARSER_VERSION = "2"
-
-
-class Result(enum.StrEnum):
-    SUCCESS = "SUCCESS"
-    # test failures: the change (or the test) is at fault
-    FAILURE = "FAILURE"
-    POST_FAILURE = "POST_FAILURE"
-    TIMED_OUT = "TIMED_OUT"
-    UNSTABLE = "UNSTABLE"
-    # infra errors: the CI itself is at fault
-    ERROR = "ERROR"
-    NODE_FAILURE = "NODE_FAILURE"
-    RETRY_LIMIT = "RETRY_LIMIT"
-    MERGE_CONFLICT = "MERGE_CONFLICT"
-    CONFIG_ERROR = "CONFIG_ERROR"
-    DISK_FULL = "DISK_FULL"
-    ABORTED = "ABORTED"
-    LOST = "LOST"
-    # neither
-    SKIPPED = "SKIPPED"
-
-
-INFRA_RESULTS = frozenset(
-    {
-        Result.ERROR,
-        Result.NODE_FAILURE,
-        Result.RETRY_LIMIT,
-        Result.MERGE_CONFLICT,
-        Result.CONFIG_ERROR,
-        Result.DISK_FULL,
-        Result.ABORTED,
-        Result.LOST,
-    }
-)
-TEST_FAILURE_RESULTS = frozenset({Result.FAILURE, Result.POST_FAILURE, Result.TIMED_OUT, Result.UNSTABLE})
 
 
 class CommentKind(enum.StrEnum):
@@ -156,8 +122,6 @@ _WIDE_WORDS.update(
         "SKIP": Result.SKIPPED.value,
     }
 )
-_TEST_FAILURES = frozenset(r.value for r in TEST_FAILURE_RESULTS)
-_INFRA = frozenset(r.value for r in INFRA_RESULTS)
 _PASSING = frozenset({Result.SUCCESS.value, Result.SKIPPED.value})
 
 
@@ -267,9 +231,9 @@ def _overall_result(header_result: str | None, jobs: Sequence[JobResult]) -> tup
         considered, what = jobs, "job"
     first_infra: JobResult | None = None
     for job in considered:
-        if job.result in _TEST_FAILURES:
+        if job.result in TEST_FAILURES:
             return Result.FAILURE.value, f"{what} {job.name} ended {job.result}"
-        if first_infra is None and job.result in _INFRA:
+        if first_infra is None and job.result in INFRA_ERRORS:
             first_infra = job
     if first_infra is not None:
         return first_infra.result, f"{what} {first_infra.name} ended {first_infra.result} (infra)"
@@ -800,9 +764,9 @@ def _vote_result(body: str, vote: int) -> tuple[str, str | None]:
         passing = result in _PASSING
         if passing != (vote > 0):
             continue
-        if result in _TEST_FAILURES:
+        if result in TEST_FAILURES:
             return Result.FAILURE.value, word
-        if passing or result in _INFRA:
+        if passing or result in INFRA_ERRORS:
             return (Result.SUCCESS.value if passing else result), word
     return (Result.SUCCESS.value if vote > 0 else Result.FAILURE.value), None
 

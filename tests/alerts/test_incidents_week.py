@@ -18,9 +18,9 @@ import pytest
 
 from cidash.alerts.engine import DEFAULT_RULES
 from cidash.alerts.model import Interval, JudgedRun, judge, severity, silence, silence_over, walk
+from cidash.domain.results import result_class
 from cidash.sim.personas import Persona
 from cidash.sim.world import World
-from cidash.store.rollups import result_class
 
 WEEK = timedelta(days=7)
 SEED = 1  # the demo's

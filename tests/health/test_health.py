@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.comments import AccountRef
+from cidash.domain.results import Result, result_class
 from cidash.domain.views import SystemSummary
-from cidash.parsing import Result
 from cidash.store import Store, queries
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
-from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups, result_class
+from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups
 from tests.api.test_api import load_history
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 

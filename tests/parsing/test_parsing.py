@@ -13,15 +13,13 @@ from hypothesis import strategies as st
 
 from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.domain.results import INFRA_RESULTS, TEST_FAILURE_RESULTS, Result
 from cidash.errors import ConfigError
 from cidash.parsing import (
-    INFRA_RESULTS,
-    TEST_FAILURE_RESULTS,
     CommentKind,
     CommentParser,
     JobResult,
     ParsedComment,
-    Result,
     parse_duration,
     split_header_votes,
     strip_patchset_header,

@@ -58,6 +58,7 @@ from cidash.alerts.model import (
 )
 from cidash.alerts.webhooks import WebhookSender
 from cidash.config import AlertRuleConfig, CISystemConfig, Settings
+from cidash.domain.results import result_class
 from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.errors import ConfigError
@@ -65,7 +66,6 @@ from cidash.store import alerts_store as q
 from cidash.store import feed, queries, reading
 from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
 from cidash.store.engine import writer_engine
-from cidash.store.rollups import result_class
 from cidash.store.types import to_aware_utc
 from cidash.store.writer import Store
 

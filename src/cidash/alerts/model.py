@@ -24,10 +24,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from cidash.config import AlertRuleConfig
-from cidash.store.rollups import ResultClass, result_class
+from cidash.domain.results import FAILED_CLASSES, ResultClass, result_class
 
 Verdict = Literal["pass", "fail", "inhibited", "pending", "other"]
-FAILED: frozenset[ResultClass] = frozenset({"failure", "infra"})
 RUN_KINDS = frozenset({"failure", "consecutive_failures", "failure_rate"})
 COMMENT_KINDS = frozenset({"unreadable"})  # walked over the CI's comments (unread: "fail", read: "pass")
 ALL_PROJECTS = ""  # the scope of a rule that is not split per project
@@ -43,15 +42,15 @@ def judge(cls: ResultClass, *, reference: str | None, others: Iterable[ResultCla
     the newest result class of every other CI there."""
     if cls == "success":
         return "pass"
-    if cls not in FAILED:
+    if cls not in FAILED_CLASSES:
         return "other"
     passed = failed = 0
     for other in others:
         passed += other == "success"
-        failed += other in FAILED
+        failed += other in FAILED_CLASSES
     if reference is not None:
         ref_cls = result_class(reference)
-        if ref_cls in FAILED:
+        if ref_cls in FAILED_CLASSES:
             return "inhibited"
         if ref_cls == "success":
             # a reference that passed on a recheck while most others failed: the change is suspect

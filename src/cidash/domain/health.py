@@ -52,12 +52,12 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.results import CLASS_CODES
 from cidash.domain.views import HealthWindow, State, VoteQuality, Window
 from cidash.store import models as m
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.rechecks import recheck_counts
 from cidash.store.rollups import (
-    CLASS_CODES,
     bucket_bounds,
     class_code_sql,
     clean_latency_sql,

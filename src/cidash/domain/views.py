@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from cidash.domain.results import ResultClass
+
 State = Literal["healthy", "degraded", "failing", "silent", "unknown"]
 Window = Literal["1h", "24h", "7d", "30d"]
 FeedKind = Literal["run", "alert", "state", "incident"]
@@ -33,7 +35,7 @@ class RunOut(BaseModel):
     change: int
     patchset: int
     result: str
-    result_class: Literal["success", "failure", "infra", "other"]
+    result_class: ResultClass
     vote: int | None
     pipeline: str | None
     posted_at: datetime
@@ -165,7 +167,7 @@ class JobBreakdown(BaseModel):
 class GridCell(BaseModel):
     run_id: int
     result: str
-    result_class: Literal["success", "failure", "infra", "other"]
+    result_class: ResultClass
     vote: int | None
     posted_at: datetime
     log_url: str | None

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.results import ResultClass, result_class
 from cidash.domain.text import clip, clip_required
 from cidash.domain.views import AlertOut, IncidentNoteOut, IncidentOut, MaintenanceOut
 from cidash.store import models as m
@@ -24,7 +25,6 @@ from cidash.store.models_live import (
     incidents_t,
     maintenance_t,
 )
-from cidash.store.rollups import ResultClass, result_class
 from cidash.store.types import to_aware_utc
 
 ERROR_LEN = 1024

@@ -27,24 +27,20 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.results import result_class
 from cidash.domain.urls import log_url
 from cidash.domain.views import FeedKind, FeedMessage, JobOut, RunOut
-from cidash.parsing import INFRA_RESULTS, TEST_FAILURE_RESULTS, JobResult, Result
+from cidash.parsing import JobResult
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
 from cidash.store.fast import insert_rows
 from cidash.store.models_live import feed_t, leases_t
-from cidash.store.rollups import result_class
 from cidash.store.types import is_mysql
 
 FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state", "incident")
 FEED_LOCK = "cidash:feed"  # the leases row every feed insert locks on MySQL/MariaDB
 REPLAY_PAGE = 500
 
-_SUCCESS = frozenset({Result.SUCCESS.value})
-_TEST_FAILURES = frozenset(r.value for r in TEST_FAILURE_RESULTS)
-_INFRA = frozenset(r.value for r in INFRA_RESULTS)
-CLASSIFIED_RESULTS = _SUCCESS | _TEST_FAILURES | _INFRA  # every result that is not "other"
 _COLUMNS = ("kind", "created_at", "ci_system_id", "project", "payload")
 _LOCK_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.domain.results import INFRA_ERRORS, RESULT_CLASSES, SUCCESS_RESULTS, TEST_FAILURES, result_class
 from cidash.domain.text import clip
 from cidash.domain.urls import log_url as log_url_of
 from cidash.domain.views import (
@@ -57,16 +58,9 @@ from cidash.store import reading
 from cidash.store.bulk import IN_CHUNK, chunks
 from cidash.store.engine import writer_engine
 from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
-from cidash.store.rollups import (
-    INFRA_ERRORS,
-    SUCCESS_RESULTS,
-    TEST_FAILURES,
-    hour_floor,
-    result_class,
-)
+from cidash.store.rollups import hour_floor
 from cidash.store.types import OutOfRangeError, UTCDateTime, bounded_id, bounded_utc, to_aware_utc
 
-RESULT_CLASS_NAMES: frozenset[str] = frozenset({"success", "failure", "infra", "other"})
 RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
 MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
 GRID_SCAN_PER_ROW = 40  # runs read per wanted grid row when looking for the most recent patch sets
@@ -414,7 +408,7 @@ def check_result_filter(value: str | None) -> str | None:
     """A result class (success|failure|infra|other) as is, a result word upper-cased; else an error."""
     if value is None or value == "":
         return None
-    if value.lower() in RESULT_CLASS_NAMES:
+    if value.lower() in RESULT_CLASSES:
         return value.lower()
     if not RESULT_WORD_RE.fullmatch(value):
         raise QueryError(

@@ -12,9 +12,9 @@ Three tables (migrations 0002 and 0003, :mod:`cidash.store.models_live`):
 
 The writer calls :func:`apply_rollups` in the transaction that inserts the runs, so the rollups
 never disagree with ``ci_runs``; :func:`rebuild_rollups` recomputes them from scratch (after a
-re-parse, or to repair). Both classify a result the same way (:func:`result_class`), bucket a
-latency the same way (negative latencies, from clock skew, count as 0 s; non-finite ones are
-ignored) and floor ``posted_at`` to the UTC hour.
+re-parse, or to repair). Both classify a result the same way
+(:func:`cidash.domain.results.result_class`), bucket a latency the same way (negative latencies,
+from clock skew, count as 0 s; non-finite ones are ignored) and floor ``posted_at`` to the UTC hour.
 """
 
 from __future__ import annotations
@@ -23,43 +23,23 @@ import functools
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.results import CLASS_CODES, INFRA_ERRORS, SUCCESS_RESULTS, TEST_FAILURES, ResultClass, result_class
 from cidash.domain.text import clip_required
-from cidash.parsing import INFRA_RESULTS, TEST_FAILURE_RESULTS, Result
 from cidash.store import models as m
 from cidash.store.derived import InsertedRun
 from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.types import is_mysql
 
-ResultClass = Literal["success", "failure", "infra", "other"]
-RESULT_CLASSES: tuple[ResultClass, ...] = ("success", "failure", "infra", "other")
-
-SUCCESS_RESULTS: frozenset[str] = frozenset({Result.SUCCESS.value})
-TEST_FAILURES: frozenset[str] = frozenset(r.value for r in TEST_FAILURE_RESULTS)
-INFRA_ERRORS: frozenset[str] = frozenset(r.value for r in INFRA_RESULTS)
-# class codes, ordered so that MIN/MAX over a patch set's runs tell whether they all agree
-CLASS_CODES: dict[ResultClass, int] = {"success": 0, "failure": 1, "infra": 2, "other": 3}
-
 _ROLLUP_KEY = ("ci_system_id", "project", "hour")
 _ROLLUP_SUMS = ("runs", "successes", "test_failures", "infra_errors", "latency_n", "latency_sum")
 _LATENCY_KEY = ("ci_system_id", "hour", "bucket")
 _TOTALS_KEY = ("hour", "ci_system_id")
-
-
-def result_class(result: str) -> ResultClass:
-    """success (SUCCESS), failure (a test failure), infra (the CI's own fault) or other."""
-    if result in SUCCESS_RESULTS:
-        return "success"
-    if result in TEST_FAILURES:
-        return "failure"
-    if result in INFRA_ERRORS:
-        return "infra"
-    return "other"
 
 
 def hour_floor(moment: datetime) -> datetime:
