@@ -230,6 +230,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./cidash.db"
     journal_retention_days: float = Field(default=14.0, gt=0)
     dead_letter_retention_days: float = Field(default=90.0, gt=0)
+    collection_retention_days: float = Field(default=90.0, gt=0)  # stream sessions and backfill passes
     redis_url: str | None = None
     redis_prefix: str = Field(default="cidash", pattern=r"^[A-Za-z0-9_.:-]+$")  # channel <prefix>:feed
     role: Literal["all", "api", "collector"] = "all"

@@ -69,7 +69,14 @@ async def system_or_404(conn: AsyncConnection, name: str, server: str | None) ->
 def api_router() -> APIRouter:
     """Every ``/api/v1`` route of this package (the live feed and the alerts come as extra
     routers that carry the ``/api/v1`` prefix themselves)."""
-    from cidash.api import routes_explain, routes_misc, routes_report, routes_runs, routes_systems
+    from cidash.api import (
+        routes_collection,
+        routes_explain,
+        routes_misc,
+        routes_report,
+        routes_runs,
+        routes_systems,
+    )
 
     router = APIRouter(prefix=API_PREFIX)
     reads = APIRouter(dependencies=[Depends(require_read)], responses=ERRORS)
@@ -78,6 +85,7 @@ def api_router() -> APIRouter:
     reads.include_router(routes_misc.router)
     reads.include_router(routes_explain.router)
     reads.include_router(routes_report.router)
+    reads.include_router(routes_collection.router)
     router.include_router(reads)
     router.include_router(routes_misc.badges, dependencies=[Depends(require_badge)], responses=ERRORS)
     router.include_router(routes_misc.probes)

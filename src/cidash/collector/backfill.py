@@ -30,6 +30,7 @@ CLOCK_SKEW = timedelta(seconds=5)  # tolerated difference between our clock and 
 class BackfillResult:
     since: datetime
     watermark: datetime
+    until: datetime  # when the query started: everything posted before then was read
     changes: int = 0
     comments: int = 0
     runs_inserted: int = 0
@@ -78,7 +79,7 @@ async def run_backfill(
             if watermark
             else query_started_at - timedelta(seconds=server.backfill_initial_s)
         )
-    result = BackfillResult(since=since, watermark=query_started_at - CLOCK_SKEW)
+    result = BackfillResult(since=since, watermark=query_started_at - CLOCK_SKEW, until=query_started_at)
     await refresh_group(server, client, store, parser)
 
     ingestor = Ingestor(store, parser, server.name, journal=False, batch_size=2000, on_written=on_written)

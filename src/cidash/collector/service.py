@@ -12,12 +12,13 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from cidash import metrics
 from cidash.collector.backfill import BackfillResult, run_backfill
+from cidash.collector.completeness import CompletenessRecorder
 from cidash.collector.ingest import Ingestor, OnWritten
 from cidash.config import GerritServer
 from cidash.errors import GerritAuthError, GerritUnavailableError
@@ -25,6 +26,7 @@ from cidash.gerrit.rest import GerritRestClient
 from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
 from cidash.service.process import cancel_and_wait
+from cidash.store.collection import PassOutcome, PassRecord
 from cidash.store.comments import WriteStats
 from cidash.store.writer import Store
 
@@ -89,8 +91,13 @@ class ServerCollector:
         self.health = CollectorHealth()
         self.backfilled = asyncio.Event()  # set after the first successful backfill
         self._lines: asyncio.Queue[tuple[bytes, float] | tuple[bytes, float, int]] = asyncio.Queue(LINE_QUEUE_SIZE)
+        self.completeness = CompletenessRecorder(store, server.name)
         self.stream = StreamClient(
-            server, self._on_line, on_connected=self._on_connected, on_oversized=self._on_oversized
+            server,
+            self._on_line,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            on_oversized=self._on_oversized,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._backfill_lock = asyncio.Lock()
@@ -109,6 +116,7 @@ class ServerCollector:
             coalesce=True,
             next_run_time=None,
         )
+        self.completeness.start()
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name=f"ingest:{self.server.name}"))
         if self.server.stream:
             self._tasks.append(asyncio.create_task(self.stream.run(), name=f"stream:{self.server.name}"))
@@ -119,6 +127,7 @@ class ServerCollector:
         with contextlib.suppress(Exception):
             self._scheduler.remove_job(self._job_id)
         await self.stream.stop()
+        await self.completeness.stop()
         # a pass under way is redone by the next start: its watermark moves only after a commit
         await cancel_and_wait(self._backfill_task)
         # let the ingest loop write what it holds, then stop it
@@ -141,9 +150,14 @@ class ServerCollector:
 
     async def _on_connected(self, first: bool) -> None:
         self.health.stream_connected = True
+        self.completeness.connected()
         if not first:
             self._meters.reconnects.inc()
             self.request_backfill("reconnect")
+
+    async def _on_disconnected(self, reason: str) -> None:
+        self.health.stream_connected = False
+        self.completeness.disconnected(reason)
 
     async def _ingest_loop(self) -> None:
         """Drain the line queue in batches: large under load, immediate when traffic is light."""
@@ -219,6 +233,29 @@ class ServerCollector:
                 self._backfill_task = None
 
     async def _backfill_pass(self) -> BackfillResult | None:
+        started_at = datetime.now(UTC)
+        result = await self._timed_backfill_pass()
+        finished_at = datetime.now(UTC)
+        if isinstance(result, tuple):
+            outcome, error = result
+            self.completeness.backfill_pass(PassRecord(started_at, finished_at, outcome, error=error))
+            return None
+        self.completeness.backfill_pass(
+            PassRecord(
+                started_at,
+                finished_at,
+                "ok",
+                since=result.since,
+                until=result.until,
+                changes=result.changes,
+                comments=result.comments,
+                runs_new=result.runs_inserted,
+            )
+        )
+        return result
+
+    async def _timed_backfill_pass(self) -> BackfillResult | tuple[PassOutcome, str]:
+        """The pass's result, or how it ended otherwise (stalled or failed) and why."""
         deadline = self.server.backfill_deadline_s
         try:
             async with asyncio.timeout(deadline):
@@ -231,24 +268,24 @@ class ServerCollector:
             self._meters.backfill_stalled.set(1)
             log.warning("server %s: %s; will retry", self.server.name, self.health.last_error)
             self._retry_soon()
-            return None
+            return "stalled", self.health.last_error
         except GerritAuthError as exc:
             self.health.fatal = str(exc)
             self.health.backfill_errors += 1
             log.error("server %s: %s: backfill stopped until the configuration is fixed", self.server.name, exc)
-            return None
+            return "failed", self.health.fatal
         except (GerritUnavailableError, OSError) as exc:
             self.health.backfill_errors += 1
             self.health.last_error = str(exc)
             log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
             self._retry_soon()
-            return None
+            return "failed", self.health.last_error
         except Exception as exc:  # DB trouble: the watermark did not move, retry soon
             self.health.backfill_errors += 1
             self.health.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("server %s: backfill failed, will retry: %s", self.server.name, exc)
             self._retry_soon()
-            return None
+            return "failed", self.health.last_error
         self._meters.backfill_duration.observe(result.duration_s)
         self._meters.rest_comments.inc(result.comments)
         self.health.backfills += 1

@@ -501,3 +501,68 @@ class ReportCard(BaseModel):
     previous_start: datetime  # the week before: [previous_start, start)
     project: str | None
     rows: list[ReportRow]  # worst first: state, then success rate
+
+
+class StreamSessionOut(BaseModel):
+    """One stream-events connection of a Gerrit server."""
+
+    id: int
+    connected_at: datetime
+    last_seen_at: datetime  # the collector's last heartbeat while connected
+    disconnected_at: datetime | None  # None: connected now
+    reason: str | None  # why it ended: the stream's error, "collector stopped", "process ended ..."
+
+
+class BackfillPassOut(BaseModel):
+    """One REST backfill pass: it read what was posted from `since` until `until` (its query's start)."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime
+    since: datetime | None  # None when the pass failed before it knew its range
+    until: datetime | None
+    changes: int
+    comments: int
+    runs_new: int
+    outcome: Literal["ok", "failed", "stalled"]  # stalled: cut at backfill_deadline_s
+    error: str | None
+
+
+class CollectionGap(BaseModel):
+    """Time without a connected stream; covered once completed backfill passes read all of it."""
+
+    start: datetime
+    end: datetime | None  # None: still open (no stream since `start`)
+    state: Literal["covered", "uncovered", "open"]
+    covered_by: int | None  # the pass (id in `passes`) that completed the cover
+
+
+class CollectionSummary(BaseModel):
+    observed_from: datetime | None  # the window's start, or the server's first session when later
+    observed_to: datetime  # the window's end, or now
+    connected_s: float
+    covered_s: float
+    uncovered_s: float
+    open_s: float
+    completeness: float | None  # (connected + covered) / observed; None when nothing was observed
+    uncovered_gaps: int
+    open_gap: bool
+    passes_ok: int  # passes that finished in the window, by outcome
+    passes_failed: int
+    passes_stalled: int
+
+
+class ServerCollection(BaseModel):
+    server: str
+    connected: bool  # its last session is connected (with a recent heartbeat)
+    sessions: list[StreamSessionOut]  # oldest first
+    gaps: list[CollectionGap]
+    passes: list[BackfillPassOut]  # finished in the window, and any a listed gap names
+    summary: CollectionSummary
+    truncated: bool  # more than 500 sessions, gaps or passes: only the latest are listed
+
+
+class CollectionOut(BaseModel):
+    window_from: datetime
+    window_to: datetime
+    servers: list[ServerCollection]

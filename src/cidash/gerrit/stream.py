@@ -146,6 +146,7 @@ class StreamClient:
         on_line: LineHandler,
         *,
         on_connected: Callable[[bool], Awaitable[None]] | None = None,
+        on_disconnected: Callable[[str], Awaitable[None]] | None = None,
         on_oversized: OversizeHandler | None = None,
         subscribe: tuple[str, ...] = (),
         backoff_multiplier_s: float = 1.0,
@@ -154,6 +155,7 @@ class StreamClient:
         self._options = connect_options(server)
         self._on_line = on_line
         self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
         self._on_oversized = on_oversized
         self._subscribe = subscribe
         self._backoff_base_s = backoff_multiplier_s
@@ -169,13 +171,14 @@ class StreamClient:
         """Stream until stop(); never raises for network trouble, only logs and reconnects."""
         failures = 0
         while not self._stopping.is_set():
+            reason = "stopped"
             try:
                 await self._session()
                 failures = 0  # a session that ran cleanly resets the backoff
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncssh.Error, TimeoutError, ConnectionError) as exc:
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                reason = self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "server %s: stream-events from %s:%d failed: %s",
                     self._server.name,
@@ -184,7 +187,9 @@ class StreamClient:
                     self.stats.last_error,
                 )
             finally:
-                self.stats.connected = False
+                was_connected, self.stats.connected = self.stats.connected, False
+            if was_connected and self._on_disconnected is not None:
+                await self._on_disconnected(reason)
             if self._stopping.is_set():
                 break
             failures += 1

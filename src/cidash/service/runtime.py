@@ -206,6 +206,7 @@ class Runtime:
         try:
             await self.store.purge_journal(now - timedelta(days=self.settings.journal_retention_days))
             await self.store.purge_dead_letters(now - timedelta(days=self.settings.dead_letter_retention_days))
+            await self.store.purge_collection(now - timedelta(days=self.settings.collection_retention_days))
         except Exception:
             log.exception("retention purge failed; will retry")
 

@@ -25,7 +25,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.errors import ConfigError
 from cidash.parsing import ParsedComment
-from cidash.store import ci_sync, journal, reader, reparse
+from cidash.store import ci_sync, collection, journal, reader, reparse
 from cidash.store import models as m
 from cidash.store.bulk import IN_CHUNK, chunks
 from cidash.store.comments import AfterInsert, AfterMove, CommentWriter, WriteStats
@@ -300,6 +300,47 @@ class Store:
             return await journal.set_watermark(conn, server_id, name, value)
 
         await self._write(work)
+
+    # -- collector completeness (stream sessions, backfill passes) ---------------------------------
+    async def open_stream_session(self, server: str, connected_at: datetime) -> int:
+        """A stream-events connection began; its id for :meth:`touch_stream_session` and the close."""
+
+        async def work(conn: AsyncConnection) -> int:
+            server_id = (await self._writer.server_ids(conn, [server]))[server]
+            return await collection.open_session(conn, server_id, connected_at)
+
+        return await self._write(work)
+
+    async def touch_stream_session(self, session_id: int, seen_at: datetime) -> None:
+        """The collector's heartbeat: the session was still connected at `seen_at`."""
+        await self._write(lambda conn: collection.touch_session(conn, session_id, seen_at))
+
+    async def close_stream_session(self, session_id: int, at: datetime, reason: str) -> None:
+        await self._write(lambda conn: collection.close_session(conn, session_id, at, reason))
+
+    async def close_abandoned_sessions(self, server: str) -> int:
+        """At start: end the sessions a dead process left open, at their last heartbeat."""
+
+        async def work(conn: AsyncConnection) -> int:
+            server_id = (await self._writer.server_ids(conn, [server]))[server]
+            return await collection.close_abandoned(conn, server_id)
+
+        return await self._write(work)
+
+    async def record_backfill_pass(self, server: str, record: collection.PassRecord) -> int:
+        async def work(conn: AsyncConnection) -> int:
+            server_id = (await self._writer.server_ids(conn, [server]))[server]
+            return await collection.insert_pass(conn, server_id, record)
+
+        return await self._write(work)
+
+    async def purge_collection(self, older_than: datetime) -> int:
+        """Delete stream sessions and backfill passes that ended before `older_than`."""
+        moment = to_aware_utc(older_than)
+        removed = 0
+        for table in (collection.sessions_t, collection.passes_t):
+            removed += await self._purge(table, collection.purge_where(table, moment))
+        return removed
 
     # -- reads -----------------------------------------------------------------------------------
     async def all_runs(self, server: str | None = None) -> list[StoredRun]:
