@@ -18,9 +18,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.results import result_class
 from cidash.parsing_rechecks import names_of
 from cidash.store import models as m
-from cidash.store.rollups import result_class
 
 FAILED_CLASSES = ("failure", "infra")
 
