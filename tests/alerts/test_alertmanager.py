@@ -9,7 +9,7 @@ import contextlib
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,11 +42,20 @@ class Hook:
         """The first notification of `status` that holds an alert of every project: on a busy machine the
         group's first notification can go out (group_wait) before the second alert is in, and the next
         one (group_interval) then carries both."""
+
+        def complete(notification: dict[str, Any]) -> bool:
+            alerts = notification["alerts"]  # an empty label (a CI-wide scope) is not sent on
+            found = sorted(a["labels"].get("project", "") for a in alerts if a["status"] == status)
+            return bool(notification["status"] == status and found == projects)
+
+        return await self.wait_for(complete, limit_s)
+
+    async def wait_for(self, wanted: Callable[[dict[str, Any]], bool], limit_s: float = 30) -> dict[str, Any]:
+        """The first notification that is `wanted`."""
         async with asyncio.timeout(limit_s):
             while True:
                 for notification in self.notifications:
-                    found = sorted(a["labels"]["project"] for a in notification["alerts"] if a["status"] == status)
-                    if notification["status"] == status and found == projects:
+                    if wanted(notification):
                         return notification
                 self.arrived.clear()
                 await self.arrived.wait()
@@ -160,4 +169,48 @@ async def test_incidents_fire_and_resolve_in_alertmanager(store: Store, alertman
         assert all(n["status"] == "resolved" for n in hook.notifications[notified_firing:])
     finally:
         await pusher.close()
+        await engine.close()
+
+
+async def test_an_escalation_ends_the_old_label_set_after_a_restart(
+    store: Store, alertmanager: str, hook: Hook
+) -> None:
+    """warning -> critical changes the labels: the warning alert must end, also when the replica
+    that pushed it is gone and a new one (nothing in memory) pushes the escalated incident."""
+    store.after_insert = feed_module.append_run_messages
+    ahead = [timedelta(0)]  # the engine's clock runs ahead to escalate; Alertmanager's stays real
+    escalating = rule("blame", "failure", for_s=0, clear_s=0, severity="warning", escalate_after_s=3600)
+    engine = AlertEngine(store, [escalating], clock=lambda: datetime.now(UTC) + ahead[0])
+    world = World(store, engine, [datetime.now(UTC)])
+    await store.sync_ci_configs([_reference("zuul")], ["review"])  # type: ignore[list-item]
+    # endsAt a few minutes ahead: the pushes here are by hand, and the firing one must outlast the test
+    config = AlertmanagerConfig(url=alertmanager, resend_s=60, dashboard_url="http://dash.example")
+    first = AlertmanagerPusher(store, config)
+    try:
+        posted = datetime.now(UTC) - timedelta(seconds=30)
+        await world.post("SUCCESS", author=ZUUL, ci="zuul", change=1, at=posted)
+        await world.post("FAILURE", change=1, at=posted + timedelta(seconds=1))
+        assert await first.push() == 1
+        firing = await hook.wait_for_group("firing", [""])
+        assert [a["labels"]["severity"] for a in firing["alerts"]] == ["warning"]
+    finally:
+        await first.close()  # the replica goes away
+    ahead[0] = timedelta(hours=2)
+    await engine.tick()
+    async with store.engine.connect() as conn:
+        (incident,) = await alerts_store.list_incidents(conn)
+    assert incident.state == "firing" and incident.severity == "critical"
+    second = AlertmanagerPusher(store, config)  # a new replica: it never pushed the warning
+    try:
+        assert await second.push() == 2  # the warning label set ended, the critical one firing
+        ended = await hook.wait_for(lambda n: any(a["status"] == "resolved" for a in n["alerts"]))
+        assert sorted((a["labels"]["severity"], a["status"]) for a in ended["alerts"]) == [
+            ("critical", "firing"),
+            ("warning", "resolved"),
+        ]
+        async with httpx.AsyncClient() as client:
+            active = (await client.get(f"{alertmanager}/api/v2/alerts", params={"active": "true"})).json()
+        assert [(a["labels"]["severity"], a["status"]["state"]) for a in active] == [("critical", "active")]
+    finally:
+        await second.close()
         await engine.close()

@@ -7,14 +7,17 @@ Every incident that notifies (not quiet, not silenced) is one Alertmanager alert
 the incident's start. While it fires it is re-sent every ``resend_s`` with ``endsAt`` four resends
 ahead (so an Alertmanager whose cidash went away resolves it on its own); once resolved it is sent
 with ``endsAt`` = its resolution, for as long as it resolved recently. A severity that escalates
-changes the labels, so the old label set is ended at once.
+changes the labels, so the old label set is ended, at every push while the incident is due: the old
+severity is the one its open edge was notified with (stored), not what this process pushed before,
+so a replica that restarted or took over ends the stale label set too. Only severity changes, and
+only once (to critical): the open edge's and the current one are every label set an incident had.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,7 +67,6 @@ class AlertmanagerPusher:
         self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         self._own_http = http is None
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._sent: dict[int, dict[str, str]] = {}  # incident id -> the labels last sent
         self._wake = asyncio.Event()
         self.pushes = 0
 
@@ -77,14 +79,20 @@ class AlertmanagerPusher:
         if self._own_http:
             await self._http.aclose()
 
-    def payload(self, incidents: Sequence[IncidentOut], now: datetime) -> list[dict[str, Any]]:
+    def payload(
+        self, incidents: Sequence[IncidentOut], opened: Mapping[int, str], now: datetime
+    ) -> list[dict[str, Any]]:
+        """The alerts to post: each incident, and the label set it opened with ended when its severity
+        escalated since (`opened`: incident id -> the severity of its open edge)."""
         ahead = now + timedelta(seconds=4 * self.config.resend_s)
         items = []
         for incident in incidents:
             current = labels(incident)
-            previous = self._sent.get(incident.id)
-            if previous is not None and previous != current:  # escalated: end the old label set
-                items.append({"labels": previous, "startsAt": _time(incident.started_at), "endsAt": _time(now)})
+            severity = opened.get(incident.id, incident.severity)
+            if severity != incident.severity:  # escalated: end the old label set
+                previous = {**current, "severity": severity}
+                ended = incident.resolved_at or now
+                items.append({"labels": previous, "startsAt": _time(incident.started_at), "endsAt": _time(ended)})
             ends = incident.resolved_at if incident.resolved_at is not None else ahead
             items.append(
                 {
@@ -95,14 +103,11 @@ class AlertmanagerPusher:
                     "endsAt": _time(ends),
                 }
             )
-            if incident.resolved_at is None:
-                self._sent[incident.id] = current
-            else:
-                self._sent.pop(incident.id, None)
         return items
 
-    async def due(self, now: datetime) -> list[IncidentOut]:
-        """The incidents to send now: firing and notifying, or resolved recently after notifying."""
+    async def due(self, now: datetime) -> tuple[list[IncidentOut], dict[int, str]]:
+        """The incidents to send now (firing and notifying, or resolved recently after notifying) and
+        the severities their open edges were notified with."""
         t = incidents_t
         async with self._store.engine.connect() as conn:
             query = sa.select(t.c.id).where(
@@ -111,17 +116,19 @@ class AlertmanagerPusher:
             )
             ids = [int(row[0]) for row in await conn.execute(query)]
             found = await alerts_store.get_incidents(conn, ids)
+            opened = await alerts_store.opened_severities(conn, ids)
         wanted = []
         for incident in found.values():
             if silenced(incident, now) and incident.state == "firing":
                 continue
             wanted.append(incident)
-        return sorted(wanted, key=lambda incident: incident.id)
+        return sorted(wanted, key=lambda incident: incident.id), opened
 
     async def push(self) -> int:
         """One push of what is due; the number of alerts sent (0 when nothing was due)."""
         now = self._clock()
-        items = self.payload(await self.due(now), now)
+        incidents, opened = await self.due(now)
+        items = self.payload(incidents, opened, now)
         if not items:
             return 0
         response = await self._http.post(f"{self.config.url}/api/v2/alerts", json=items)

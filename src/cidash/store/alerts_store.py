@@ -326,6 +326,17 @@ async def notified_edges(conn: AsyncConnection, incident_ids: Sequence[int]) -> 
     return found
 
 
+async def opened_severities(conn: AsyncConnection, incident_ids: Sequence[int]) -> dict[int, str]:
+    """incident id -> the severity its open edge was notified with (an escalation changes it since)."""
+    found: dict[int, str] = {}
+    for part in chunks(sorted(set(incident_ids)), IN_CHUNK):
+        query = sa.select(alerts_t.c.incident_id, alerts_t.c.severity).where(
+            alerts_t.c.incident_id.in_(part), alerts_t.c.edge == "open"
+        )
+        found.update((int(i), str(severity)) for i, severity in await conn.execute(query))
+    return found
+
+
 def _incident_query() -> sa.Select[Any]:
     t, ci, accounts, servers = incidents_t, m.ci_systems_t, m.accounts_t, m.servers_t
     return (
