@@ -1,7 +1,7 @@
 """recheck_comments: humans' recheck comments, for each CI's recheck burden
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 
 The one kind of human comment cidash keeps: ``recheck`` (plain; the queries attribute it to the
@@ -20,7 +20,7 @@ from alembic import op
 from cidash.store.types import KeyString, UTCDateTime
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
