@@ -20,7 +20,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 from cidash.store.engine import create_engine
-from cidash.store.models import Base
+from cidash.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

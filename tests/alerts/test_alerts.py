@@ -28,7 +28,7 @@ from cidash.errors import ConfigError
 from cidash.parsing import CommentKind, ParsedComment
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module
-from cidash.store.models_live import alerts_t, feed_t, incidents_t
+from cidash.store.schema import alerts_t, feed_t, incidents_t
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 OTHER_CI = AccountRef(account_id=9002, username="other-ci", name="Other CI", email="ci@other.example")

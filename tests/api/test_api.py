@@ -35,10 +35,10 @@ from cidash.parsing import CommentParser
 from cidash.sim.rest_shapes import change_info
 from cidash.sim.world import World
 from cidash.store import Store
-from cidash.store import models as m
+from cidash.store import schema as m
 from cidash.store.engine import create_engine
-from cidash.store.models_live import rollups_t
 from cidash.store.rollups import rebuild_rollups
+from cidash.store.schema import rollups_t
 from tests.support.paths import REPO
 from tests.support.store_fixtures import observed, parsed
 

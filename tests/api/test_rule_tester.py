@@ -16,7 +16,7 @@ from cidash.api import create_app
 from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.parsing import CommentParser
 from cidash.store import Store
-from cidash.store import models as m
+from cidash.store import schema as m
 from tests.client.test_client_cli import invoke, served
 from tests.support.store_fixtures import observed
 

@@ -976,7 +976,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     from cidash.api.app import create_app
     from cidash.live.bus import make_bus
     from cidash.store import feed
-    from cidash.store.derived import InsertedRun
+    from cidash.store.inserted_run import InsertedRun
 
     async def feed_only(conn: Any, runs: Any) -> list[FeedMessage]:
         inserted: list[InsertedRun] = list(runs)

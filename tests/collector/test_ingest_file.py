@@ -19,7 +19,7 @@ from cidash.gerrit.normalize import comment_from_event
 from cidash.parsing import CommentKind, CommentParser
 from cidash.sim.world import World
 from cidash.store import Store
-from cidash.store import models as m
+from cidash.store import schema as m
 
 CI = [CISystemConfig(account="zuul", reference=True)]
 BAD_LINES = [

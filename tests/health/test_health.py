@@ -21,10 +21,10 @@ from cidash.domain.comments import AccountRef
 from cidash.domain.results import Result, result_class
 from cidash.domain.views import SystemSummary
 from cidash.store import Store, queries
-from cidash.store import models as m
-from cidash.store.derived import InsertedRun
-from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
+from cidash.store import schema as m
+from cidash.store.inserted_run import InsertedRun
 from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups
+from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from tests.api.test_api import load_history
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
@@ -770,7 +770,7 @@ async def test_background_windows_never_wait_for_their_value() -> None:
 async def test_rollups_kept_by_the_writer_equal_a_recomputation(store: Store) -> None:
     """The writer calls apply_rollups in its insert transaction: after a simulated history written
     in batches, the rollups are exactly what a recomputation gives."""
-    store.after_insert = apply_rollups  # what cidash.store.hooks does, without the feed
+    store.after_insert = apply_rollups  # what cidash.store.derived_writes does, without the feed
     await load_history(store, hours=3, seed=8, rebuild=False)
     incremental = await _snapshot(store)
     await _rebuild(store)

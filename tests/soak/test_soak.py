@@ -42,8 +42,7 @@ from cidash.sim.hub import GARBAGE_LINES
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
 from cidash.store.migrate import upgrade
-from cidash.store.models import dead_letters_t
-from cidash.store.models_live import alerts_t, incidents_t
+from cidash.store.schema import alerts_t, dead_letters_t, incidents_t
 from tests.support.sim_fixtures import client_key, compare, fetch_truth
 from tests.support.soak_mariadb import PrivateMariaDB, free_port
 from tests.support.soak_replicas import Replica, TomlValue, to_toml

@@ -1,4 +1,4 @@
-"""store.fast's hand-made MySQL literals are the one path from untrusted comment text to SQL: a
+"""store.bulk_io's hand-made MySQL literals are the one path from untrusted comment text to SQL: a
 property test sends arbitrary text (quotes, backslashes, NUL, \\x1a, odd Unicode, very long values)
 through its insert, update and keyed select into MariaDB, with and without NO_BACKSLASH_ESCAPES,
 and into SQLite, and reads back exactly what went in (after the documented fitting: VARCHAR
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cidash.domain.text import clean, clip
 from cidash.errors import ConfigError
-from cidash.store import fast
+from cidash.store import bulk_io
 from cidash.store.engine import create_engine, normalise_url
 from cidash.store.types import KeyString, LongText
 from tests.support.store_fixtures import _create_mysql_database, _drop_mysql_database
@@ -71,9 +71,9 @@ async def _set_mode(conn: AsyncConnection, mode: str) -> None:
         await conn.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
     else:
         await conn.exec_driver_sql("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
-    driver = await fast._driver(conn)
+    driver = await bulk_io._driver(conn)
     # the mode the literals are built for is the one the server says it is in
-    assert bool(driver.server_status & fast._NO_BACKSLASH_ESCAPES) == mode.endswith("no-backslash-escapes")
+    assert bool(driver.server_status & bulk_io._NO_BACKSLASH_ESCAPES) == mode.endswith("no-backslash-escapes")
 
 
 async def _stored(conn: AsyncConnection) -> list[tuple[int, str, str | None, str | None]]:
@@ -92,21 +92,21 @@ async def test_any_text_round_trips_through_the_bulk_path(
     async with engine.begin() as conn:
         await _set_mode(conn, mode)
         await conn.execute(scratch.delete())
-        await fast.insert_rows(conn, scratch, ("id", "scope", "k", "short", "long"), rows)
+        await bulk_io.insert_rows(conn, scratch, ("id", "scope", "k", "short", "long"), rows)
         assert await _stored(conn) == fitted
 
         changed = [(index, (updates[0], updates[1] + str(index))) for index, *_ in rows]
-        await fast.update_rows(conn, scratch, ("short", "long"), changed)
+        await bulk_io.update_rows(conn, scratch, ("short", "long"), changed)
         assert await _stored(conn) == [
             (index, key, clip(short, SHORT), clean(long))
             for (index, key, _, _), (_, (short, long)) in zip(fitted, changed, strict=True)
         ]
 
         keys = [(1, key) for _, _, key, _, _ in rows] + [(1, updates[0])]
-        found = await fast.select_in(conn, scratch, ("id",), "scope", "k", keys)
+        found = await bulk_io.select_in(conn, scratch, ("id",), "scope", "k", keys)
         wanted = {clip(key, SHORT) for _, key in keys}
         assert sorted(row[0] for row in found) == [index for index, key, _, _ in fitted if key in wanted]
-        several_scopes = await fast.select_in(conn, scratch, ("id",), "scope", "k", [*keys, (2, updates[0])])
+        several_scopes = await bulk_io.select_in(conn, scratch, ("id",), "scope", "k", [*keys, (2, updates[0])])
         assert sorted(row[0] for row in several_scopes) == sorted(row[0] for row in found)
 
 

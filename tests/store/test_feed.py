@@ -18,7 +18,7 @@ from cidash.parsing import JobResult
 from cidash.store import Store, WriteStats
 from cidash.store import feed as feed_module
 from cidash.store.feed import FeedEntry, FeedFilter, first_log_url, result_class
-from cidash.store.models_live import feed_t
+from cidash.store.schema import feed_t
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 

@@ -13,7 +13,7 @@ from cidash.api import create_app
 from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.parsing import CommentKind, CommentParser, ParsedComment
 from cidash.store import Store
-from cidash.store import models as m
+from cidash.store import schema as m
 from cidash.store.reading import CommentCounts, comment_counts, unread_comments
 from tests.support.store_fixtures import HUMAN, T0, observed, parsed, rest_copy, stream_copy
 

@@ -12,7 +12,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef
 from cidash.parsing import CommentParser
 from cidash.store import Store
-from cidash.store import models as m
+from cidash.store import schema as m
 from cidash.store.rechecks import recheck_cases, recheck_counts
 from tests.support.store_fixtures import HUMAN, T0, THIRD_PARTY, ZUUL, observed, rest_copy, stream_copy
 

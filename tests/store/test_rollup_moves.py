@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cidash.store import Store, hooks
+from cidash.store import Store, derived_writes
 from cidash.store.rollups import apply_rollups
 from tests.health.test_health import _rebuild, _same_rollups, _snapshot
 from tests.support.store_fixtures import HUMAN, T0, human_parsed, observed, parsed, rest_copy, stream_copy
@@ -21,8 +21,8 @@ async def _assert_rollups_equal_a_recomputation(store: Store) -> None:
 
 
 def _keep_rollups(store: Store) -> None:
-    store.after_insert = apply_rollups  # what cidash.store.hooks does, without the feed
-    store.after_move = hooks.after_move
+    store.after_insert = apply_rollups  # what cidash.store.derived_writes does, without the feed
+    store.after_move = derived_writes.after_move
 
 
 async def test_a_rest_copy_moving_a_stream_run_moves_its_rollups(store: Store) -> None:

@@ -24,9 +24,8 @@ from cidash.domain.comments import AccountRef, Source
 from cidash.errors import ConfigError
 from cidash.parsing import CommentKind, JobResult
 from cidash.store import DEDUP_WINDOW, Store, downgrade, upgrade
-from cidash.store import comments as comments_module
-from cidash.store import models as m
-from cidash.store import models_live as live
+from cidash.store import comment_writer as comments_module
+from cidash.store import schema as m
 from cidash.store.dedup import _body, content_key
 from cidash.store.engine import create_engine, normalise_url
 from cidash.store.migrate import head_revision, migrations_dir
@@ -106,7 +105,7 @@ def _schema_diff(connection: Connection) -> list[Any]:
 def _head_schema_diff(connection: Connection) -> list[Any]:
     """Every difference (types included) between the models and a database at the head revision."""
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, live.Base.metadata))  # the live tables' module: all of them are on it
+    return list(compare_metadata(context, m.Base.metadata))
 
 
 async def _scalar(store: Store, statement: Any) -> Any:

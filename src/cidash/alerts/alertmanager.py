@@ -28,8 +28,8 @@ from cidash.alerts.engine import silenced
 from cidash.config import AlertmanagerConfig
 from cidash.domain.views import AlertOut, IncidentOut
 from cidash.store import alerts_store
-from cidash.store.models_live import incidents_t
-from cidash.store.writer import Store
+from cidash.store.facade import Store
+from cidash.store.schema import incidents_t
 
 log = logging.getLogger(__name__)
 

@@ -66,8 +66,8 @@ from cidash.store import alerts_store as q
 from cidash.store import feed, queries, reading
 from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
 from cidash.store.engine import writer_engine
+from cidash.store.facade import Store
 from cidash.store.types import to_aware_utc
-from cidash.store.writer import Store
 
 log = logging.getLogger(__name__)
 

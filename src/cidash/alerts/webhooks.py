@@ -54,7 +54,7 @@ from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut
 from cidash.store import alerts_store
 from cidash.store.engine import writer_engine
-from cidash.store.writer import Store
+from cidash.store.facade import Store
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from cidash.domain.views import (
 )
 from cidash.store import alerts_store
 from cidash.store.engine import writer_engine
+from cidash.store.facade import Store
 from cidash.store.types import to_aware_utc
-from cidash.store.writer import Store
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "A token is required"},

@@ -34,7 +34,7 @@ from cidash.config import Settings
 from cidash.domain.health import TTLCache
 from cidash.domain.views import ServerStatus
 from cidash.store import queries
-from cidash.store.writer import Store
+from cidash.store.facade import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from cidash.config import Settings
 from cidash.domain.health import HealthCache
 from cidash.domain.views import ErrorOut
 from cidash.store import queries
-from cidash.store.writer import Store
+from cidash.store.facade import Store
 
 API_PREFIX = "/api/v1"
 

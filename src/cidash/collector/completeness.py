@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from cidash.service.process import cancel_and_wait
 from cidash.store.collection import HEARTBEAT_S, PassRecord
-from cidash.store.writer import Store
+from cidash.store.facade import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from cidash.config import Settings
 from cidash.domain.comments import Source
 from cidash.gerrit.stream import LineFramer
 from cidash.parsing import CommentParser
-from cidash.store import hooks
+from cidash.store import derived_writes
 from cidash.store.engine import is_sqlite
 from cidash.store.migrate import upgrade
 
@@ -69,7 +69,7 @@ async def ingest_file(
 ) -> IngestStats:
     if migrate:
         await upgrade(settings.database_url)
-    store = await hooks.open_store(settings.database_url, live=False)  # an archive is history
+    store = await derived_writes.open_store(settings.database_url, live=False)  # an archive is history
     try:
         parser = CommentParser(settings.ci, auto_detect=settings.auto_detect_ci)
         await store.sync_ci_configs(settings.ci, [server])

@@ -27,8 +27,8 @@ from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
 from cidash.service.process import cancel_and_wait
 from cidash.store.collection import PassOutcome, PassRecord
-from cidash.store.comments import WriteStats
-from cidash.store.writer import Store
+from cidash.store.comment_writer import WriteStats
+from cidash.store.facade import Store
 
 log = logging.getLogger(__name__)
 

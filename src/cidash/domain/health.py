@@ -54,8 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.results import CLASS_CODES
 from cidash.domain.views import HealthWindow, State, VoteQuality, Window
-from cidash.store import models as m
-from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
+from cidash.store import schema as m
 from cidash.store.rechecks import recheck_counts
 from cidash.store.rollups import (
     bucket_bounds,
@@ -64,6 +63,7 @@ from cidash.store.rollups import (
     hour_floor,
     latency_bucket_sql,
 )
+from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.types import UTCDateTime, is_mysql
 
 log = logging.getLogger(__name__)

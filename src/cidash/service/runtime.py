@@ -32,10 +32,10 @@ from cidash.live.bus import Bus, make_bus
 from cidash.parsing import CommentParser
 from cidash.service.httpserver import QuietServer
 from cidash.service.process import cancel_and_wait
-from cidash.store import hooks
-from cidash.store.comments import WriteStats
+from cidash.store import derived_writes
+from cidash.store.comment_writer import WriteStats
+from cidash.store.facade import Store
 from cidash.store.migrate import upgrade, wait_for_schema
-from cidash.store.writer import Store
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Runtime:
             await upgrade(self.settings.database_url)
         else:
             await wait_for_schema(self.settings.database_url)
-        self._store = await hooks.open_store(self.settings.database_url)
+        self._store = await derived_writes.open_store(self.settings.database_url)
         await self._store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
         self._bus = make_bus(self.settings.redis_url, self.settings.redis_prefix)
         await self._bus.start()

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.domain.results import ResultClass, result_class
 from cidash.domain.text import clip, clip_required
 from cidash.domain.views import AlertOut, IncidentNoteOut, IncidentOut, MaintenanceOut
-from cidash.store import models as m
-from cidash.store.bulk import IN_CHUNK, chunks
-from cidash.store.models_live import (
+from cidash.store import schema as m
+from cidash.store.natural_keys import IN_CHUNK, chunks
+from cidash.store.schema import (
     alerts_t,
     deliveries_t,
     incident_notes_t,

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef
 from cidash.domain.text import clip, clip_required
-from cidash.store import models as m
-from cidash.store.comments import CommentWriter
+from cidash.store import schema as m
+from cidash.store.comment_writer import CommentWriter
 
 _DEMOTED = {"source": m.CISource.DETECTED.value, "confirmed": False}
 

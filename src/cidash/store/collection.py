@@ -26,8 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cidash.domain.text import clip_required
 from cidash.domain.views import BackfillPassOut, CollectionGap, CollectionSummary, ServerCollection, StreamSessionOut
-from cidash.store import models as m
-from cidash.store.models import MYSQL_TABLE, REASON_LEN, Base
+from cidash.store import schema as m
+from cidash.store.schema import MYSQL_TABLE, REASON_LEN, Base
 from cidash.store.types import UTCDateTime, id_type, to_aware_utc
 
 HEARTBEAT_S = 30.0  # how often a connected collector moves its session's last_seen_at

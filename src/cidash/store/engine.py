@@ -40,7 +40,7 @@ def normalise_url(database_url: str | URL) -> URL:
     if backend in ("mysql", "mariadb") and url.get_driver_name() == "aiomysql":
         charset = str(url.query.get("charset", "utf8mb4"))
         if charset.lower() not in _LITERAL_SAFE_CHARSETS:
-            # store.fast builds string literals itself, exact for UTF-8 only: in gbk or sjis a
+            # store.bulk_io builds string literals itself, exact for UTF-8 only: in gbk or sjis a
             # character can end in the byte of a backslash
             raise ConfigError(f"database URL charset={charset}: cidash needs utf8mb4 (leave it out, it is the default)")
         return url.update_query_dict({"charset": charset})

@@ -31,10 +31,10 @@ from cidash.domain.results import result_class
 from cidash.domain.urls import log_url
 from cidash.domain.views import FeedKind, FeedMessage, JobOut, RunOut
 from cidash.parsing import JobResult
-from cidash.store import models as m
-from cidash.store.derived import InsertedRun
-from cidash.store.fast import insert_rows
-from cidash.store.models_live import feed_t, leases_t
+from cidash.store import schema as m
+from cidash.store.bulk_io import insert_rows
+from cidash.store.inserted_run import InsertedRun
+from cidash.store.schema import feed_t, leases_t
 from cidash.store.types import is_mysql
 
 FEED_KINDS: tuple[FeedKind, ...] = ("run", "alert", "state", "incident")

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.text import clean, clip_required, decode_raw
-from cidash.store import models as m
+from cidash.store import schema as m
 from cidash.store.types import to_aware_utc
 
 MAX_STORED_RAW_CHARS = 1_000_000  # longer raw input is cut (raw_length keeps the received size)

@@ -53,12 +53,12 @@ from cidash.domain.views import (
     Window,
 )
 from cidash.parsing import CommentParser
-from cidash.store import models as m
 from cidash.store import reading
-from cidash.store.bulk import IN_CHUNK, chunks
+from cidash.store import schema as m
 from cidash.store.engine import writer_engine
-from cidash.store.models_live import LATENCY_BUCKETS, latency_t, rollups_t
+from cidash.store.natural_keys import IN_CHUNK, chunks
 from cidash.store.rollups import hour_floor
+from cidash.store.schema import LATENCY_BUCKETS, latency_t, rollups_t
 from cidash.store.types import OutOfRangeError, UTCDateTime, bounded_id, bounded_utc, to_aware_utc
 
 RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.parsing import JobResult
-from cidash.store import models as m
-from cidash.store.bulk import IN_CHUNK, chunks
+from cidash.store import schema as m
+from cidash.store.natural_keys import IN_CHUNK, chunks
 
 
 @dataclass(frozen=True, slots=True)

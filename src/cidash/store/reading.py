@@ -16,7 +16,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.store import models as m
+from cidash.store import schema as m
 from cidash.store.types import to_aware_utc
 
 

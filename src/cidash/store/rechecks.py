@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.results import result_class
 from cidash.parsing_rechecks import names_of
-from cidash.store import models as m
+from cidash.store import schema as m
 
 FAILED_CLASSES = ("failure", "infra")
 

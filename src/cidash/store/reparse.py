@@ -1,5 +1,5 @@
 """Re-reading stored comments with the rules in effect (``POST /api/v1/runs/reparse``,
-``cidash reparse``), through the :class:`~cidash.store.writer.Store`.
+``cidash reparse``), through the :class:`~cidash.store.facade.Store`.
 
 * runs (``ci_runs``): result, vote, pipeline and jobs updated where they read differently; a run
   no longer read as a result is left as it is (counted in ``not_results``);
@@ -22,15 +22,15 @@ import sqlalchemy as sa
 from cidash.config import CISystemConfig
 from cidash.domain.text import clip
 from cidash.parsing import PARSER_VERSION, CommentKind, JobResult
-from cidash.store import models as m
-from cidash.store.comments import UNKNOWN_RESULT
+from cidash.store import schema as m
+from cidash.store.comment_writer import UNKNOWN_RESULT
 from cidash.store.engine import writer_engine
 from cidash.store.queries import stored_observed, stored_parser, system_rows
 from cidash.store.reader import job_results
 from cidash.store.rollups import rebuild_rollups
 
 if TYPE_CHECKING:
-    from cidash.store.writer import Store
+    from cidash.store.facade import Store
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 

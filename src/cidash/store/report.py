@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
-from cidash.store.models_live import alerts_t
 from cidash.store.queries import SystemRow, config_entry, system_rows
+from cidash.store.schema import alerts_t
 from cidash.store.types import UTCDateTime
 
 WEEK = timedelta(days=7)

@@ -1,6 +1,6 @@
 """Hourly rollups of CI runs: what every health window sums instead of scanning ``ci_runs``.
 
-Three tables (migrations 0002 and 0003, :mod:`cidash.store.models_live`):
+Three tables (migrations 0002 and 0003, :mod:`cidash.store.schema`):
 
 * ``ci_rollups``: per (CI system, project, hour): runs, successes, test failures, infra errors,
   and the count and sum of the known response latencies;
@@ -31,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.results import CLASS_CODES, INFRA_ERRORS, SUCCESS_RESULTS, TEST_FAILURES, ResultClass, result_class
 from cidash.domain.text import clip_required
-from cidash.store import models as m
-from cidash.store.derived import InsertedRun
-from cidash.store.models_live import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
+from cidash.store import schema as m
+from cidash.store.inserted_run import InsertedRun
+from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from cidash.store.types import is_mysql
 
 _ROLLUP_KEY = ("ci_system_id", "project", "hour")

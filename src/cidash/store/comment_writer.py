@@ -12,7 +12,7 @@ whatever the batch size:
    statements are formatted while the server stores the previous one (:mod:`.fast`).
 
 The id caches are only correct while this process is the only writer for its servers; the
-:class:`~cidash.store.writer.Store` clears them whenever a transaction fails.
+:class:`~cidash.store.facade.Store` clears them whenever a transaction fails.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.domain.comments import ObservedComment
 from cidash.domain.text import clip, clip_required
 from cidash.parsing import CommentKind, JobResult, ParsedComment, strip_patchset_header
-from cidash.store import models as m
-from cidash.store.bulk import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
+from cidash.store import schema as m
+from cidash.store.bulk_io import can_return, insert_formatted, insert_rows, row_format, select_in, update_rows
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match
-from cidash.store.derived import InsertedRun
-from cidash.store.fast import can_return, insert_formatted, insert_rows, row_format, select_in, update_rows
+from cidash.store.inserted_run import InsertedRun
+from cidash.store.natural_keys import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
 
 MAX_RAW_CHARS = 1_000_000  # a CI comment is a few KB; this keeps one row far below max_allowed_packet
 UNKNOWN_RESULT = "UNKNOWN"

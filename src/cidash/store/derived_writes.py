@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.views import FeedMessage
 from cidash.store import feed, rollups
-from cidash.store.derived import InsertedRun
-from cidash.store.writer import Store
+from cidash.store.facade import Store
+from cidash.store.inserted_run import InsertedRun
 
 
 async def after_insert(conn: AsyncConnection, runs: Sequence[InsertedRun]) -> list[FeedMessage]:

@@ -4,7 +4,7 @@
 row ids for a whole batch: cached ids first, then one ``IN`` query for the rest, one multi-row
 ``INSERT`` for the missing ones and one query to read their ids back (portable: no RETURNING and
 no guessing from ``lastrowid``), and one ``UPDATE`` for rows whose attributes changed
-(:mod:`cidash.store.fast`).
+(:mod:`cidash.store.bulk_io`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.store.fast import can_return, insert_rows, select_in, update_rows
+from cidash.store.bulk_io import can_return, insert_rows, select_in, update_rows
 
 T = TypeVar("T")
 Key = tuple[Any, Any]

@@ -115,7 +115,7 @@ def _finite(value: float) -> float | None:
 
 def _compile(source: str, env: dict[str, Any]) -> Callable[[Row], Any]:
     namespace = dict(env)
-    exec(compile(source, "<cidash.store.fast>", "exec"), namespace)
+    exec(compile(source, "<cidash.store.bulk_io>", "exec"), namespace)
     function: Callable[[Row], Any] = namespace["row_function"]
     return function
 

@@ -26,13 +26,13 @@ from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.errors import ConfigError
 from cidash.parsing import ParsedComment
 from cidash.store import ci_sync, collection, journal, reader, reparse
-from cidash.store import models as m
-from cidash.store.bulk import IN_CHUNK, chunks
-from cidash.store.comments import AfterInsert, AfterMove, CommentWriter, WriteStats
+from cidash.store import schema as m
+from cidash.store.bulk_io import insert_rows, update_rows
+from cidash.store.comment_writer import AfterInsert, AfterMove, CommentWriter, WriteStats
 from cidash.store.engine import create_engine, writer_engine
-from cidash.store.fast import insert_rows, update_rows
 from cidash.store.journal import DeadLetter, JournalEvent, StoredDeadLetter
 from cidash.store.migrate import current_revision, head_revision
+from cidash.store.natural_keys import IN_CHUNK, chunks
 from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
 from cidash.store.reparse import Progress, ReparseCounts
 from cidash.store.types import to_aware_utc
