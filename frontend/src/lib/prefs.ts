@@ -5,7 +5,6 @@ export type ThemePref = 'auto' | 'light' | 'dark';
 const THEME_KEY = 'cidash.theme';
 const NOTIFY_KEY = 'cidash.notify';
 const TOKEN_KEY = 'cidash.token';
-const WRITE_TOKEN_KEY = 'cidash.writeToken';
 
 export interface StorageLike {
   getItem(k: string): string | null;
@@ -89,15 +88,4 @@ export function saveToken(token: string | null, s: StorageLike | null = storage(
   const v = token?.trim();
   if (v) s.setItem(TOKEN_KEY, v);
   else s.removeItem(TOKEN_KEY);
-}
-
-/** The write token an operator entered to ack and silence incidents (kept like the read token). */
-export function loadWriteToken(s: StorageLike | null = storage()): string | null {
-  return s?.getItem(WRITE_TOKEN_KEY) || null;
-}
-
-export function saveWriteToken(token: string | null, s: StorageLike | null = storage()): void {
-  if (!s) return;
-  if (token) s.setItem(WRITE_TOKEN_KEY, token);
-  else s.removeItem(WRITE_TOKEN_KEY);
 }

@@ -1,0 +1,59 @@
+// @vitest-environment jsdom
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StorageLike } from '../src/lib/prefs';
+import { loadWriteToken, saveWriteToken } from '../src/lib/writeToken';
+
+function memory(): StorageLike & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+    removeItem: (k) => void data.delete(k),
+  };
+}
+
+describe('writeToken', () => {
+  afterEach(() => {
+    sessionStorage.clear();
+    localStorage.clear();
+  });
+
+  it('keeps the token until an empty one forgets it', () => {
+    const s = memory();
+    expect(loadWriteToken(s)).toBe('');
+    saveWriteToken('  s3cret ', s);
+    expect(s.data.get('cidash.writeToken')).toBe('s3cret');
+    expect(loadWriteToken(s)).toBe('s3cret');
+    saveWriteToken('', s);
+    expect(s.data.has('cidash.writeToken')).toBe(false);
+    saveWriteToken('again', s);
+    saveWriteToken(null, s);
+    expect(loadWriteToken(s)).toBe('');
+  });
+
+  it('lives in the tab (sessionStorage), never in localStorage', () => {
+    saveWriteToken('tab-only');
+    expect(sessionStorage.getItem('cidash.writeToken')).toBe('tab-only');
+    expect(localStorage.length).toBe(0);
+    expect(loadWriteToken()).toBe('tab-only');
+  });
+
+  it('a storage that refuses does not break the page', () => {
+    const refusing: StorageLike = {
+      getItem: () => {
+        throw new Error('SecurityError');
+      },
+      setItem: () => {
+        throw new Error('QuotaExceededError');
+      },
+      removeItem: () => {
+        throw new Error('SecurityError');
+      },
+    };
+    expect(() => saveWriteToken('x', refusing)).not.toThrow();
+    expect(() => saveWriteToken('', refusing)).not.toThrow();
+    expect(loadWriteToken(refusing)).toBe('');
+    expect(loadWriteToken(null)).toBe('');
+  });
+});
