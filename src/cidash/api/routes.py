@@ -73,6 +73,7 @@ def api_router() -> APIRouter:
         routes_collection,
         routes_explain,
         routes_misc,
+        routes_rechecks,
         routes_report,
         routes_runs,
         routes_systems,
@@ -81,6 +82,7 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     reads = APIRouter(dependencies=[Depends(require_read)], responses=ERRORS)
     reads.include_router(routes_systems.router)
+    reads.include_router(routes_rechecks.router)
     reads.include_router(routes_runs.router)
     reads.include_router(routes_misc.router)
     reads.include_router(routes_explain.router)

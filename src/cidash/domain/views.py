@@ -91,6 +91,26 @@ class HealthWindow(BaseModel):
     metrics_pending: bool = False  # 30 d: coverage, agreement and flakiness still being computed (null until then)
 
 
+class RecheckOut(BaseModel):
+    """A human's recheck comment aimed at a CI (``GET /api/v1/systems/{name}/rechecks``)."""
+
+    id: int
+    posted_at: datetime
+    author: str
+    project: str
+    branch: str
+    change: int
+    patchset: int
+    text: str  # the comment without Gerrit's "Patch Set N:" line, clipped
+    aimed: Literal["named", "plain"]  # it named the CI, or a plain recheck after the CI's failure
+
+
+class RecheckCases(BaseModel):
+    window: Window
+    total: int  # every recheck aimed at the CI in the window (`rechecks` of its health window)
+    rechecks: list[RecheckOut]  # the newest of them
+
+
 class SystemSummary(BaseModel):
     id: int
     name: str

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -125,7 +126,7 @@ class RecheckCase:
     change_number: int
     patchset_number: int
     text: str
-    aimed: str  # "named" (a CI-specific form) or "plain" (after its failure)
+    aimed: Literal["named", "plain"]  # "named" (a CI-specific form) or "plain" (after its failure)
 
 
 async def recheck_cases(
@@ -167,5 +168,5 @@ async def recheck_cases(
     return len(found), cases
 
 
-def _how(plain: bool) -> str:
+def _how(plain: bool) -> Literal["named", "plain"]:
     return "plain" if plain else "named"
