@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash import health
 from cidash.api.routes import NOT_FOUND, connection, system_or_404
 from cidash.api.routes_systems import Name, Project, Server
+from cidash.domain import health
 from cidash.domain.views import RecheckCases, RecheckOut, Window
 from cidash.store.rechecks import recheck_cases
 
