@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +17,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cidash.domain import spans
 from cidash.sim.runner import SimError, SimInfo, SimOptions, run_simulator
 from cidash.sim.ssh import SshSetupError, load_authorized_keys, load_host_key
-
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class _Invalid(Exception):
@@ -59,11 +56,11 @@ def parse_rate(text: str) -> float | None:
 
 
 def parse_span(text: str, option: str = "--history") -> timedelta:
-    """`90s`, `30m`, `12h`, `7d`, `2w`."""
-    match = _SPAN.match(text)
-    if match is None:
-        raise _Invalid(f"{option}: {text!r} is not a duration like 90s, 30m, 12h, 7d or 2w")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    """`90s`, `30m`, `12h`, `7d`, `2w` (the spans every cidash command reads)."""
+    try:
+        return spans.parse_span(text)
+    except ValueError:
+        raise _Invalid(f"{option}: {text!r} is not a duration like 90s, 30m, 12h, 7d or 2w") from None
 
 
 def parse_seconds(text: str | None, option: str) -> float | None:
