@@ -11,10 +11,10 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol, TypeVar
 
 import orjson
 import typer
@@ -22,7 +22,16 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cidash.client import render, report_card
-from cidash.client.http import DEFAULT_URL, FEED_KINDS, ApiClient, ClientError, FeedWatcher, Subscription, one_line
+from cidash.client.http import (
+    DEFAULT_URL,
+    FEED_KINDS,
+    ApiClient,
+    ClientError,
+    FeedWatcher,
+    Fetched,
+    Subscription,
+    one_line,
+)
 from cidash.domain.spans import parse_span
 from cidash.domain.views import FeedMessage
 
@@ -121,6 +130,45 @@ def _more(next_cursor: str | None, what: str) -> str | None:
     return f"more {what} match: --all fetches every page, --cursor {next_cursor} the next one"
 
 
+def _reply(fetched: Fetched[M], as_json: bool, view: Callable[[M], RenderableType]) -> None:
+    """Print an answer: as the server sent it with ``--json``, else as `view` shows its model."""
+    if as_json:
+        _print_json(fetched.raw)
+    else:
+        _show(view(fetched.model))
+
+
+class _Page(Protocol):
+    """What the paged answers (runs, alerts, incidents) have in common."""
+
+    @property
+    def items(self) -> Sequence[Any]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+M = TypeVar("M")
+P = TypeVar("P", bound=_Page)
+
+
+def _reply_page(
+    fetched: Fetched[P],
+    as_json: bool,
+    what: str,
+    table: Callable[[Sequence[Any], str | None], RenderableType],
+    empty: str | None = None,
+) -> None:
+    """A page of `what`: `table(items, caption)`, the caption naming the next page; one dim line when empty."""
+
+    def view(page: P) -> RenderableType:
+        if not page.items:
+            return render.text(empty or f"no {what}", "dim")
+        return table(page.items, _more(page.next_cursor, what))
+
+    _reply(fetched, as_json, view)
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 
@@ -136,10 +184,7 @@ def systems(
         _fail(f"--window must be one of {', '.join(WINDOWS)}, not {window!r}")
     with _errors(), ApiClient(url, token) as client:
         fetched = client.systems(window, project)
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    _show(render.systems_table(fetched.model, _now(), window))
+    _reply(fetched, as_json, lambda found: render.systems_table(found, _now(), window))
 
 
 def system(
@@ -151,10 +196,7 @@ def system(
     """One CI system: state, reason, owner and its health in every window."""
     with _errors(), ApiClient(url, token) as client:
         fetched = client.system(name)
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    _show(render.system_view(fetched.model, _now()))
+    _reply(fetched, as_json, lambda found: render.system_view(found, _now()))
 
 
 def runs(
@@ -201,14 +243,7 @@ def runs(
             cursor=cursor,
             follow=all_pages,
         )
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    page = fetched.model
-    if not page.items:
-        _show(render.text("no runs match", "dim"))
-        return
-    _show(render.runs_table(page.items, caption=_more(page.next_cursor, "runs")))
+    _reply_page(fetched, as_json, "runs", render.runs_table, "no runs match")
 
 
 def grid(
@@ -221,13 +256,8 @@ def grid(
     """Patch sets × CI systems: what each CI said on each of the newest patch sets of PROJECT."""
     with _errors(), ApiClient(url, token) as client:
         fetched = client.grid(project, limit)
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    if not fetched.model.rows:
-        _show(render.text(f"no patch sets with CI results on {project}", "dim"))
-        return
-    _show(render.grid_table(fetched.model))
+    nothing = render.text(f"no patch sets with CI results on {project}", "dim")
+    _reply(fetched, as_json, lambda found: render.grid_table(found) if found.rows else nothing)
 
 
 def alerts(
@@ -242,14 +272,7 @@ def alerts(
     """Alerts raised on CI systems, newest first."""
     with _errors(), ApiClient(url, token) as client:
         fetched = client.alerts(ci=ci, limit=limit, cursor=cursor, follow=all_pages)
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    page = fetched.model
-    if not page.items:
-        _show(render.text("no alerts", "dim"))
-        return
-    _show(render.alerts_table(page.items, _now(), caption=_more(page.next_cursor, "alerts")))
+    _reply_page(fetched, as_json, "alerts", lambda items, caption: render.alerts_table(items, _now(), caption))
 
 
 def report(
@@ -294,14 +317,7 @@ def incidents(
         _fail(f"--state takes firing or resolved, not {state!r}", 2)
     with _errors(), ApiClient(url, token) as client:
         fetched = client.incidents(state=None if every else state, ci=ci, limit=limit, cursor=cursor)
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    page = fetched.model
-    if not page.items:
-        _show(render.text("no incidents", "dim"))
-        return
-    _show(render.incidents_table(page.items, _now(), caption=_more(page.next_cursor, "incidents")))
+    _reply_page(fetched, as_json, "incidents", lambda items, caption: render.incidents_table(items, _now(), caption))
 
 
 def ack(
@@ -315,10 +331,7 @@ def ack(
     """Acknowledge an incident (needs the write token)."""
     with _errors(), ApiClient(url, token) as client:
         fetched = client.ack(incident, author, note)
-    if as_json:
-        _print_json(fetched.raw)
-        return
-    _show(render.incidents_table([fetched.model], _now()))
+    _reply(fetched, as_json, lambda acked: render.incidents_table([acked], _now()))
 
 
 def watch(
