@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cidash.sim.query import QueryError, parse_query
-from cidash.sim.world import Change, World
+from cidash.sim.state import Change
+from cidash.sim.world import World
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 DAY = 86400

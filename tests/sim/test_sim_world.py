@@ -19,7 +19,8 @@ from cidash.gerrit.events import StreamEvent
 from cidash.gerrit.wire import parse_timestamp
 from cidash.sim.ci_texts import HOSTILE_DETAIL, Job, overall_result, zuul_duration
 from cidash.sim.personas import Persona, Style
-from cidash.sim.world import Change, Message, World
+from cidash.sim.state import Change, Message
+from cidash.sim.world import World
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HEX40 = re.compile(r"[0-9a-f]{40}")

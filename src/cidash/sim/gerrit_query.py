@@ -12,7 +12,8 @@ from typing import Any
 from cidash.gerrit.events import change_ref
 from cidash.gerrit.wire import gson_dumps
 from cidash.sim.query import MAX_LIMIT, QueryError, parse_query
-from cidash.sim.world import Change, PatchSet, World
+from cidash.sim.state import Change, PatchSet
+from cidash.sim.world import World
 
 _IGNORED_FLAGS = frozenset(
     {

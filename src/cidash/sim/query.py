@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cidash.sim.world import Change, World
+    from cidash.sim.state import Change
+    from cidash.sim.world import World
 
 Predicate = Callable[["Change"], bool]
 MAX_LIMIT = 500  # Gerrit's default Query Limit capability: the most changes one query returns

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from cidash.gerrit.events import change_ref
 from cidash.sim.personas import Account
-from cidash.sim.world import LABELS, Change, Message, PatchSet, World, rest_time
+from cidash.sim.state import LABELS, Change, Message, PatchSet, rest_time
+from cidash.sim.world import World
 
 
 def _account(account: Account, detailed: bool) -> dict[str, Any]:
