@@ -6,9 +6,9 @@ one, applies it to the Gerrit state and returns the stream events it caused. Mes
 are the virtual time (history, explicit `start`) or the wall clock (a world started "now",
 and `run()`), never going backwards.
 
-Everything random comes from `random.Random(seed)`; event-only jitter (`eventCreatedOn` + 1 s)
-has its own generator so the state evolves identically whether or not events are built.
-Stream events share nested dicts (change/patchSet/account attributes): treat them as read-only.
+Everything random comes from `random.Random(seed)`. The state lives in `sim.state`; the stream
+events are written by `sim.event_builder` (whose `eventCreatedOn` jitter has its own generator,
+so the state evolves identically whether or not events are built).
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ import orjson
 from cidash.gerrit.events import (
     NULL_REV,
     StreamEvent,
-    approval_attr,
-    change_abandoned,
-    change_attr,
-    change_merged,
-    change_ref,
-    comment_added,
-    patchset_attr,
-    patchset_created,
-    ref_updated,
 )
 from cidash.sim import ci_texts as text
 from cidash.sim.ci_texts import (
@@ -47,6 +38,7 @@ from cidash.sim.ci_texts import (
     recheck_footer,
     result_body,
 )
+from cidash.sim.event_builder import EventBuilder
 from cidash.sim.personas import (
     CI,
     FLAKE_RATE,
@@ -66,7 +58,7 @@ from cidash.sim.personas import (
     build_third_party,
     outage_mode,
 )
-from cidash.sim.state import LABELS, Change, Message, PatchSet, Run, Truth, random_hex, rest_time
+from cidash.sim.state import Change, Message, PatchSet, Run, Truth, random_hex, rest_time
 
 HUMANS = 60
 CORES = 16
@@ -148,8 +140,8 @@ class World:
         self.scale = scale
         self.version = LEGACY_SERVER_VERSION if legacy_2x else SERVER_VERSION
         self.rng = random.Random(seed)
-        self._erng = random.Random(seed * 7919 + 17)
         self._base_url = "http://127.0.0.1:8080"
+        self._events = EventBuilder(seed, legacy=legacy_2x, change_url=self.change_url)
         rng = self.rng
 
         ids = rng.sample(range(1000, 40000), HUMANS + 42)
@@ -188,11 +180,9 @@ class World:
         self._live = False
         self._started = False
         self._outages: dict[tuple[int, int], tuple[float, float, str] | None] = {}
-        self._approval_cache: dict[tuple[str, int, int | None], dict[str, Any]] = {}
         self._spec_cache: dict[tuple[int, str, str], tuple[tuple[JobSpec, ...], list[int], list[int]]] = {}
         self._accounts_by_key: dict[str, set[int]] | None = None
         self.last_meta = NULL_REV
-        self._approvals_cache: dict[tuple[int, ...], list[dict[str, Any]]] = {}
 
     # -- public accessors ------------------------------------------------------------------------
     @property
@@ -411,114 +401,6 @@ class World:
             del votes[label]
         return old[0] if old else 0
 
-    # -- internals: event building ---------------------------------------------------------------------
-    def _change_attr(self, change: Change) -> dict[str, Any]:
-        attr = change.attr
-        if attr is None:
-            attr = change.attr = change_attr(
-                project=change.project,
-                branch=change.branch,
-                change_id=change.change_id,
-                number=change.number,
-                subject=change.subject,
-                owner=change.owner.attr,
-                url=self.change_url(change),
-                commit_message=change.commit_message,
-                created_on=change.created,
-                status=change.status,
-                legacy=self.legacy_2x,
-            )
-        return attr
-
-    def _ps_attr(self, change: Change, ps: PatchSet) -> dict[str, Any]:
-        attr = ps.attr
-        if attr is None:
-            attr = ps.attr = patchset_attr(
-                change=change.number,
-                number=ps.number,
-                revision=ps.revision,
-                parents=[ps.parent],
-                uploader=ps.uploader.attr,
-                created_on=ps.created,
-                author=change.owner.attr,
-                kind=ps.kind,
-                size_insertions=ps.insertions,
-                size_deletions=-ps.deletions if self.legacy_2x else ps.deletions,
-                legacy=self.legacy_2x,
-            )
-        return attr
-
-    def _approval(self, label: str, value: int, old: int | None) -> dict[str, Any]:
-        key = (label, value, old)
-        cached = self._approval_cache.get(key)
-        if cached is None:
-            cached = self._approval_cache[key] = approval_attr(label, value, old, legacy=self.legacy_2x)
-        return cached
-
-    def _approvals(
-        self, ps: PatchSet, account: Account, changed: dict[str, int], given: tuple[str, ...]
-    ) -> list[dict[str, Any]] | None:
-        """`approvals` of a comment-added.
-
-        Gerrit 2.12+: every label with the author's current value, `oldValue` on the changed ones.
-        Gerrit 2.x: only the labels the review set (`given`), changed or not, without `oldValue`.
-        """
-        votes = ps.votes.get(account.account_id) or {}
-        approval = self._approval
-        if self.legacy_2x:
-            found = [approval(label, votes[label][0] if label in votes else 0, None) for label in given]
-            return found or None
-        verified, review, workflow = votes.get("Verified"), votes.get("Code-Review"), votes.get("Workflow")
-        key = (
-            verified[0] if verified else 0,
-            review[0] if review else 0,
-            workflow[0] if workflow else 0,
-            changed.get("Verified", 9),
-            changed.get("Code-Review", 9),
-            changed.get("Workflow", 9),
-        )
-        cached = self._approvals_cache.get(key)
-        if cached is None:
-            cached = [approval(label, key[i], changed.get(label)) for i, label in enumerate(LABELS)]
-            self._approvals_cache[key] = cached
-        return cached
-
-    def _event_time(self, stamp: int) -> int:
-        return stamp + 1 if self._erng.random() < 0.2 else stamp
-
-    def _comment_events(
-        self,
-        change: Change,
-        ps: PatchSet,
-        author: Account,
-        message: Message,
-        body: str,
-        changed: dict[str, int],
-        old_meta: str,
-        given: tuple[str, ...] = (),
-    ) -> list[StreamEvent]:
-        created = self._event_time(message.date)
-        event = comment_added(
-            author=author.attr,
-            approvals=self._approvals(ps, author, changed, given),
-            comment=body if self.legacy_2x else message.text,
-            patchset=self._ps_attr(change, ps),
-            change=self._change_attr(change),
-            event_created_on=created,
-            legacy=self.legacy_2x,
-        )
-        return [event, self._meta_event(change, author, old_meta, created)]
-
-    def _meta_event(self, change: Change, who: Account, old_meta: str, created: int) -> StreamEvent:
-        return ref_updated(
-            submitter=who.attr,
-            old_rev=old_meta,
-            new_rev=change.meta_rev,
-            ref_name=change_ref(change.number, "meta"),
-            project=change.project,
-            event_created_on=created,
-        )
-
     # -- activities ----------------------------------------------------------------------------------------
     def _act_new_change(self) -> list[StreamEvent]:
         rng = self.rng
@@ -585,26 +467,7 @@ class World:
         self._push(now + 3 * _HOUR + rng.expovariate(1 / (12 * _HOUR)), self._act_owner_next, (change, ps))
         if not self._emit:
             return _EMPTY
-        created = self._event_time(stamp)
-        ps_attr = self._ps_attr(change, ps)
-        return [
-            patchset_created(
-                uploader=uploader.attr,
-                patchset=ps_attr,
-                change=self._change_attr(change),
-                event_created_on=created,
-                legacy=self.legacy_2x,
-            ),
-            ref_updated(
-                submitter=uploader.attr,
-                old_rev=NULL_REV,
-                new_rev=ps.revision,
-                ref_name=change_ref(change.number, number),
-                project=change.project,
-                event_created_on=created,
-            ),
-            self._meta_event(change, uploader, old_meta, created),
-        ]
+        return self._events.upload(change, ps, uploader, old_meta)
 
     def _trigger_check(self, change: Change, ps: PatchSet) -> None:
         self._schedule_run(change, ps, self.reference, "check")
@@ -657,7 +520,7 @@ class World:
         if not self._emit:
             return _EMPTY
         given = _VERIFIED if ci.voting else ()
-        return self._comment_events(change, ps, ci.account, message, body, changed, old_meta, given)
+        return self._events.comment(change, ps, ci.account, message, body, changed, old_meta, given)
 
     def _job_urls(self, change: Change, ps: PatchSet, ci: CI, run: Run, specs: tuple[JobSpec, ...]) -> list[str]:
         """Build URLs of a run's jobs, in the CI's own URL scheme."""
@@ -826,7 +689,7 @@ class World:
         if not self._emit:
             return _EMPTY
         given = _VERIFIED if ci.voting else ()
-        return self._comment_events(change, ps, ci.account, message, body, changed, old_meta, given)
+        return self._events.comment(change, ps, ci.account, message, body, changed, old_meta, given)
 
     def _after_reference(self, change: Change, ps: PatchSet, pipeline: str, result: str) -> None:
         """What the reference CI's verdict sets in motion: gate, merge, rebase or recheck."""
@@ -868,7 +731,7 @@ class World:
             return _EMPTY
         legacy_body = message_text.partition("\n\n")[2] if "\n\n" in message_text else ""
         given = tuple(label for label, _ in votes)
-        return self._comment_events(change, ps, author, message, legacy_body, changed, old_meta, given)
+        return self._events.comment(change, ps, author, message, legacy_body, changed, old_meta, given)
 
     def _act_review(self, change: Change, ps: PatchSet) -> list[StreamEvent]:
         if not change.is_open or ps is not change.patchsets[-1]:
@@ -933,18 +796,7 @@ class World:
         old_meta = self.last_meta
         if not self._emit:
             return _EMPTY
-        created = self._event_time(stamp)
-        return [
-            change_abandoned(
-                abandoner=change.owner.attr,
-                reason=reason,
-                patchset=self._ps_attr(change, ps),
-                change=self._change_attr(change),
-                event_created_on=created,
-                legacy=self.legacy_2x,
-            ),
-            self._meta_event(change, change.owner, old_meta, created),
-        ]
+        return self._events.abandon(change, ps, reason, stamp, old_meta)
 
     def _act_merge(self, change: Change, ps: PatchSet) -> list[StreamEvent]:
         if not change.is_open or ps is not change.patchsets[-1]:
@@ -969,27 +821,7 @@ class World:
         old_meta = self.last_meta
         if not self._emit:
             return _EMPTY
-        created = self._event_time(stamp)
-        zuul = self.zuul.attr
-        return [
-            change_merged(
-                submitter=zuul,
-                new_rev=new_tip,
-                patchset=self._ps_attr(change, ps),
-                change=self._change_attr(change),
-                event_created_on=created,
-                legacy=self.legacy_2x,
-            ),
-            self._meta_event(change, self.zuul, old_meta, created),
-            ref_updated(
-                submitter=zuul,
-                old_rev=old_tip,
-                new_rev=new_tip,
-                ref_name=f"refs/heads/{change.branch}",
-                project=change.project,
-                event_created_on=created,
-            ),
-        ]
+        return self._events.merge(change, ps, self.zuul, (old_tip, new_tip), stamp, old_meta)
 
 
 PROJECT_JOBS: dict[str, tuple[JobSpec, ...]] = {project.name: project.jobs for project in PROJECTS}
