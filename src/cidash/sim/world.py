@@ -8,7 +8,8 @@ and `run()`), never going backwards.
 
 Everything random comes from `random.Random(seed)`. The state lives in `sim.state`; the stream
 events are written by `sim.event_builder` (whose `eventCreatedOn` jitter has its own generator,
-so the state evolves identically whether or not events are built).
+so the state evolves identically whether or not events are built), the jobs of CI runs by
+`sim.ci_runs`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from cidash.gerrit.events import (
     StreamEvent,
 )
 from cidash.sim import ci_texts as text
+from cidash.sim.ci_runs import CiRuns
 from cidash.sim.ci_texts import (
-    HOSTILE_DETAIL,
     MERGE_FAILED_BODY,
-    TEST_FAILURES,
     Job,
     one_job_report,
     overall_result,
@@ -41,15 +41,12 @@ from cidash.sim.ci_texts import (
 from cidash.sim.event_builder import EventBuilder
 from cidash.sim.personas import (
     CI,
-    FLAKE_RATE,
     ONE_JOB_STYLES,
     PROJECTS,
-    REFERENCE_FLAKE_RATE,
     STABLE_BRANCH,
     THIRD_PARTY_GROUP,
     ZUUL_RUNNERS,
     Account,
-    JobSpec,
     Persona,
     Project,
     Style,
@@ -163,7 +160,7 @@ class World:
             for name in ci.projects:
                 self._project_cis[name].append(ci)
         self._project_weights = [p.weight for p in PROJECTS]
-        self._url_bases = {ci.index: self._url_base(ci) for ci in self.cis}
+        self._ci_runs = CiRuns(rng, self.cis)
         self._branch_tips: dict[tuple[str, str], str] = {}
 
         self.changes: dict[int, Change] = {}
@@ -180,7 +177,6 @@ class World:
         self._live = False
         self._started = False
         self._outages: dict[tuple[int, int], tuple[float, float, str] | None] = {}
-        self._spec_cache: dict[tuple[int, str, str], tuple[tuple[JobSpec, ...], list[int], list[int]]] = {}
         self._accounts_by_key: dict[str, set[int]] | None = None
         self.last_meta = NULL_REV
 
@@ -370,12 +366,18 @@ class World:
         for i, ci in enumerate(silent):
             ci.silent_at = begin + (end - begin) * (0.45 + 0.25 * i)
 
+    def _outage(self, ci: CI) -> str | None:
+        """The outage mode of an outage-prone CI at the current virtual time (None: working)."""
+        if ci.persona is not Persona.OUTAGE:
+            return None
+        return outage_mode(self.seed, ci, self._vnow, self._outages, self._origin)
+
     def _quiet(self, ci: CI) -> bool:
         """True when this CI says nothing at the current virtual time."""
         if ci.persona is Persona.SILENT:
             return ci.silent_at is not None and self._vnow >= ci.silent_at
         if ci.persona is Persona.OUTAGE:
-            return outage_mode(self.seed, ci, self._vnow, self._outages, self._origin) == "silence"
+            return self._outage(ci) == "silence"
         return False
 
     # -- internals: state changes ------------------------------------------------------------------------
@@ -504,7 +506,7 @@ class World:
             return _EMPTY
         stamp = self._stamp()
         if ci.style is Style.JENKINS:
-            body = f"Build Started {self._job_urls(change, ps, ci, run, ci.jobs[:1])[0]}"
+            body = f"Build Started {self._ci_runs.urls(change, ps, ci, run, ci.jobs[:1])[0]}"
         else:
             body = f"Starting {run.pipeline} jobs."
         changed: dict[str, int] = {}
@@ -521,115 +523,6 @@ class World:
             return _EMPTY
         given = _VERIFIED if ci.voting else ()
         return self._events.comment(change, ps, ci.account, message, body, changed, old_meta, given)
-
-    def _job_urls(self, change: Change, ps: PatchSet, ci: CI, run: Run, specs: tuple[JobSpec, ...]) -> list[str]:
-        """Build URLs of a run's jobs, in the CI's own URL scheme."""
-        kind, base = self._url_bases[ci.index]
-        if kind == "jenkins":
-            tail = f"/{run.build_no}/"
-            return [base + spec.name + tail for spec in specs]
-        if kind == "forge":
-            tail = f"/{run.build_no}/consoleText"
-            return [base + spec.name + tail for spec in specs]
-        count = len(specs)
-        if kind == "logs":
-            number = change.number
-            base = f"{base}{number % 100:02d}/{number}/{ps.number}/{run.pipeline}/"
-            ids = f"{self.rng.getrandbits(28 * count):0{7 * count}x}"
-            return [f"{base}{spec.name}/{ids[7 * i : 7 * i + 7]}" for i, spec in enumerate(specs)]
-        if count == 1:
-            return [f"{base}{self.rng.getrandbits(128):032x}"]
-        ids = f"{self.rng.getrandbits(128 * count):0{32 * count}x}"
-        return [base + ids[32 * i : 32 * i + 32] for i in range(count)]
-
-    @staticmethod
-    def _url_base(ci: CI) -> tuple[str, str]:
-        if ci.reference:
-            return "build", "https://zuul.opendev.org/t/openstack/build/"
-        if ci.style is Style.JENKINS:
-            return "jenkins", f"https://{ci.host}/job/"
-        if ci.style is Style.GERRITFORGE:
-            return "forge", f"https://{ci.host}/job/"
-        if ci.style is Style.ZUUL2 or ci.logs_urls:
-            scheme = "http" if ci.style is Style.ZUUL2 else "https"
-            return "logs", f"{scheme}://{ci.host.replace('ci.', 'logs.', 1)}/"
-        return "build", f"https://{ci.host}/zuul/t/{ci.username.removesuffix('-ci')}/build/"
-
-    def _job_specs(self, ci: CI, project: str, pipeline: str) -> tuple[tuple[JobSpec, ...], list[int], list[int]]:
-        """(jobs, indexes of voting jobs (all when none votes), indexes of non-voting jobs)."""
-        key = (ci.index, project if ci.reference else "", pipeline if ci.reference else "")
-        found = self._spec_cache.get(key)
-        if found is None:
-            if ci.reference:
-                specs = tuple(job for job in PROJECT_JOBS[project] if job.voting or pipeline == "check")
-            else:
-                specs = ci.jobs
-            voting = [i for i, spec in enumerate(specs) if spec.voting]
-            nonvoting = [i for i, spec in enumerate(specs) if not spec.voting]
-            found = self._spec_cache[key] = (specs, voting or list(range(len(specs))), nonvoting)
-        return found
-
-    def _decide_jobs(self, change: Change, ps: PatchSet, ci: CI, run: Run) -> list[Job]:
-        """Every job's result (chosen first; the overall result follows from them)."""
-        rng = self.rng
-        rand = rng.random
-        style = ci.style
-        zuul = style in ZUUL_RUNNERS
-        specs, voting_idx, nonvoting_idx = self._job_specs(ci, change.project, run.pipeline)
-        results = ["SUCCESS"] * len(specs)
-        details: dict[int, str] = {}
-        mode = None
-        if ci.persona is Persona.OUTAGE:
-            mode = outage_mode(self.seed, ci, self._vnow, self._outages, self._origin)
-        if mode == "errors":
-            infra = ("NODE_FAILURE", "NODE_FAILURE", "RETRY_LIMIT", "ERROR") if zuul else ("ABORTED",)
-            hit = [i for i in voting_idx if rand() < 0.7] or [rng.choice(voting_idx)]
-            for i in hit:
-                results[i] = rng.choice(infra)
-        else:
-            if not ps.code_ok:
-                fails = rand() < (0.95 if ci.persona is Persona.BROKEN else 0.9)
-            else:
-                flake = REFERENCE_FLAKE_RATE if ci.reference else FLAKE_RATE[ci.persona]
-                fails = rand() < (flake * 0.7 if run.pipeline == "gate" else flake)
-            if fails:
-                count = 1 if len(voting_idx) < 2 or rand() < 0.7 else 2
-                for i in rng.sample(voting_idx, count):
-                    roll = rand()
-                    if style is Style.JENKINS:
-                        results[i] = "UNSTABLE" if roll < 0.35 else "FAILURE"
-                    elif zuul and roll < 0.08:
-                        results[i] = "TIMED_OUT"
-                    elif zuul and roll < 0.13:
-                        results[i] = "POST_FAILURE"
-                    else:
-                        results[i] = "FAILURE"
-                    if ci.hostile and rand() < 0.5:
-                        details[i] = HOSTILE_DETAIL
-            if rand() < 0.012:  # background infra noise
-                results[rng.choice(voting_idx)] = rng.choice(("NODE_FAILURE", "RETRY_LIMIT")) if zuul else "ABORTED"
-        for i in nonvoting_idx:
-            if rand() < 0.25:
-                results[i] = "FAILURE"
-        urls = self._job_urls(change, ps, ci, run, specs)
-        new = tuple.__new__
-        jobs: list[Job] = []
-        append = jobs.append
-        for i, spec in enumerate(specs):
-            result = results[i]
-            duration: int | None
-            if not zuul or result == "NODE_FAILURE" or result == "ERROR":
-                duration = None
-            elif result == "TIMED_OUT":
-                duration = int(spec.duration_s * 1.6)
-            else:
-                duration = int(spec.duration_s * (0.75 + 0.55 * rand()))
-            if style is Style.BULLETS and duration is not None:
-                duration -= duration % 60  # it writes whole minutes
-
-            detail = details.get(i) if details and result in TEST_FAILURES else None
-            append(new(Job, (spec.name, urls[i], result, duration, spec.voting, detail)))
-        return jobs
 
     def _act_ci_result(self, change: Change, ps: PatchSet, ci: CI, run: Run) -> list[StreamEvent]:
         if ps.runs.get(ci.index) is not run:
@@ -651,7 +544,7 @@ class World:
             result = "MERGE_CONFLICT"
             body = MERGE_FAILED_BODY
         else:
-            jobs = [] if merge_failed else self._decide_jobs(change, ps, ci, run)
+            jobs = [] if merge_failed else self._ci_runs.jobs(change, ps, ci, run, self._outage(ci))
             result = "MERGE_CONFLICT" if merge_failed else overall_result(jobs)
             header_pipeline = pipeline if ci.pipeline_header else None
             if ci.style in ONE_JOB_STYLES:
@@ -823,7 +716,5 @@ class World:
             return _EMPTY
         return self._events.merge(change, ps, self.zuul, (old_tip, new_tip), stamp, old_meta)
 
-
-PROJECT_JOBS: dict[str, tuple[JobSpec, ...]] = {project.name: project.jobs for project in PROJECTS}
 
 __all__ = ["World"]
