@@ -32,8 +32,8 @@ from typing import Any
 from cidash import parsing
 from cidash.config import CISystemConfig
 from cidash.domain.comments import ObservedComment
-from cidash.explain import loose_comment
 from cidash.gerrit.normalize import comments_from_change
+from cidash.parsing.explain import loose_comment
 from cidash.sim.rest_shapes import change_info
 from cidash.sim.world import World
 

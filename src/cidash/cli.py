@@ -300,7 +300,7 @@ def explain(
     server: Annotated[str, typer.Option(help="Server name for config matching.")] = "default",
 ) -> None:
     """Show how comments are read: comment-added JSON lines on stdin, one JSON verdict per line."""
-    from cidash.explain import explain_comment_text, explain_lines
+    from cidash.parsing.explain import explain_comment_text, explain_lines
 
     settings = _settings()
     if author is not None:

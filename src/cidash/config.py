@@ -97,7 +97,7 @@ class CISystemConfig(BaseModel):
     success_pattern: str | None = None
     failure_pattern: str | None = None
     patterns: list[ResultPatterns] = Field(default_factory=list)
-    # regexes that aim a human comment at this CI as a recheck (cidash.parsing_rechecks), besides
+    # regexes that aim a human comment at this CI as a recheck (cidash.parsing.rechecks), besides
     # `recheck-<name>`, `<name>: recheck` and `recheck <name>`
     recheck_patterns: list[str] = Field(default_factory=list)
 

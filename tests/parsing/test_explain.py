@@ -7,7 +7,7 @@ import json
 import orjson
 
 from cidash.config import CISystemConfig, Settings
-from cidash.explain import explain_lines
+from cidash.parsing.explain import explain_lines
 from tests.support.paths import GERRIT_SAMPLES
 
 DATA = GERRIT_SAMPLES

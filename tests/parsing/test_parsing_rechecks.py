@@ -1,4 +1,4 @@
-"""Humans' recheck comments as the parser reads them (:mod:`cidash.parsing_rechecks`): the forms
+"""Humans' recheck comments as the parser reads them (:mod:`cidash.parsing.rechecks`): the forms
 seen in the wild, which CI each names, and a bad ``recheck_patterns`` refused at load."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from cidash.config import CISystemConfig, load_settings
 from cidash.errors import ConfigError
 from cidash.parsing import CommentKind, CommentParser
-from cidash.parsing_rechecks import PLAIN, Recheck, RecheckReader, names_of
+from cidash.parsing.rechecks import PLAIN, Recheck, RecheckReader, names_of
 from tests.support.store_fixtures import HUMAN, THIRD_PARTY, observed
 
 CONFIGS = [

@@ -1,7 +1,7 @@
 """Which CI each stored human recheck comment was aimed at (the recheck burden).
 
 A CI-specific recheck (``recheck-acme``, ``acme: recheck``) is aimed at the CI it names: its
-account key, or that key without a ``-ci`` suffix (:func:`cidash.parsing_rechecks.names_of`), on the same
+account key, or that key without a ``-ci`` suffix (:func:`cidash.parsing.rechecks.names_of`), on the same
 server. A plain ``recheck`` is aimed at every CI whose latest result on that patch set before the
 comment was a failure (a test failure or an infra error); one before any failure is aimed at
 nobody. Attribution is done here, when reading, because a CI's result may be stored after the
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.results import result_class
-from cidash.parsing_rechecks import names_of
+from cidash.parsing.rechecks import names_of
 from cidash.store import schema as m
 
 FAILED_CLASSES = ("failure", "infra")

@@ -40,7 +40,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.domain.results import INFRA_ERRORS, TEST_FAILURES, Result
 from cidash.errors import ConfigError
-from cidash.parsing_rechecks import Recheck, RecheckReader
+from cidash.parsing.rechecks import Recheck, RecheckReader
 
 # Bumped whenever the same comment text could parse differently (the store records it per run).
 PARSER_VERSION = "2"
@@ -73,7 +73,7 @@ class ParsedComment:
     vote: int | None  # Verified (or VRIF) value this comment carries
     jobs: tuple[JobResult, ...] = field(default_factory=tuple)
     why: str = ""
-    recheck: Recheck | None = None  # a human's recheck comment (kind OTHER, not a CI), see cidash.parsing_rechecks
+    recheck: Recheck | None = None  # a human's recheck comment (kind OTHER, not a CI), see cidash.parsing.rechecks
 
 
 # --------------------------------------------------------------------------------------------
