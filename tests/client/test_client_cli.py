@@ -267,7 +267,10 @@ def _numbers(**values: Any) -> dict[str, Any]:
         "latency_p95_s": 5400.0,
         "queue_p50_s": 300.0,
         "recheck_recovery": 0.5,
-        "alerts": 3,
+        "rechecks": 6,
+        "rechecks_per_100_runs": 15.0,
+        "incidents_open": 1,
+        "incidents_opened": 3,
     }
     return {**base, **values}
 
@@ -295,7 +298,8 @@ REPORT = ReportCard.model_validate(
                 }
                 | {
                     "false_negative": "#/cases/acme-ci?kind=false_negative",
-                    "alerts": "#/alerts?ci=acme-ci",
+                    "incidents": "#/incidents?ci=acme-ci",
+                    "rechecks": "#/rechecks/acme-ci?from=2026-11-23T00:00:00Z&to=2026-11-30T00:00:00Z",
                     "recovery": "#/runs?ci=acme-ci&result=failure",
                 },
             }

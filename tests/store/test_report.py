@@ -13,15 +13,18 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from cidash.api import create_app
 from cidash.client.report_card import ROWS_PER_PAGE, arrow, markdown, report_csv, report_html, sparkline
 from cidash.config import CISystemConfig, Settings
 from cidash.domain.views import ReportCard
+from cidash.parsing import CommentParser
 from cidash.store import Store
+from cidash.store import schema as m
 from cidash.store.report import week_end
 from cidash.store.rollups import rebuild_rollups
-from tests.support.store_fixtures import THIRD_PARTY, ZUUL, observed, parsed
+from tests.support.store_fixtures import HUMAN, THIRD_PARTY, ZUUL, observed, parsed
 
 REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]
 END = week_end(datetime.now(UTC)) - timedelta(days=1)  # a week that ended yesterday at midnight
@@ -54,8 +57,51 @@ async def _history(store: Store) -> None:
             await _post(store, ZUUL, change, "SUCCESS", posted - timedelta(minutes=10), status)
             await _post(store, THIRD_PARTY, change, "FAILURE" if failed else "SUCCESS", posted, status)
     await _post(store, THIRD_PARTY, 999, "FAILURE", END + timedelta(hours=2))
+    # humans' rechecks this week: a plain one after acme's failure, one naming it, one after Zuul's pass only
+    parser = CommentParser(REFERENCE)
+    rechecks = [
+        observed("recheck", change=200, author=HUMAN, posted_at=END - timedelta(days=7, hours=-13), status="MERGED"),
+        observed("recheck-acme", change=205, author=HUMAN, posted_at=END - timedelta(days=2)),
+        observed("recheck", change=100, author=HUMAN, posted_at=END - timedelta(days=13)),  # the week before
+    ]
+    await store.write_comments([(comment, parser.parse(comment)) for comment in rechecks])
     async with store.engine.begin() as conn:
         await rebuild_rollups(conn)
+        acme = (
+            await conn.execute(
+                sa.select(m.ci_systems_t.c.id)
+                .join(m.accounts_t, m.accounts_t.c.id == m.ci_systems_t.c.account_id)
+                .where(m.accounts_t.c.account_key == "acme-ci")
+            )
+        ).scalar_one()
+        # (started, resolved): open across the previous week only; resolved before the week;
+        # opened this week and still open; opened after the week (left out)
+        spans = [
+            (END - timedelta(days=9), END - timedelta(days=2)),
+            (END - timedelta(days=10), END - timedelta(days=8)),
+            (END - timedelta(days=3), None),
+            (END + timedelta(hours=1), None),
+        ]
+        await conn.execute(
+            sa.insert(m.incidents_t),
+            [
+                {
+                    "ci_system_id": acme,
+                    "rule": "consecutive-failures",
+                    "kind": "consecutive_failures",
+                    "scope": "",
+                    "state": "firing" if resolved is None else "resolved",
+                    "severity": "warning",
+                    "started_at": started,
+                    "fired_at": started,
+                    "resolved_at": resolved,
+                    "summary": "failing",
+                    "created_at": started,
+                    "updated_at": resolved or started,
+                }
+                for started, resolved in spans
+            ],
+        )
 
 
 @pytest.fixture
@@ -81,6 +127,19 @@ async def test_the_week_and_the_week_before(client: httpx.AsyncClient) -> None:
         assert zuul.week.runs == 10 and zuul.is_reference and zuul.week.false_negative_share is None
         assert acme.week.queue_p50_s == pytest.approx(1800) and zuul.week.queue_p50_s == pytest.approx(1200)
         assert card.rows[0].name == "acme-ci"  # worse success first (same state)
+        # the plain recheck after its failure on change 200 and recheck-acme; change 100's was
+        # the week before, after a pass
+        assert (acme.week.rechecks, acme.week.rechecks_per_100_runs) == (2, 20.0)
+        assert (acme.previous.rechecks, zuul.week.rechecks) == (0, 0)
+        assert (acme.week.incidents_open, acme.week.incidents_opened) == (1, 1)
+        assert (acme.previous.incidents_open, acme.previous.incidents_opened) == (1, 2)
+        assert (zuul.week.incidents_open, zuul.week.incidents_opened) == (0, 0)
+        assert acme.links["incidents"] == "#/incidents?ci=acme-ci"
+        recheck_path, recheck_query = acme.links["rechecks"].removeprefix("#/rechecks/").split("?")
+        listed = (
+            await client.get(f"/api/v1/systems/{recheck_path}/rechecks", params=dict(parse_qsl(recheck_query)))
+        ).json()
+        assert listed["total"] == 2 and {r["change"] for r in listed["rechecks"]} == {200, 205}
         # daily success over both weeks: runs on the first six days of each; this week's first day failed
         assert [v is not None for v in acme.sparkline] == ([True] * 6 + [False]) * 2
         assert acme.sparkline[0] == 1.0 and acme.sparkline[7] == 0.0
@@ -126,7 +185,11 @@ async def test_markdown_html_and_csv(client: httpx.AsyncClient) -> None:
     footnote = int(re.search(r"\[(\d+)\]", cells[3]).group(1))  # type: ignore[union-attr]
     links = dict(line.split(": ", 1) for line in lines if re.match(r"^\[\d+\]: ", line))
     assert links[f"[{footnote}]"] == BASE + card.rows[0].links["success"]
-    assert "* acme-ci: " in text and "Human recheck comments are not counted yet" in text
+    assert "* acme-ci: " in text and "Rechecks: human recheck comments aimed at the CI" in text
+    assert "open = still open at the week's end" in text
+    assert header.split(" | ")[11:16] == ["rechecks", "/100", "recovered", "open inc.", "new inc."]
+    assert cells[11:13] == [f"2 ↑ [{cells[11].split('[')[1]}", f"20.0 ↑ [{cells[12].split('[')[1]}"]
+    assert cells[14].startswith("1 [") and cells[15].startswith("1 ↓ [")  # open 1 = 1; new 1 < 2
     assert all(len(line) < 400 for line in lines)  # mail clients wrap long lines; the links are their own lines
 
     page = report_html(card, BASE)
@@ -137,6 +200,13 @@ async def test_markdown_html_and_csv(client: httpx.AsyncClient) -> None:
     acme_row = next(r for r in table if r["ci"] == "acme-ci")
     assert acme_row["runs"] == "10" and acme_row["success"] == "0.6" and acme_row["previous_success"] == "1"
     assert acme_row["success_url"] == BASE + card.rows[0].links["success"]
+    assert (acme_row["rechecks"], acme_row["rechecks_per_100_runs"], acme_row["previous_rechecks"]) == ("2", "20", "0")
+    assert (acme_row["incidents_open"], acme_row["incidents_new"], acme_row["previous_incidents_new"]) == (
+        "1",
+        "1",
+        "2",
+    )
+    assert acme_row["incidents_new_url"] == BASE + "#/incidents?ci=acme-ci"
 
 
 def test_html_starts_a_page_every_ten_cis_and_the_small_helpers() -> None:
@@ -149,7 +219,7 @@ def test_html_starts_a_page_every_ten_cis_and_the_small_helpers() -> None:
         "state_reason": "<b>fine</b>",
         "sparkline": [None, 0.0, 0.5, 1.0],
         "links": {k: "#/runs?ci=x&a=1" for k in ("runs", "success", "infra", "coverage", "agreement")}
-        | {k: "#/runs" for k in ("false_negative", "latency", "alerts", "failures", "recovery")},
+        | {k: "#/runs" for k in ("false_negative", "latency", "incidents", "failures", "recovery", "rechecks")},
     }
     numbers = {
         "runs": 1,
@@ -166,7 +236,10 @@ def test_html_starts_a_page_every_ten_cis_and_the_small_helpers() -> None:
         "latency_p95_s": None,
         "queue_p50_s": None,
         "recheck_recovery": None,
-        "alerts": 0,
+        "rechecks": 0,
+        "rechecks_per_100_runs": None,
+        "incidents_open": 0,
+        "incidents_opened": 0,
     }
     rows = [{**row, "name": f"ci-{i}", "week": numbers, "previous": numbers} for i in range(2 * ROWS_PER_PAGE + 3)]
     card = ReportCard.model_validate(

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.api.routes import NOT_FOUND, connection, system_or_404
+from cidash.api.routes import NOT_FOUND, connection, query_error, system_or_404
 from cidash.api.routes_systems import Name, Project, Server
 from cidash.domain import health
 from cidash.domain.views import RecheckCases, RecheckOut, Window
+from cidash.store import queries
 from cidash.store.rechecks import recheck_cases
 
 router = APIRouter(tags=["systems"])
@@ -23,16 +24,22 @@ async def system_rechecks(
     name: Name,
     server: Server = None,
     window: Window = "7d",
+    from_: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+    to: Annotated[str | None, Query(max_length=64)] = None,
     project: Project = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RecheckCases:
-    """The recheck comments of the window aimed at the CI (named, or plain after its failure; see
-    ``GET /api/v1/measures``), how many, and the newest `limit` of them with their text."""
+    """The recheck comments aimed at the CI (named, or plain after its failure; see
+    ``GET /api/v1/measures``) over `window` back from now, or from `from` to `to` when given (the
+    report card's week; both ends included), how many, and the newest `limit` of them with their text."""
     system = await system_or_404(conn, name, server)
-    now = datetime.now(UTC)
-    total, cases = await recheck_cases(
-        conn, system.id, now - health.WINDOW_SPANS[window], now, project=project or None, limit=limit
-    )
+    try:
+        since, until = queries.parse_time(from_, "from"), queries.parse_time(to, "to")
+    except queries.QueryError as exc:
+        raise query_error(exc) from None
+    until = until or datetime.now(UTC)
+    since = since or until - health.WINDOW_SPANS[window]
+    total, cases = await recheck_cases(conn, system.id, since, until, project=project or None, limit=limit)
     rechecks = [
         RecheckOut(
             id=case.id,

@@ -22,10 +22,10 @@ FORMATS = ("md", "html", "csv")
 ROWS_PER_PAGE = 10
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 RECHECK_NOTE = (
-    "Recovered: of the patch sets it failed, the share it passed after a recheck there. "
-    "Human recheck comments are not counted yet."
+    "Rechecks: human recheck comments aimed at the CI (recheck-<name>, or a plain recheck after its failure), "
+    "/100: per 100 of its runs. Recovered: of the patch sets it failed, the share it passed after a recheck there."
 )
-ALERTS_NOTE = "Alerts: alerts raised on the CI in the week (open incidents once incidents replace alerts)."
+ALERTS_NOTE = "Incidents: open = still open at the week's end; new = started during the week (resolved since or not)."
 
 
 def _pct(value: float | None) -> str:
@@ -34,6 +34,10 @@ def _pct(value: float | None) -> str:
 
 def _count(value: float | None) -> str:
     return DASH if value is None else f"{int(value)}"
+
+
+def _tenths(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1f}"
 
 
 def arrow(now: float | None, before: float | None, step: float) -> str:
@@ -62,6 +66,11 @@ class Column:
     text: Callable[[float | None], str]
     step: float  # the change that earns an arrow
     link: str  # key in ReportRow.links
+    key: str = ""  # its CSV column when the title is not one
+
+    @property
+    def csv_name(self) -> str:
+        return self.key or self.title.replace(" ", "_")
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -74,8 +83,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("p50", lambda n: n.latency_p50_s, duration, 60, "latency"),
     Column("p95", lambda n: n.latency_p95_s, duration, 60, "latency"),
     Column("queue", lambda n: n.queue_p50_s, duration, 60, "latency"),
+    Column("rechecks", lambda n: n.rechecks, _count, 1, "rechecks"),
+    Column("/100", lambda n: n.rechecks_per_100_runs, _tenths, 0.5, "rechecks", "rechecks_per_100_runs"),
     Column("recovered", lambda n: n.recheck_recovery, _pct, 0.01, "recovery"),
-    Column("alerts", lambda n: n.alerts, _count, 1, "alerts"),
+    Column("open inc.", lambda n: n.incidents_open, _count, 1, "incidents", "incidents_open"),
+    Column("new inc.", lambda n: n.incidents_opened, _count, 1, "incidents", "incidents_new"),
 )
 
 
@@ -191,7 +203,7 @@ def report_csv(card: ReportCard, base_url: str) -> str:
     """One line per CI: this week's numbers, the week before's, and the link behind each."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    titles = [c.title.replace(" ", "_") for c in COLUMNS]
+    titles = [c.csv_name for c in COLUMNS]
     writer.writerow(
         ["ci", "server", "state", *titles, *(f"previous_{t}" for t in titles), *(f"{t}_url" for t in titles)]
     )

@@ -499,7 +499,10 @@ class ReportNumbers(BaseModel):
     latency_p95_s: float | None
     queue_p50_s: float | None  # time to first answer after the upload
     recheck_recovery: float | None  # its failed patch sets that passed after a recheck
-    alerts: int  # alerts raised on it in the week (open incidents once the incidents redesign lands)
+    rechecks: int  # human recheck comments aimed at it (GET /api/v1/measures)
+    rechecks_per_100_runs: float | None
+    incidents_open: int  # its incidents open at the week's end
+    incidents_opened: int  # its incidents that started in the week (resolved since or not)
 
 
 class ReportRow(BaseModel):

@@ -367,6 +367,32 @@ async def get_incidents(conn: AsyncConnection, incident_ids: Sequence[int]) -> d
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentCounts:
+    open_at_end: int = 0  # open when the span ended (started before it, not resolved by then)
+    opened: int = 0  # started within the span (resolved since or not)
+
+
+async def incident_counts(
+    conn: AsyncConnection, start: datetime, end: datetime, project: str | None = None
+) -> dict[int, IncidentCounts]:
+    """Per CI system, its incidents open at `end` and those that started in [start, end) (on
+    `project` when given: that project's and the CI-wide ones). An incident's times are its
+    condition's (``started_at``: the first run that made it true), not when cidash noticed."""
+    t = incidents_t
+    open_at_end = sa.and_(t.c.started_at < end, sa.or_(t.c.resolved_at.is_(None), t.c.resolved_at >= end))
+    opened = sa.and_(t.c.started_at >= start, t.c.started_at < end)
+    query = sa.select(
+        t.c.ci_system_id,
+        sa.func.sum(sa.case((open_at_end, 1), else_=0)),
+        sa.func.sum(sa.case((opened, 1), else_=0)),
+    ).where(sa.or_(open_at_end, opened))
+    if project is not None:
+        query = query.where(t.c.scope.in_((project, "")))
+    rows = await conn.execute(query.group_by(t.c.ci_system_id))
+    return {ci: IncidentCounts(int(at_end), int(new)) for ci, at_end, new in rows}
+
+
 async def list_incidents(
     conn: AsyncConnection,
     *,

@@ -12,15 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
+from cidash.store.alerts_store import IncidentCounts, incident_counts
 from cidash.store.queries import SystemRow, config_entry, system_rows
-from cidash.store.schema import alerts_t
-from cidash.store.types import UTCDateTime
 
 WEEK = timedelta(days=7)
 STATE_ORDER = {"failing": 0, "silent": 1, "degraded": 2, "unknown": 3, "healthy": 4}
@@ -56,11 +54,16 @@ def _links(system: SystemRow, start: datetime, end: datetime, project: str | Non
         "coverage": "#/grid?" + urlencode({"project": project}) if project else every,
         "agreement": "#/cases/" + system.name + "?" + urlencode({"kind": "false_positive", "window": "7d"}),
         "false_negative": "#/cases/" + system.name + "?" + urlencode({"kind": "false_negative", "window": "7d"}),
-        "alerts": "#/alerts?" + urlencode({"ci": system.name}),
+        "incidents": "#/incidents?" + urlencode({"ci": system.name}),
+        "rechecks": "#/rechecks/" + system.name + "?" + urlencode(_span(start, end, project)),
     }
 
 
-def _numbers(window: HealthWindow | None, alerts: int, is_reference: bool) -> ReportNumbers:
+def _span(start: datetime, end: datetime, project: str | None) -> list[tuple[str, str]]:
+    return [("from", _iso(start)), ("to", _iso(end))] + ([("project", project)] if project is not None else [])
+
+
+def _numbers(window: HealthWindow | None, incidents: IncidentCounts, is_reference: bool) -> ReportNumbers:
     """A week's numbers (the reference CI has no vote quality: it is what the others are judged by)."""
     quality = window.vote_quality if window is not None and not is_reference else None
     return ReportNumbers(
@@ -78,27 +81,11 @@ def _numbers(window: HealthWindow | None, alerts: int, is_reference: bool) -> Re
         latency_p95_s=window.latency_p95_s if window is not None else None,
         queue_p50_s=window.queue_p50_s if window is not None else None,
         recheck_recovery=window.recheck_recovery if window is not None else None,
-        alerts=alerts,
+        rechecks=window.rechecks if window is not None else 0,
+        rechecks_per_100_runs=window.rechecks_per_100_runs if window is not None else None,
+        incidents_open=incidents.open_at_end,
+        incidents_opened=incidents.opened,
     )
-
-
-async def alert_counts(
-    conn: AsyncConnection, start: datetime, end: datetime, project: str | None = None
-) -> dict[int, int]:
-    """Unmuted alerts raised per CI system in [start, end) (on `project`, or any, when given)."""
-    t = alerts_t
-    query = (
-        sa.select(t.c.ci_system_id, sa.func.count())
-        .where(
-            t.c.created_at >= sa.bindparam(None, start, type_=UTCDateTime()),
-            t.c.created_at < sa.bindparam(None, end, type_=UTCDateTime()),
-            t.c.muted.is_(False),
-        )
-        .group_by(t.c.ci_system_id)
-    )
-    if project is not None:
-        query = query.where(sa.or_(t.c.project == project, t.c.project.is_(None)))
-    return {ci: int(n) for ci, n in await conn.execute(query)}
 
 
 def _worst_first(row: ReportRow) -> tuple[int, float, str]:
@@ -130,8 +117,9 @@ async def report_card(
     before = await health.assess(conn, refs, ["7d"], project=project, now=start, cache=cache, references=references)
     # 14 daily buckets, the last one the week's last day (a moment before midnight)
     sparks = await health.sparklines(conn, "7d", end - timedelta(microseconds=1), project=project)
-    alerts = await alert_counts(conn, start, end, project)
-    previous_alerts = await alert_counts(conn, previous_start, start, project)
+    incidents = await incident_counts(conn, start, end, project)
+    previous_incidents = await incident_counts(conn, previous_start, start, project)
+    none = IncidentCounts()
     rows = []
     for system in systems:
         assessed = week[system.id]
@@ -146,9 +134,9 @@ async def report_card(
                 is_reference=system.is_reference,
                 state=state.state,
                 state_reason=state.reason,
-                week=_numbers(assessed.windows.get("7d"), alerts.get(system.id, 0), system.is_reference),
+                week=_numbers(assessed.windows.get("7d"), incidents.get(system.id, none), system.is_reference),
                 previous=_numbers(
-                    before[system.id].windows.get("7d"), previous_alerts.get(system.id, 0), system.is_reference
+                    before[system.id].windows.get("7d"), previous_incidents.get(system.id, none), system.is_reference
                 ),
                 sparkline=sparks.get(system.id, [None] * 14),
                 links=_links(system, start, end, project),
