@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StorageLike } from '../src/lib/prefs';
-import { loadWriteToken, saveWriteToken } from '../src/lib/writeToken';
+import { loadWriteToken, operatorWrite, saveWriteToken } from '../src/lib/writeToken';
 
 function memory(): StorageLike & { data: Map<string, string> } {
   const data = new Map<string, string>();
@@ -55,5 +55,22 @@ describe('writeToken', () => {
     expect(() => saveWriteToken('', refusing)).not.toThrow();
     expect(loadWriteToken(refusing)).toBe('');
     expect(loadWriteToken(null)).toBe('');
+  });
+
+  it('an operator write needs the token and a name, keeps the token, and says what failed', async () => {
+    let calls = 0;
+    const write = async () => {
+      calls += 1;
+    };
+    expect(await operatorWrite('', 'olga', write)).toMatch(/write token/);
+    expect(await operatorWrite('t0ken', '', write)).toMatch(/your name/);
+    expect(calls).toBe(0);
+    expect(await operatorWrite('t0ken', 'olga', write)).toBeNull();
+    expect(calls).toBe(1);
+    expect(sessionStorage.getItem('cidash.writeToken')).toBe('t0ken');
+    const refused = await operatorWrite('t0ken', 'olga', async () => {
+      throw new Error('403: wrong token');
+    });
+    expect(refused).toBe('403: wrong token');
   });
 });

@@ -631,6 +631,21 @@ async def test_incident_and_alert_routes(store: Store) -> None:
         backwards = {**window, "ends_at": window["starts_at"]}
         assert (await client.post("/api/v1/maintenance", json=backwards, headers=auth)).status_code == 422
         assert [w["author"] for w in (await client.get("/api/v1/maintenance")).json()] == ["carol"]
+        assert (await client.get("/api/v1/maintenance", params={"ci": "other-ci"})).json() == []
+        assert [w["id"] for w in (await client.get("/api/v1/maintenance", params={"ci": "acme-ci"})).json()] == [
+            made.json()["id"]
+        ]
+        # an upcoming window can be withdrawn (write token); one that began is history and stays
+        began = {**window, "starts_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}
+        ongoing = (await client.post("/api/v1/maintenance", json=began, headers=auth)).json()
+        upcoming = made.json()["id"]
+        assert (await client.delete(f"/api/v1/maintenance/{upcoming}")).status_code == 401
+        withdrawn = await client.delete(f"/api/v1/maintenance/{upcoming}", headers=auth)
+        assert withdrawn.status_code == 200 and withdrawn.json()["reason"] == "datacenter move"
+        assert (await client.delete(f"/api/v1/maintenance/{upcoming}", headers=auth)).status_code == 404
+        refused = await client.delete(f"/api/v1/maintenance/{ongoing['id']}", headers=auth)
+        assert refused.status_code == 409 and "began at" in refused.json()["detail"]
+        assert [w["id"] for w in (await client.get("/api/v1/maintenance")).json()] == [ongoing["id"]]
 
         alerts = (await client.get("/api/v1/alerts")).json()
         assert [(a["edge"], a["incident_id"]) for a in alerts["items"]] == [("open", incident.id)]

@@ -14,6 +14,7 @@ import type {
   IncidentOut,
   IncidentPage,
   JobBreakdown,
+  MaintenanceOut,
   ReparseOut,
   ReparseProgress,
   ReportCard,
@@ -149,8 +150,13 @@ export class ApiClient {
     return this.request<T>('POST', path, query, signal, { body, writeToken });
   }
 
+  /** A delete with the operator's write token. */
+  del<T>(path: string, writeToken: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>('DELETE', path, undefined, signal, { body: undefined, writeToken });
+  }
+
   private async request<T>(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'DELETE',
     path: string,
     query?: Query,
     signal?: AbortSignal,
@@ -319,6 +325,25 @@ export class ApiClient {
   /** Silence an incident until `until`, or until it resolves when null (write token). */
   silence(id: number, author: string, reason: string, until: string | null, writeToken: string) {
     return this.post<IncidentOut>(`incidents/${id}/silence`, writeToken, { author, reason, until });
+  }
+
+  /** The CI's maintenance windows that have not ended, earliest first. */
+  maintenance(ci: string, signal?: AbortSignal) {
+    return this.get<MaintenanceOut[]>('maintenance', { ci }, signal);
+  }
+
+  /** Declare a maintenance window ahead (write token); `startsAt`/`endsAt` ISO instants. */
+  addMaintenance(
+    w: { ci: string; server: string; startsAt: string; endsAt: string; author: string; reason: string | null },
+    writeToken: string,
+  ) {
+    const body = { ci: w.ci, server: w.server, starts_at: w.startsAt, ends_at: w.endsAt, author: w.author, reason: w.reason };
+    return this.post<MaintenanceOut>('maintenance', writeToken, body);
+  }
+
+  /** Withdraw a window before it begins (write token). */
+  deleteMaintenance(id: number, writeToken: string) {
+    return this.del<MaintenanceOut>(`maintenance/${id}`, writeToken);
   }
 
   alertRules(signal?: AbortSignal) {

@@ -334,6 +334,18 @@ export interface IncidentNote {
   created_at: string;
 }
 
+/** A maintenance window declared for a CI: incidents that open inside it notify no one. */
+export interface MaintenanceOut {
+  id: number;
+  ci: string;
+  server: string;
+  starts_at: string;
+  ends_at: string;
+  author: string;
+  reason: string | null;
+  created_at: string;
+}
+
 export interface IncidentDetail {
   incident: IncidentOut;
   runs: TimelineRun[];

@@ -6,7 +6,7 @@ Every change is a note in the incident's history and an ``incident`` feed messag
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
@@ -222,11 +222,37 @@ async def unsilence(request: Request, incident_id: StoredId, body: AckIn) -> Inc
 
 
 @router.get("/maintenance", response_model=list[MaintenanceOut], dependencies=[Depends(require_read)])
-async def list_maintenance(request: Request) -> list[MaintenanceOut]:
-    """Maintenance windows that have not ended."""
+async def list_maintenance(
+    request: Request, ci: Annotated[str | None, Query(max_length=255)] = None
+) -> list[MaintenanceOut]:
+    """Maintenance windows that have not ended (of one CI with `ci`), earliest first."""
     store: Store = request.app.state.store
     async with store.engine.connect() as conn:
-        return await alerts_store.list_maintenance(conn, ending_after=datetime.now(UTC))
+        return await alerts_store.list_maintenance(conn, ending_after=datetime.now(UTC), ci_name=ci)
+
+
+@router.delete(
+    "/maintenance/{window_id}",
+    response_model=MaintenanceOut,
+    dependencies=[Depends(require_write)],
+    responses={
+        404: {"model": ErrorOut, "description": "No such maintenance window"},
+        409: {"model": ErrorOut, "description": "The window has begun: it is history now"},
+    },
+)
+async def delete_maintenance(request: Request, window_id: StoredId) -> MaintenanceOut:
+    """Withdraw a window declared ahead, before it begins (one that has begun stays in the history);
+    the withdrawn window."""
+    store: Store = request.app.state.store
+    async with writer_engine(store.engine).begin() as conn:
+        found = await alerts_store.list_maintenance(conn, window_id=window_id)
+        if not found:
+            raise HTTPException(404, f"window_id: no maintenance window {window_id}")
+        window = found[0]
+        if to_aware_utc(window.starts_at) <= datetime.now(UTC):
+            raise HTTPException(409, f"window_id: window {window_id} began at {window.starts_at.isoformat()}")
+        await alerts_store.delete_maintenance(conn, window_id)
+    return window
 
 
 @router.post(
@@ -253,5 +279,4 @@ async def add_maintenance(request: Request, body: MaintenanceIn) -> MaintenanceO
             conn, refs[0].id, starts, ends, body.author, body.reason, datetime.now(UTC)
         )
     async with store.engine.connect() as conn:
-        found = [w for w in await alerts_store.list_maintenance(conn) if w.id == window_id]
-    return found[0]
+        return (await alerts_store.list_maintenance(conn, window_id=window_id))[0]

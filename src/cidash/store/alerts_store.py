@@ -480,7 +480,15 @@ async def in_maintenance(conn: AsyncConnection, ci_system_id: int, at: datetime)
     return (await conn.execute(query.limit(1))).first() is not None
 
 
-async def list_maintenance(conn: AsyncConnection, *, ending_after: datetime | None = None) -> list[MaintenanceOut]:
+async def list_maintenance(
+    conn: AsyncConnection,
+    *,
+    ending_after: datetime | None = None,
+    ci_name: str | None = None,
+    window_id: int | None = None,
+) -> list[MaintenanceOut]:
+    """Maintenance windows, earliest first: those ending after `ending_after`, of the CI named `ci_name`,
+    or the one with id `window_id`."""
     t, ci, accounts, servers = maintenance_t, m.ci_systems_t, m.accounts_t, m.servers_t
     query = (
         sa.select(
@@ -493,12 +501,20 @@ async def list_maintenance(conn: AsyncConnection, *, ending_after: datetime | No
     )  # fmt: skip
     if ending_after is not None:
         query = query.where(t.c.ends_at > ending_after)
+    if ci_name is not None:
+        query = query.where(accounts.c.account_key == ci_name)
+    if window_id is not None:
+        query = query.where(t.c.id == window_id)
     return [
         MaintenanceOut(
             id=r[0], ci=r[1], server=r[2], starts_at=r[3], ends_at=r[4], author=r[5], reason=r[6], created_at=r[7]
         )
         for r in await conn.execute(query.order_by(t.c.starts_at, t.c.id))
     ]
+
+
+async def delete_maintenance(conn: AsyncConnection, window_id: int) -> None:
+    await conn.execute(sa.delete(maintenance_t).where(maintenance_t.c.id == window_id))
 
 
 # -- notifications (alerts) ---------------------------------------------------------------------------------
