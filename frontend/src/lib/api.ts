@@ -6,6 +6,7 @@ import type {
   AlertPage,
   AlertRuleOut,
   CandidateRule,
+  CollectionOut,
   CaseKind,
   ChangeView,
   ExplainOut,
@@ -280,6 +281,11 @@ export class ApiClient {
   cases(name: string, q: { kind: CaseKind; window: Window }, signal?: AbortSignal) {
     return this.get<Grid>(`systems/${enc(name)}/cases`, q, signal);
   }
+  /** Collector completeness: stream sessions, gaps and backfill passes per Gerrit server over [from, to). */
+  collection(q: { server?: string | null; from?: string | null; to?: string | null } = {}, signal?: AbortSignal) {
+    return this.get<CollectionOut>('collection', q, signal);
+  }
+
   /** The weekly report card: the week ending at `end`'s midnight UTC (default today's) and the one before. */
   reportCard(q: { end?: string | null; project?: string | null } = {}, signal?: AbortSignal) {
     return this.get<ReportCard>('report', q, signal);

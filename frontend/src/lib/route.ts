@@ -15,6 +15,7 @@ export type Page =
   | 'cases'
   | 'report'
   | 'incident'
+  | 'collection'
   | 'notfound';
 
 export interface Route {
@@ -25,7 +26,7 @@ export interface Route {
 }
 
 const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true, cases: true, incident: true };
-const PLAIN: Record<string, Page> = { '': 'overview', grid: 'grid', alerts: 'alerts', runs: 'runs', report: 'report' };
+const PLAIN: Record<string, Page> = { '': 'overview', grid: 'grid', alerts: 'alerts', runs: 'runs', report: 'report', collection: 'collection' };
 
 export function parseHash(hash: string): Route {
   let h = hash.startsWith('#') ? hash.slice(1) : hash;
@@ -109,6 +110,7 @@ export const href = {
     formatHash({ page: 'cases', arg: name, params: { kind, window } }),
   report: (params: Record<string, string> = {}) => formatHash({ page: 'report', params }),
   incident: (id: number) => formatHash({ page: 'incident', arg: String(id), params: {} }),
+  collection: (params: Record<string, string> = {}) => formatHash({ page: 'collection', params }),
 };
 
 // ---- Typed filters per page -------------------------------------------------------------------

@@ -420,3 +420,70 @@ export interface ReportCard {
   project: string | null;
   rows: ReportRow[];
 }
+
+// ---- Collector completeness (GET /api/v1/collection) ------------------------------------------
+
+export interface StreamSessionOut {
+  id: number;
+  connected_at: string;
+  last_seen_at: string;
+  /** null: connected now. */
+  disconnected_at: string | null;
+  reason: string | null;
+}
+
+export type PassOutcome = 'ok' | 'failed' | 'stalled';
+
+export interface BackfillPassOut {
+  id: number;
+  started_at: string;
+  finished_at: string;
+  since: string | null;
+  until: string | null;
+  changes: number;
+  comments: number;
+  runs_new: number;
+  outcome: PassOutcome;
+  error: string | null;
+}
+
+export type GapState = 'covered' | 'uncovered' | 'open';
+
+export interface CollectionGap {
+  start: string;
+  /** null: still open. */
+  end: string | null;
+  state: GapState;
+  covered_by: number | null;
+}
+
+export interface CollectionSummary {
+  observed_from: string | null;
+  observed_to: string;
+  connected_s: number;
+  covered_s: number;
+  uncovered_s: number;
+  open_s: number;
+  completeness: number | null;
+  uncovered_gaps: number;
+  open_gap: boolean;
+  passes_ok: number;
+  passes_failed: number;
+  passes_stalled: number;
+}
+
+export interface ServerCollection {
+  server: string;
+  connected: boolean;
+  sessions: StreamSessionOut[];
+  gaps: CollectionGap[];
+  passes: BackfillPassOut[];
+  summary: CollectionSummary;
+  truncated: boolean;
+}
+
+export interface CollectionOut {
+  window_from: string;
+  window_to: string;
+  servers: ServerCollection[];
+}
