@@ -1,5 +1,5 @@
 """The API client commands: `cidash systems`, `system`, `runs`, `grid`, `alerts`, `incidents`, `ack`,
-`report` and `watch`.
+`report`, `collection` and `watch`.
 
 `register(app)` adds them to the main `cidash` app. Each takes `--url` (env CIDASH_URL), `--token`
 (env CIDASH_TOKEN) and `--json`. Errors are one line, ``cidash: error: ...``, exit status 1.
@@ -32,6 +32,7 @@ from cidash.client.http import (
     Subscription,
     one_line,
 )
+from cidash.client.render_collection import collection_view
 from cidash.domain.spans import parse_span
 from cidash.domain.views import FeedMessage
 
@@ -334,6 +335,24 @@ def ack(
     _reply(fetched, as_json, lambda acked: render.incidents_table([acked], _now()))
 
 
+def collection(
+    server: Annotated[str | None, typer.Option(help="Only this Gerrit server.")] = None,
+    since: Annotated[str, typer.Option("--from", help="Start: an ISO 8601 time or a span ago (e.g. 7d).")] = "24h",
+    until: Annotated[str | None, typer.Option("--to", help="End: an ISO 8601 time or a span ago.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Collector completeness: per Gerrit server, the share of the window with the stream connected
+    or its gap covered by a backfill, and the gaps with the pass that covered each."""
+    now = _now()
+    start = _moment("--from", since, now)
+    end = _moment("--to", until, now) if until else None
+    with _errors(), ApiClient(url, token) as client:
+        fetched = client.collection(server, start, end)
+    _reply(fetched, as_json, lambda out: collection_view(out, now))
+
+
 def watch(
     ci: Annotated[list[str] | None, typer.Option("--ci", help="Only this CI system (repeatable).")] = None,
     project: Annotated[list[str] | None, typer.Option("--project", help="Only this project (repeatable).")] = None,
@@ -417,6 +436,6 @@ def reparse(
 
 def register(app: typer.Typer) -> None:
     """Add the client commands to the main `cidash` app."""
-    for command in (systems, system, runs, grid, alerts, incidents, ack, report, watch):
+    for command in (systems, system, runs, grid, alerts, incidents, ack, report, collection, watch):
         app.command(command.__name__, rich_help_panel="Reading the API")(command)
     app.command("reparse", rich_help_panel="Changing the API's data")(reparse)

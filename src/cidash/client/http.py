@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from cidash.domain.urls import redact_url
 from cidash.domain.views import (
     AlertPage,
+    CollectionOut,
     FeedMessage,
     Grid,
     IncidentOut,
@@ -206,6 +207,7 @@ _REPORT = TypeAdapter(ReportCard)
 _ALERTS = TypeAdapter(AlertPage)
 _INCIDENTS = TypeAdapter(IncidentPage)
 _INCIDENT = TypeAdapter(IncidentOut)
+_COLLECTION = TypeAdapter(CollectionOut)
 
 
 class ApiClient:
@@ -379,6 +381,13 @@ class ApiClient:
 
     def report(self, end: str | None = None, project: str | None = None) -> Fetched[ReportCard]:
         return self._fetch(_REPORT, "/report", {"end": end, "project": project})
+
+    def collection(
+        self, server: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Fetched[CollectionOut]:
+        not_found = f"no Gerrit server named {server!r}" if server else None
+        params = {"server": server, "from": since, "to": until}
+        return self._fetch(_COLLECTION, "/collection", params, not_found=not_found)
 
     def alerts(
         self, *, ci: str | None = None, limit: int | None = None, cursor: str | None = None, follow: bool = False
