@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from cidash.alerts.engine import DEFAULT_RULES, AlertEngine, silence_incident
 from cidash.alerts.webhooks import WebhookSender, verify
-from cidash.api import alert_routes
+from cidash.api.routes import alerts as alert_routes
 from cidash.config import AlertRuleConfig, Settings, WebhookConfig
 from cidash.domain.comments import AccountRef
 from cidash.domain.urls import redact_url

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from cidash import metrics
 from cidash.api import create_app
 from cidash.api.app import content_security_policy
-from cidash.api.routes_runs import CSV_COLUMNS
+from cidash.api.routes.runs import CSV_COLUMNS
 from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import ServerStatus

@@ -34,10 +34,12 @@ from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from cidash.api import alert_routes, create_app, live
+from cidash.api import create_app
 from cidash.api.app import content_security_policy
+from cidash.api.routes import alerts as alert_routes
 from cidash.config import ApiConfig, Settings
 from cidash.domain.views import ServerStatus
+from cidash.live import hub as live
 from cidash.store import Store
 from tests.support.store_fixtures import ZUUL, observed, parsed
 

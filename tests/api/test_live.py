@@ -1,4 +1,4 @@
-"""cidash.api.live over a real uvicorn server: subscriptions and filters, resuming with `since`
+"""cidash.live.hub over a real uvicorn server: subscriptions and filters, resuming with `since`
 (exactly the missed messages, once, also while new ones are published), slow consumers, ping/pong
 and idle timeouts, and server-sent events with Last-Event-ID."""
 
@@ -24,12 +24,13 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from cidash import metrics
 from cidash.alerts.engine import AlertEngine
-from cidash.api import alert_routes, live
-from cidash.api.live import LiveOptions, live_clients
+from cidash.api.routes import alerts as alert_routes
 from cidash.config import AlertRuleConfig, CISystemConfig, Settings
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import FeedMessage
+from cidash.live import hub as live
 from cidash.live.bus import Bus, LocalBus, RedisBus
+from cidash.live.hub import LiveOptions, live_clients
 from cidash.store import Store
 from cidash.store import feed as feed_module
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed

@@ -973,11 +973,11 @@ async def test_against_the_real_api(migrated_db_url: str, store: Store, tmp_path
 
 
 async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) -> None:
-    """The real `/api/v1/ws` (cidash.api.live) over runs written through the store: a replay with
+    """The real `/api/v1/ws` (cidash.live.hub) over runs written through the store: a replay with
     ``--since-id``, then a burst into a tiny server queue (a slow-consumer close, resumed with
     ``since``); every id once, in order."""
-    from cidash.api import live
     from cidash.api.app import create_app
+    from cidash.live import hub as live
     from cidash.live.bus import make_bus
     from cidash.store import feed
     from cidash.store.inserted_run import InsertedRun

@@ -249,7 +249,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _root_probes() -> APIRouter:
     from cidash.api.auth import require_read
-    from cidash.api.routes_misc import get_metrics, healthz, readyz
+    from cidash.api.routes.misc import get_metrics, healthz, readyz
 
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/healthz", healthz, methods=["GET"])

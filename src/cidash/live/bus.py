@@ -3,7 +3,7 @@
 The feed table is the truth; the bus only makes delivery fast. A message is published after the
 transaction that stored it committed, so a subscriber that misses one (a full queue, a Redis
 reconnect) can always read it back from the feed: :meth:`Subscription.next` reports such a
-possible loss as ``None`` and the live hub (:mod:`cidash.api.live`) then catches up from the
+possible loss as ``None`` and the live hub (:mod:`cidash.live.hub`) then catches up from the
 database.
 
 * :class:`LocalBus`: in-process broadcast; each subscription has a bounded queue.

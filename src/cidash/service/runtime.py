@@ -144,8 +144,9 @@ class Runtime:
         self.scheduler.add_job(self._purge, "interval", seconds=PURGE_EVERY_S, id="purge", coalesce=True)
 
     async def _start_api(self) -> None:
-        from cidash.api import alert_routes, live
         from cidash.api.app import create_app
+        from cidash.api.routes import alerts as alert_routes
+        from cidash.live import hub as live
 
         app = create_app(
             self.settings,
@@ -252,7 +253,7 @@ class Runtime:
 
         if self.app is not None:
             from cidash.api.app import close_app
-            from cidash.api.live import close_live
+            from cidash.live.hub import close_live
 
             app = self.app
             await step("the live feed", lambda: close_live(app))

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.api.routes import NOT_FOUND, connection, query_error, system_or_404
-from cidash.api.routes_systems import Name, Project, Server
+from cidash.api.deps import NOT_FOUND, connection, query_error, system_or_404
+from cidash.api.routes.systems import Name, Project, Server
 from cidash.domain import health
 from cidash.domain.views import RecheckCases, RecheckOut, Window
 from cidash.store import queries

@@ -1,16 +1,14 @@
-"""The ``/api/v1`` router: shared dependencies and documented error responses, and
-:func:`api_router`, which assembles the route modules (``routes_systems``, ``routes_runs``,
-``routes_misc``)."""
+"""What every ``/api/v1`` route shares: the request's settings, store, health cache and read
+connection, the documented error responses, and the 404/422 helpers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.api.auth import require_badge, require_read
 from cidash.config import Settings
 from cidash.domain.health import HealthCache
 from cidash.domain.views import ErrorOut
@@ -64,31 +62,3 @@ async def system_or_404(conn: AsyncConnection, name: str, server: str | None) ->
         where = f" on server {server!r}" if server else ""
         raise not_found(f"no CI system named {name!r}{where}")
     return system
-
-
-def api_router() -> APIRouter:
-    """Every ``/api/v1`` route of this package (the live feed and the alerts come as extra
-    routers that carry the ``/api/v1`` prefix themselves)."""
-    from cidash.api import (
-        routes_collection,
-        routes_explain,
-        routes_misc,
-        routes_rechecks,
-        routes_report,
-        routes_runs,
-        routes_systems,
-    )
-
-    router = APIRouter(prefix=API_PREFIX)
-    reads = APIRouter(dependencies=[Depends(require_read)], responses=ERRORS)
-    reads.include_router(routes_systems.router)
-    reads.include_router(routes_rechecks.router)
-    reads.include_router(routes_runs.router)
-    reads.include_router(routes_misc.router)
-    reads.include_router(routes_explain.router)
-    reads.include_router(routes_report.router)
-    reads.include_router(routes_collection.router)
-    router.include_router(reads)
-    router.include_router(routes_misc.badges, dependencies=[Depends(require_badge)], responses=ERRORS)
-    router.include_router(routes_misc.probes)
-    return router

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.auth import require_write
+from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
 from cidash.api.params import StoredId
-from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
 from cidash.domain.views import ErrorOut, RunOut, RunPage
 from cidash.store import queries
 

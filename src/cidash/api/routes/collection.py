@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.api.routes import NOT_FOUND, connection, not_found, query_error
+from cidash.api.deps import NOT_FOUND, connection, not_found, query_error
 from cidash.domain.views import CollectionOut
 from cidash.store import collection, queries
 

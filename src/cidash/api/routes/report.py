@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.api.routes import cache_of, connection, query_error, settings_of
+from cidash.api.deps import cache_of, connection, query_error, settings_of
 from cidash.domain.views import ReportCard
 from cidash.store import queries
 from cidash.store.report import report_card, week_end

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from cidash import metrics
 from cidash.api.auth import badges_public, reads_open_to
-from cidash.api.routes import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
+from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
 from cidash.domain.views import ChangeView, ErrorOut, Grid, Readiness, ReadinessWords, ServerStatus, State
 from cidash.store import queries
 

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.auth import require_write
-from cidash.api.routes import NOT_FOUND, cache_of, connection, query_error, settings_of, store_of, system_or_404
-from cidash.api.routes_runs import CSV_RESPONSE, ResultParam, csv_response, run_filters
+from cidash.api.deps import NOT_FOUND, cache_of, connection, query_error, settings_of, store_of, system_or_404
+from cidash.api.routes.runs import CSV_RESPONSE, ResultParam, csv_response, run_filters
 from cidash.domain import health
 from cidash.domain.views import (
     Grid,

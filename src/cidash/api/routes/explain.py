@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.auth import require_write
-from cidash.api.routes import NOT_FOUND, connection, settings_of, system_or_404
+from cidash.api.deps import NOT_FOUND, connection, settings_of, system_or_404
 from cidash.domain.views import ExplainIn, ExplainOut
 from cidash.errors import ConfigError
 from cidash.parsing.explain import try_rule
