@@ -578,7 +578,7 @@ class World:
         if ci.reference:
             self._after_reference(change, ps, pipeline, result)
         elif result != "SUCCESS" and ps.rechecks < 3 and rng.random() < 0.06:
-            self._push(self._vnow + rng.uniform(600, 3 * _HOUR), self._act_recheck, (change, ps))
+            self._push(self._vnow + rng.uniform(600, 3 * _HOUR), self._act_recheck, (change, ps, ci))
         if not self._emit:
             return _EMPTY
         given = _VERIFIED if ci.voting else ()
@@ -644,13 +644,19 @@ class World:
         votes = [("Code-Review", value)] if value else []
         return self._human_comment(change, ps, reviewer, votes, body, inline)
 
-    def _act_recheck(self, change: Change, ps: PatchSet) -> list[StreamEvent]:
+    def _act_recheck(self, change: Change, ps: PatchSet, failed: CI | None = None) -> list[StreamEvent]:
+        """A human asks for a rerun: plainly, or, after a flaky third-party CI's failure, in the
+        CI-specific form its footer asks for (``recheck-<name>``). Every CI runs again either way,
+        as Zuul's ``^\\s*recheck`` trigger matches both."""
         if not change.is_open or ps is not change.patchsets[-1]:
             return _EMPTY
         rng = self.rng
         ps.rechecks += 1
         who = change.owner if rng.random() < 0.8 else rng.choice(self.humans)
-        events = self._human_comment(change, ps, who, [], "recheck")
+        body = "recheck"
+        if failed is not None and failed.persona is Persona.FLAKY:
+            body = f"recheck-{failed.username.removesuffix('-ci')}"
+        events = self._human_comment(change, ps, who, [], body)
         self._trigger_check(change, ps)
         return events
 
