@@ -18,6 +18,8 @@ export function health(h: Partial<HealthWindow> = {}): HealthWindow {
     recheck_recovery: null,
     failed_patchsets: 0,
     recovered: 0,
+    rechecks: 0,
+    rechecks_per_100_runs: null,
     queue_p50_s: null,
     queue_p95_s: null,
     vote_quality: null,

@@ -27,6 +27,13 @@ describe('parseHash', () => {
     ['#/run/77', { page: 'run', arg: '77', params: {} }],
     ['#/alerts?ci=acme', { page: 'alerts', params: { ci: 'acme' } }],
     ['#/runs?ci=a&result=failure', { page: 'runs', params: { ci: 'a', result: 'failure' } }],
+    // the report card's links behind its incident and recheck numbers
+    ['#/incidents?ci=acme-ci', { page: 'incidents', params: { ci: 'acme-ci' } }],
+    [
+      '#/rechecks/acme-ci?from=2026-11-23T00%3A00%3A00Z&to=2026-11-30T00%3A00%3A00Z',
+      { page: 'rechecks', arg: 'acme-ci', params: { from: '2026-11-23T00:00:00Z', to: '2026-11-30T00:00:00Z' } },
+    ],
+    ['#/rechecks', { page: 'notfound', params: {} }],
     ['#/change/abc', { page: 'notfound', params: {} }],
     ['#/nowhere', { page: 'notfound', params: {} }],
     ['#/system/%E0%A4%A', { page: 'notfound', params: {} }],
@@ -49,6 +56,8 @@ describe('hash round trip', () => {
     { page: 'alerts', params: { ci: 'acme-ci' } },
     { page: 'runs', params: { ci: 'a', project: 'p', branch: 'stable/2024.1', result: 'failure' } },
     { page: 'run', arg: '9', params: {} },
+    { page: 'incidents', params: { ci: 'acme-ci', state: 'all' } },
+    { page: 'rechecks', arg: 'acme ci/x', params: { window: '30d' } },
   ];
   it.each(routes)('%j survives formatHash → parseHash', (r) => {
     const hash = formatHash(r);

@@ -66,3 +66,33 @@ def test_the_demo_shows_coverage_gaps_for_the_ci_that_skips_patch_sets(demo: Dem
     )
     header = page.get_by_test_id("col-coverage")
     page.wait_for_function("el => el.title.includes('eligible when')", arg=header.element_handle())
+
+
+def test_the_report_card_links_rechecks_and_incidents_to_the_comments_behind_them(
+    demo: Demo, new_page: PageFactory
+) -> None:
+    card: dict[str, Any] = demo.get(f"/report?end={TOMORROW}")
+    # the simulator's humans recheck after failures, naming the flaky CIs (recheck-<name>)
+    rechecked = max(card["rows"], key=lambda row: row["week"]["rechecks"])
+    assert rechecked["week"]["rechecks"] > 0, [(r["name"], r["week"]["rechecks"]) for r in card["rows"]]
+    page = new_page()
+    page.goto(f"./#/report?end={TOMORROW}")
+    row = page.get_by_test_id(f"report-row-{rechecked['name']}")
+    cell = row.get_by_test_id("cell-rechecks")
+    cell.wait_for()
+    assert cell.get_attribute("href") == rechecked["links"]["rechecks"]
+    assert row.get_by_test_id("cell-incidents_open").get_attribute("href") == f"#/incidents?ci={rechecked['name']}"
+    cell.click()
+    page.wait_for_url("**/#/rechecks/**")
+    total = page.get_by_test_id("recheck-total")
+    total.wait_for()
+    # live rechecks may have come since the card was read
+    assert int(total.inner_text().split()[0]) >= rechecked["week"]["rechecks"]
+    assert page.get_by_test_id("recheck-row").count() >= 1
+
+    everyone = f"/incidents?ci={rechecked['name']}&limit=200"
+    before = len(demo.get(everyone)["items"])
+    page.goto(f"./#/incidents?ci={rechecked['name']}&state=all")
+    page.locator('[data-testid="incidents-table"], [data-testid="no-incidents"]').first.wait_for()
+    listed = page.get_by_test_id("incident-row").count()
+    assert before <= listed <= len(demo.get(everyone)["items"])  # incidents are never deleted

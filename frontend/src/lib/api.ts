@@ -11,6 +11,7 @@ import type {
   ChangeView,
   ExplainOut,
   Grid,
+  RecheckCases,
   IncidentDetail,
   IncidentOut,
   IncidentPage,
@@ -286,6 +287,14 @@ export class ApiClient {
     return this.get<CollectionOut>('collection', q, signal);
   }
 
+  /** The recheck comments aimed at a CI over `window`, or from `from` to `to`. */
+  rechecks(
+    name: string,
+    q: { window?: Window; from?: string | null; to?: string | null; project?: string | null },
+    signal?: AbortSignal,
+  ) {
+    return this.get<RecheckCases>(`systems/${enc(name)}/rechecks`, q, signal);
+  }
   /** The weekly report card: the week ending at `end`'s midnight UTC (default today's) and the one before. */
   reportCard(q: { end?: string | null; project?: string | null } = {}, signal?: AbortSignal) {
     return this.get<ReportCard>('report', q, signal);

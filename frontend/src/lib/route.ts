@@ -16,6 +16,8 @@ export type Page =
   | 'report'
   | 'incident'
   | 'collection'
+  | 'incidents'
+  | 'rechecks'
   | 'notfound';
 
 export interface Route {
@@ -25,8 +27,16 @@ export interface Route {
   params: Record<string, string>;
 }
 
-const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true, cases: true, incident: true };
-const PLAIN: Record<string, Page> = { '': 'overview', grid: 'grid', alerts: 'alerts', runs: 'runs', report: 'report', collection: 'collection' };
+const WITH_ARG: Partial<Record<Page, true>> = { system: true, change: true, run: true, cases: true, incident: true, rechecks: true };
+const PLAIN: Record<string, Page> = {
+  '': 'overview',
+  grid: 'grid',
+  alerts: 'alerts',
+  runs: 'runs',
+  report: 'report',
+  collection: 'collection',
+  incidents: 'incidents',
+};
 
 export function parseHash(hash: string): Route {
   let h = hash.startsWith('#') ? hash.slice(1) : hash;
@@ -67,6 +77,7 @@ export function formatHash(route: Route): string {
     case 'run':
     case 'cases':
     case 'incident':
+    case 'rechecks':
       path = `/${route.page}/${encodeURIComponent(route.arg ?? '')}`;
       break;
     default:
@@ -111,6 +122,10 @@ export const href = {
   report: (params: Record<string, string> = {}) => formatHash({ page: 'report', params }),
   incident: (id: number) => formatHash({ page: 'incident', arg: String(id), params: {} }),
   collection: (params: Record<string, string> = {}) => formatHash({ page: 'collection', params }),
+  /** Incidents, the open ones by default; of one CI with `ci`. */
+  incidents: (params: Record<string, string> = {}) => formatHash({ page: 'incidents', params }),
+  /** The recheck comments aimed at CI `name` (`window`, or `from`/`to`). */
+  rechecks: (name: string, params: Record<string, string> = {}) => formatHash({ page: 'rechecks', arg: name, params }),
 };
 
 // ---- Typed filters per page -------------------------------------------------------------------

@@ -78,6 +78,9 @@ export interface HealthWindow {
   recheck_recovery: number | null;
   failed_patchsets: number;
   recovered: number;
+  /** Human recheck comments aimed at it in the window (named, or plain after its failure). */
+  rechecks: number;
+  rechecks_per_100_runs: number | null;
   /** Time to first answer after the upload (queue latency). */
   queue_p50_s: number | null;
   queue_p95_s: number | null;
@@ -396,7 +399,32 @@ export interface ReportNumbers {
   latency_p95_s: number | null;
   queue_p50_s: number | null;
   recheck_recovery: number | null;
-  alerts: number;
+  /** Human recheck comments aimed at it in the week, and per 100 of its runs. */
+  rechecks: number;
+  rechecks_per_100_runs: number | null;
+  /** Its incidents open at the week's end, and those that started in the week. */
+  incidents_open: number;
+  incidents_opened: number;
+}
+
+/** A human's recheck comment aimed at a CI. */
+export interface RecheckOut {
+  id: number;
+  posted_at: string;
+  author: string;
+  project: string;
+  branch: string;
+  change: number;
+  patchset: number;
+  text: string;
+  /** It named the CI, or it was a plain recheck after the CI's failure. */
+  aimed: 'named' | 'plain';
+}
+
+export interface RecheckCases {
+  window: Window;
+  total: number;
+  rechecks: RecheckOut[];
 }
 
 export interface ReportRow {
