@@ -231,6 +231,7 @@ def backfill(
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from cidash.collector.backfill import run_backfill
+    from cidash.collector.completeness import completed_pass
     from cidash.gerrit.rest import GerritRestClient
     from cidash.service.runtime import Runtime
 
@@ -254,6 +255,7 @@ def backfill(
                     def advance(_done: int, page: int, task: TaskID = task) -> None:
                         progress.advance(task, page)
 
+                    started_at = datetime.now(UTC)
                     async with GerritRestClient.for_server(target) as client:
                         result = await run_backfill(
                             target,
@@ -263,6 +265,9 @@ def backfill(
                             since=datetime.now(UTC) - span,
                             progress=advance,
                         )
+                    # the Collection page counts it: it may cover a gap the collector left
+                    finished = completed_pass(started_at, datetime.now(UTC), result)
+                    await runtime.store.record_backfill_pass(target.name, finished)
                     progress.update(task, total=result.changes, completed=result.changes)
                     progress.console.print(
                         f"{target.name}: {result.changes} changes, {result.comments} comments, "

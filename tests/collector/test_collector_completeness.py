@@ -5,6 +5,7 @@ follows the reconnect covers it, and a stop closes the session ("collector stopp
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from cidash.sim.faults import FaultRequest
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
 from cidash.store.collection import collection
-from tests.support.sim_fixtures import client_key, sim_settings, wait_for
+from tests.support.sim_fixtures import client_key, sim_server, sim_settings, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -87,3 +88,49 @@ async def test_ssh_cut_leaves_a_gap_the_next_backfill_covers(migrated_db_url: st
             await after.close()
     assert stopped.sessions[-1].reason == STOPPED
     assert not stopped.connected and stopped.gaps[-1].state == "open"
+
+
+async def test_a_one_off_cli_backfill_covers_an_old_gap(migrated_db_url: str, tmp_path: Path) -> None:
+    """`cidash backfill --since 4h` is a pass like the collector's: an hour nobody collected, three
+    hours ago, becomes covered by it."""
+    options = SimOptions(seed=22, rate=None, events=0, history=timedelta(hours=2))
+    now = datetime.now(UTC)
+    async with RunningSim(options) as sim:
+        server = sim_server(sim, client_key(tmp_path))
+        config = tmp_path / "cidash.toml"
+        config.write_text(
+            f'database_url = "{migrated_db_url}"\n[[servers]]\nname = "{server.name}"\nssh_host = "127.0.0.1"\n'
+            f'ssh_port = {sim.ssh_port}\nssh_user = "cidash"\nssh_key = "{server.ssh_key}"\n'
+            f'host_key_fingerprint = "{sim.host_key_fingerprint}"\nhttp_url = "{sim.http_url}"\n'
+            f'http_user = "{sim.options.http_user}"\nhttp_password = "{sim.options.http_password}"\n'
+        )
+        store = await Store.open(migrated_db_url)
+        try:
+            before = await store.open_stream_session(server.name, now - timedelta(hours=3))
+            await store.close_stream_session(before, now - timedelta(hours=2), "ConnectionError")
+            after = await store.open_stream_session(server.name, now - timedelta(hours=1))
+            await store.close_stream_session(after, now - timedelta(minutes=30), "collector stopped")
+            (gap, _) = (await _timeline(store, now - timedelta(hours=4))).gaps
+            assert gap.state == "uncovered"
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                "from cidash.cli import main; main()",
+                "--config",
+                str(config),
+                "backfill",
+                "--since",
+                "4h",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            output, _ = await asyncio.wait_for(process.communicate(), 120)
+            assert process.returncode == 0, output.decode()
+            timeline = await _timeline(store, now - timedelta(hours=4))
+        finally:
+            await store.close()
+    (cli_pass,) = timeline.passes
+    gap, still_open = timeline.gaps
+    assert cli_pass.outcome == "ok" and cli_pass.changes > 0 and cli_pass.runs_new > 0
+    assert (gap.state, gap.covered_by) == ("covered", cli_pass.id)
+    assert still_open.state == "open"  # since the last session: a backfill does not make a stream

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from cidash.collector.backfill import BackfillResult
 from cidash.service.process import cancel_and_wait
 from cidash.store.collection import HEARTBEAT_S, PassRecord
 from cidash.store.facade import Store
@@ -25,6 +26,20 @@ RETRY_S = 2.0
 STOPPED = "collector stopped"
 
 Record = Callable[[], Awaitable[None]]
+
+
+def completed_pass(started_at: datetime, finished_at: datetime, result: BackfillResult) -> PassRecord:
+    """The record of a pass that completed: the range it read and what it found."""
+    return PassRecord(
+        started_at,
+        finished_at,
+        "ok",
+        since=result.since,
+        until=result.until,
+        changes=result.changes,
+        comments=result.comments,
+        runs_new=result.runs_inserted,
+    )
 
 
 class CompletenessRecorder:

@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from cidash import metrics
 from cidash.collector.backfill import BackfillResult, run_backfill
-from cidash.collector.completeness import CompletenessRecorder
+from cidash.collector.completeness import STOPPED, CompletenessRecorder, completed_pass
 from cidash.collector.ingest import Ingestor, OnWritten
 from cidash.config import GerritServer
 from cidash.errors import GerritAuthError, GerritUnavailableError
@@ -157,7 +157,7 @@ class ServerCollector:
 
     async def _on_disconnected(self, reason: str) -> None:
         self.health.stream_connected = False
-        self.completeness.disconnected(reason)
+        self.completeness.disconnected(STOPPED if self._stopping else reason)
 
     async def _ingest_loop(self) -> None:
         """Drain the line queue in batches: large under load, immediate when traffic is light."""
@@ -240,18 +240,7 @@ class ServerCollector:
             outcome, error = result
             self.completeness.backfill_pass(PassRecord(started_at, finished_at, outcome, error=error))
             return None
-        self.completeness.backfill_pass(
-            PassRecord(
-                started_at,
-                finished_at,
-                "ok",
-                since=result.since,
-                until=result.until,
-                changes=result.changes,
-                comments=result.comments,
-                runs_new=result.runs_inserted,
-            )
-        )
+        self.completeness.backfill_pass(completed_pass(started_at, finished_at, result))
         return result
 
     async def _timed_backfill_pass(self) -> BackfillResult | tuple[PassOutcome, str]:
