@@ -15,14 +15,13 @@ from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.domain.results import INFRA_RESULTS, TEST_FAILURE_RESULTS, Result
 from cidash.errors import ConfigError
+from cidash.gerrit.messages import split_header_votes, strip_patchset_header
 from cidash.parsing import (
     CommentKind,
     CommentParser,
     JobResult,
     ParsedComment,
     parse_duration,
-    split_header_votes,
-    strip_patchset_header,
 )
 from tests.support.paths import GERRIT_SAMPLES
 

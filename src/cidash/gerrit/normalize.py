@@ -8,8 +8,8 @@ from typing import Any
 
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.gerrit.events import StreamEvent, well_formed_approvals
+from cidash.gerrit.messages import split_header_votes, strip_patchset_header
 from cidash.gerrit.wire import from_epoch, loose_int, parse_timestamp
-from cidash.parsing import split_header_votes, strip_patchset_header
 
 
 def _text(value: Any) -> str | None:

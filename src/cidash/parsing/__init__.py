@@ -14,8 +14,6 @@ from cidash.parsing.parser import (
     JobResult,
     ParsedComment,
     parse_duration,
-    split_header_votes,
-    strip_patchset_header,
 )
 
 __all__ = [
@@ -25,6 +23,4 @@ __all__ = [
     "JobResult",
     "ParsedComment",
     "parse_duration",
-    "split_header_votes",
-    "strip_patchset_header",
 ]

@@ -40,6 +40,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.domain.results import INFRA_ERRORS, TEST_FAILURES, Result
 from cidash.errors import ConfigError
+from cidash.gerrit.messages import strip_patchset_header
 from cidash.parsing.rechecks import Recheck, RecheckReader
 
 # Bumped whenever the same comment text could parse differently (the store records it per run).
@@ -137,7 +138,6 @@ def _normalize_result(word: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Small public helpers
 
-_VOTE_TOKEN_RE = re.compile(r"-(?P<removed>[A-Za-z][\w-]*)|(?P<label>[A-Za-z][\w-]*?)(?P<value>[+-]\d+)")
 _DURATION_RE = re.compile(
     r"\s*(?:in\s+)?"
     r"(?:(?P<h>\d+)\s*(?:h|hrs?|hours?)\b)?[\s,]*"
@@ -176,41 +176,6 @@ def parse_duration(text: str) -> int | None:
     if hours is None and minutes is None and seconds is None:
         return None
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds or 0)
-
-
-def strip_patchset_header(message: str) -> tuple[str, str | None]:
-    """Split ``"Patch Set 3: Verified+1\\n\\n<body>"`` into ``(body, "Patch Set 3: Verified+1")``.
-
-    The header is the whole first line; without one (legacy/simulator mode, Gerrit 2.4) the
-    result is ``(message, None)``.
-    """
-    if not message.startswith("Patch Set "):
-        return message, None
-    colon = message.find(":", 10)
-    if colon < 0 or not message[10:colon].isdigit() or not message[10:colon].isascii():
-        return message, None
-    newline = message.find("\n", colon)
-    if newline < 0:
-        return "", message
-    return message[newline + 1 :].lstrip("\n"), message[:newline]
-
-
-def split_header_votes(header: str) -> dict[str, int]:
-    """Votes in a header: "Patch Set 3: Verified+1 Code-Review-2 -Workflow" ->
-    {"Verified": 1, "Code-Review": -2, "Workflow": 0}. Tokens that are not votes are ignored."""
-    if header.startswith("Patch Set "):
-        header = header.partition(":")[2]
-    votes: dict[str, int] = {}
-    for token in header.split():
-        match = _VOTE_TOKEN_RE.fullmatch(token)
-        if match is None:
-            continue
-        removed = match.group("removed")
-        if removed is not None:
-            votes[removed] = 0
-        else:
-            votes[match.group("label")] = int(match.group("value"))
-    return votes
 
 
 def _overall_result(header_result: str | None, jobs: Sequence[JobResult]) -> tuple[str, str]:

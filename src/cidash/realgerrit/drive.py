@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cidash.gerrit.events import StreamEvent
-from cidash.parsing import split_header_votes, strip_patchset_header
+from cidash.gerrit.messages import split_header_votes, strip_patchset_header
 from cidash.realgerrit.community import (
     CI_GROUP,
     REFERENCE_GROUP,

@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.domain.comments import ObservedComment
 from cidash.domain.text import clip, clip_required
-from cidash.parsing import CommentKind, JobResult, ParsedComment, strip_patchset_header
+from cidash.gerrit.messages import strip_patchset_header
+from cidash.parsing import CommentKind, JobResult, ParsedComment
 from cidash.store import schema as m
 from cidash.store.bulk_io import can_return, insert_formatted, insert_rows, row_format, select_in, update_rows
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match

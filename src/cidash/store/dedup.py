@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cidash.domain.comments import ObservedComment
-from cidash.parsing import strip_patchset_header
+from cidash.gerrit.messages import strip_patchset_header
 
 DEDUP_WINDOW = timedelta(seconds=20)
 CONTENT_KEY_CHARS = 32
