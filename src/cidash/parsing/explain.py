@@ -4,6 +4,10 @@ Any line it can find a comment's text and author in is read: a stream ``comment-
 (``comment`` + ``author``), or a REST ChangeMessageInfo (``message`` + ``author``). Context the
 line lacks (change, patch set, time, project) is filled with placeholders and named in
 ``missing``, so a clipped or hand-written line is still explained instead of refused.
+
+The rule tester's reading (``POST /api/v1/explain``) is here too: a candidate rule added to a
+CI's entry (`with_rule`), comments read with and without it (`RuleTrial`), the entry as TOML
+(`ci_toml`); the stored comments it reads come from `cidash.store.rule_trial`.
 """
 
 from __future__ import annotations
@@ -14,26 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig, ResultPatterns, Settings
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.domain.views import (
-    CandidateRule,
-    ExplainedComment,
-    ExplainedText,
-    ExplainIn,
-    ExplainOut,
-    JobOut,
-    ReadCounts,
-    Verdict,
-)
+from cidash.domain.views import CandidateRule, ExplainedText, JobOut, ReadCounts, Verdict
 from cidash.gerrit.events import EventParseError, StreamEvent
 from cidash.gerrit.normalize import account_from_wire, comment_from_event, read_approvals
 from cidash.gerrit.wire import from_epoch, loose_int
-from cidash.parsing import CommentKind, CommentParser, ParsedComment
-from cidash.store import queries, reading
-from cidash.store.queries import SystemRow
+from cidash.parsing.model import CommentKind, ParsedComment
+from cidash.parsing.parser import CommentParser
 
 
 def verdict(parsed: ParsedComment) -> dict[str, Any]:
@@ -148,19 +141,23 @@ def explain_lines(settings: Settings, lines: Iterable[bytes], server: str) -> It
 
 def explain_comment_text(settings: Settings, author: str, text: str, server: str) -> dict[str, Any]:
     parser = CommentParser(settings.ci, auto_detect=settings.auto_detect_ci)
-    comment = ObservedComment(
+    return verdict(parser.parse(pasted_comment(server, AccountRef(username=author), text)))
+
+
+def pasted_comment(server: str, author: AccountRef, text: str) -> ObservedComment:
+    """A comment text on its own, as if `author` had just posted it (no change, patch set or project)."""
+    return ObservedComment(
         server=server,
         project="",
         branch="",
         change_number=0,
         change_id=None,
         patchset=ObservedPatchSet(number=0),
-        author=AccountRef(username=author),
+        author=author,
         posted_at=datetime.now(UTC),
         message=text,
         source=Source.ARCHIVE,
     )
-    return verdict(parser.parse(comment))
 
 
 # -- the rule tester (POST /api/v1/explain) ------------------------------------------------------
@@ -235,75 +232,41 @@ def ci_toml(config: CISystemConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+class RuleTrial:
+    """Comments read twice: with the rules in effect (`now`) and with a candidate rule added
+    (`candidate`, None without one). What `read` reads is counted for `counts`."""
+
+    def __init__(self, now: CommentParser, candidate: CommentParser | None) -> None:
+        self._now = now
+        self._candidate = candidate
+        self._now_read: list[ParsedComment] = []
+        self._candidate_read: list[ParsedComment] = []
+
+    def read(self, comment: ObservedComment) -> tuple[Verdict, Verdict | None, bool]:
+        """(reading now, reading with the candidate, whether they differ) of a stored comment."""
+        now = self._now.parse(comment)
+        self._now_read.append(now)
+        if self._candidate is None:
+            return _verdict_out(now), None, False
+        candidate = self._candidate.parse(comment)
+        self._candidate_read.append(candidate)
+        return _verdict_out(now), _verdict_out(candidate), not _same(now, candidate)
+
+    def read_text(self, comment: ObservedComment) -> ExplainedText:
+        """A pasted comment text, not counted."""
+        now = self._now.parse(comment)
+        candidate = self._candidate.parse(comment) if self._candidate is not None else None
+        return ExplainedText(now=_verdict_out(now), candidate=_verdict_out(candidate) if candidate else None)
+
+    def counts(self) -> tuple[ReadCounts, ReadCounts | None]:
+        """Results, starts and unread comments among what `read` read, now and with the candidate."""
+        return _counts(self._now_read), _counts(self._candidate_read) if self._candidate is not None else None
+
+
 def _counts(verdicts: Sequence[ParsedComment]) -> ReadCounts:
     kinds = [verdict.kind for verdict in verdicts]
     return ReadCounts(
         results=kinds.count(CommentKind.RESULT),
         starts=kinds.count(CommentKind.START),
         unread=kinds.count(CommentKind.OTHER),
-    )
-
-
-async def try_rule(
-    conn: AsyncConnection, configs: Sequence[CISystemConfig], system: SystemRow, request: ExplainIn
-) -> ExplainOut:
-    """How `system`'s latest stored comments (and `request.text`) read with the configuration now,
-    beside how they would read with `request.rule` added. Raises ConfigError for a bad rule."""
-    systems = await queries.system_rows(conn)
-    now_parser = queries.stored_parser(configs, systems)
-    candidate_configs = with_rule(configs, system.name, system.server, request.rule) if request.rule else None
-    candidate_parser = queries.stored_parser(candidate_configs, systems) if candidate_configs is not None else None
-    stored = await reading.latest_comments(conn, system.id, limit=request.limit) if request.limit else []
-    comments: list[ExplainedComment] = []
-    now_all: list[ParsedComment] = []
-    candidate_all: list[ParsedComment] = []
-    for row in stored:
-        observed = queries.stored_observed(system, row)
-        now = now_parser.parse(observed)
-        candidate = candidate_parser.parse(observed) if candidate_parser is not None else None
-        now_all.append(now)
-        if candidate is not None:
-            candidate_all.append(candidate)
-        comments.append(
-            ExplainedComment(
-                id=row.id,
-                stored_as=row.stored_as,
-                change=row.change_number,
-                patchset=row.patchset_number,
-                posted_at=row.posted_at,
-                text=row.raw_comment,
-                now=_verdict_out(now),
-                candidate=_verdict_out(candidate) if candidate is not None else None,
-                changed=candidate is not None and not _same(now, candidate),
-            )
-        )
-    text = None
-    if request.text is not None:
-        observed = ObservedComment(
-            server=system.server,
-            project="",
-            branch="",
-            change_number=0,
-            change_id=None,
-            patchset=ObservedPatchSet(number=0),
-            author=AccountRef(username=system.username or system.name, name=system.account_name, email=system.email),
-            posted_at=datetime.now(UTC),
-            message=request.text,
-            source=Source.ARCHIVE,
-        )
-        now = now_parser.parse(observed)
-        candidate = candidate_parser.parse(observed) if candidate_parser is not None else None
-        text = ExplainedText(now=_verdict_out(now), candidate=_verdict_out(candidate) if candidate else None)
-    entry = None
-    if candidate_configs is not None:
-        entry = next(c for c in candidate_configs if c.account == system.name and c.server in (None, system.server))
-    return ExplainOut(
-        ci=system.name,
-        server=system.server,
-        text=text,
-        comments=comments,
-        now=_counts(now_all),
-        candidate=_counts(candidate_all) if candidate_parser is not None else None,
-        changed=sum(comment.changed for comment in comments),
-        toml=ci_toml(entry) if entry is not None else None,
     )
