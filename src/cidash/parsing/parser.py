@@ -41,7 +41,7 @@ from cidash.gerrit.messages import strip_patchset_header
 from cidash.parsing.jobs import url_jobs
 from cidash.parsing.model import CommentKind, ParsedComment
 from cidash.parsing.rechecks import RecheckReader
-from cidash.parsing.report import analyze, might_be_report
+from cidash.parsing.report import Report, analyze, might_be_report
 from cidash.parsing.rules import CIRule, rule_for
 from cidash.parsing.words import PASSING, normalize_result, overall_result
 
@@ -177,14 +177,7 @@ class CommentParser:
         return None, None
 
     def parse(self, comment: ObservedComment) -> ParsedComment:
-        cache_key = (comment.server, comment.author)
-        identity = self._identities.get(cache_key)
-        if identity is None:
-            identity = self._lookup(comment.server, comment.author)
-            if len(self._identities) >= _CACHE_LIMIT:
-                self._identities.clear()
-            self._identities[cache_key] = identity
-        rule, who = identity
+        rule, who = self._identity(comment)
         message = comment.message
         if who is None:
             if not self._auto_detect:
@@ -194,11 +187,7 @@ class CommentParser:
 
         if "\r" in message:
             message = message.replace("\r\n", "\n")
-        body, ps_header = strip_patchset_header(message)
-        if body.startswith("("):  # "(2 comments)" when the CI also left inline comments
-            match = _COMMENT_COUNT_RE.match(body)
-            if match is not None:
-                body = body[match.end() :]
+        body, ps_header = _body(message)
         ci = comment.author.key
         if who is not None and _is_gerrit_notice(body, comment.tag):
             why = f"{who}; Gerrit's own message in the CI's name, not a CI report"
@@ -210,37 +199,73 @@ class CommentParser:
                 return self._not_ci(message, _NOT_CI_TEXT)
             who = "auto-detected (not in config or CI group)"
 
-        pipeline = report.pipeline
-        tag = comment.tag
-        if pipeline is None and tag is not None and tag.startswith(_TAG_PREFIX):
-            pipeline = tag[len(_TAG_PREFIX) :] or None
-        if pipeline is None:
-            pipeline = report.start_pipeline
+        pipeline = _pipeline(report, comment.tag)
         vote = _vote(ps_header, comment)
-
         if report.kind is CommentKind.OTHER and known and vote is not None:
-            if vote == 0:
-                why = f"{who}; the Verified vote was taken back without a report (a CI does so when it starts again)"
-                return ParsedComment(CommentKind.START, True, ci, None, pipeline, vote, (), why)
-            result, word = _vote_result(body, vote)
-            jobs = tuple(url_jobs(body, result))
-            adds = [f"the word '{word}'"] if word else []
-            if jobs:
-                adds.append("the log URL")
-            added = f"; the text adds {' and '.join(adds)}" if adds else ""
-            why = f"{who}; no header or job line it knows, so the Verified vote ({vote:+d}) decided: {result}{added}"
-            return ParsedComment(CommentKind.RESULT, True, ci, result, pipeline, vote, jobs, why)
+            return _vote_decided(who, ci, body, pipeline, vote)
+        return _reported(who, ci, report, pipeline, vote)
 
-        if report.kind is CommentKind.RESULT:
-            jobs = report.jobs
-            if report.merge_failed:
-                result, reason = Result.MERGE_CONFLICT.value, "Zuul could not merge the change"
-            else:
-                result, reason = overall_result(report.header_result, jobs)
-            seen = f"{report.fmt} '{report.header_text}'" if report.header_text else report.fmt
-            count = f"{len(jobs)} job line" if len(jobs) == 1 else f"{len(jobs)} job lines"
-            why = f"{who}; {seen}; {count}; overall {result} because {reason}"
-            return ParsedComment(CommentKind.RESULT, True, ci, result, pipeline, vote, jobs, why)
-        if report.kind is CommentKind.START:
-            return ParsedComment(CommentKind.START, True, ci, None, pipeline, vote, (), f"{who}; {report.fmt}")
-        return ParsedComment(CommentKind.OTHER, True, ci, None, pipeline, vote, (), f"{who}; no report in the text")
+    def _identity(self, comment: ObservedComment) -> _Identity:
+        """(the CI's rule, why it is a CI) of the comment's author, cached per (server, author);
+        (None, None) when neither the config nor the CI group names it."""
+        cache_key = (comment.server, comment.author)
+        identity = self._identities.get(cache_key)
+        if identity is None:
+            identity = self._lookup(comment.server, comment.author)
+            if len(self._identities) >= _CACHE_LIMIT:
+                self._identities.clear()
+            self._identities[cache_key] = identity
+        return identity
+
+
+def _body(message: str) -> tuple[str, str | None]:
+    """(the comment body, Gerrit's "Patch Set N: ..." header line or None), without the
+    "(2 comments)" line Gerrit adds when the CI also left inline comments."""
+    body, ps_header = strip_patchset_header(message)
+    if body.startswith("("):
+        match = _COMMENT_COUNT_RE.match(body)
+        if match is not None:
+            body = body[match.end() :]
+    return body, ps_header
+
+
+def _pipeline(report: Report, tag: str | None) -> str | None:
+    """The header's pipeline, else Zuul's message tag's, else a start marker's."""
+    pipeline = report.pipeline
+    if pipeline is None and tag is not None and tag.startswith(_TAG_PREFIX):
+        pipeline = tag[len(_TAG_PREFIX) :] or None
+    if pipeline is None:
+        pipeline = report.start_pipeline
+    return pipeline
+
+
+def _vote_decided(who: str, ci: str, body: str, pipeline: str | None, vote: int) -> ParsedComment:
+    """A known CI's comment with no report the parser knows: its Verified vote decides."""
+    if vote == 0:
+        why = f"{who}; the Verified vote was taken back without a report (a CI does so when it starts again)"
+        return ParsedComment(CommentKind.START, True, ci, None, pipeline, vote, (), why)
+    result, word = _vote_result(body, vote)
+    jobs = tuple(url_jobs(body, result))
+    adds = [f"the word '{word}'"] if word else []
+    if jobs:
+        adds.append("the log URL")
+    added = f"; the text adds {' and '.join(adds)}" if adds else ""
+    why = f"{who}; no header or job line it knows, so the Verified vote ({vote:+d}) decided: {result}{added}"
+    return ParsedComment(CommentKind.RESULT, True, ci, result, pipeline, vote, jobs, why)
+
+
+def _reported(who: str, ci: str, report: Report, pipeline: str | None, vote: int | None) -> ParsedComment:
+    """A CI's comment as its text reads: a result (with the reason for its overall result), a start, or nothing."""
+    if report.kind is CommentKind.RESULT:
+        jobs = report.jobs
+        if report.merge_failed:
+            result, reason = Result.MERGE_CONFLICT.value, "Zuul could not merge the change"
+        else:
+            result, reason = overall_result(report.header_result, jobs)
+        seen = f"{report.fmt} '{report.header_text}'" if report.header_text else report.fmt
+        count = f"{len(jobs)} job line" if len(jobs) == 1 else f"{len(jobs)} job lines"
+        why = f"{who}; {seen}; {count}; overall {result} because {reason}"
+        return ParsedComment(CommentKind.RESULT, True, ci, result, pipeline, vote, jobs, why)
+    if report.kind is CommentKind.START:
+        return ParsedComment(CommentKind.START, True, ci, None, pipeline, vote, (), f"{who}; {report.fmt}")
+    return ParsedComment(CommentKind.OTHER, True, ci, None, pipeline, vote, (), f"{who}; no report in the text")
