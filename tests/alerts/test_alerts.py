@@ -288,7 +288,7 @@ async def test_maintenance_and_silence_keep_edges_quiet(store: Store, receiver: 
     await world.engine.drain()
     assert receiver.requests == []
     # silenced until resolved: the resolve edge is quiet too
-    found = await silence_incident(store.engine, incident.id, "ops", "known", None)
+    found = await silence_incident(store, incident.id, "ops", "known", None)
     assert found is not None and found[0].silenced_until_resolved and found[0].silenced_by == "ops"
     for change in (4, 5):
         await world.post("SUCCESS", change=change)

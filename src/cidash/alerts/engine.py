@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.alerts.model import (
     ALL_PROJECTS,
@@ -65,7 +65,6 @@ from cidash.errors import ConfigError
 from cidash.store import alerts_store as q
 from cidash.store import feed, queries, reading
 from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
-from cidash.store.engine import writer_engine
 from cidash.store.facade import Store
 from cidash.store.types import to_aware_utc
 
@@ -84,7 +83,6 @@ MAX_LOOKBACK = timedelta(days=8)  # a walk never reads further back than this
 PROJECTS_LOOKBACK = timedelta(days=14)  # "its projects": where it reported recently
 CATCH_UP_WINDOW = timedelta(minutes=10)
 MAX_REST_S = 10.0  # the deferred evaluator's longest rest between rounds
-_MYSQL_RETRYABLE = {1205, 1213}
 
 
 def rule_params(rule: AlertRuleConfig) -> dict[str, float | int | str | bool | None]:
@@ -184,7 +182,6 @@ class AlertEngine:
         if len(names) != len(set(names)):
             raise ConfigError("alert rule names must be unique")
         self._store = store
-        self._writes = writer_engine(store.engine)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._servers_of: Callable[[], Sequence[str]] | None
         if callable(servers):
@@ -338,27 +335,21 @@ class AlertEngine:
         rules = [rule for rule in self.rules if _applies(rule, ci.name)]
         if not rules:
             return _Out()
-        for attempt in (1, 2, 3):
-            at = now or self._clock()
-            walked = await self._prepare(ci, rules, min(anchor, at), at)
-            await asyncio.sleep(0)  # judging is CPU: let the collector run before the lock
+        at = now or self._clock()
+        walked = await self._prepare(ci, rules, min(anchor, at), at)
+        await asyncio.sleep(0)  # judging is CPU: let the collector run before the lock
+
+        async def work(conn: AsyncConnection) -> _Out:  # a retry reads the stored incidents again
             out = _Out()
-            try:
-                async with self._writes.begin() as conn:
-                    await feed.lock_feed(conn)  # one evaluation at a time across replicas
-                    await self._evaluate(conn, ci, rules, walked, at, out)
-                    out.messages = await feed.append(conn, out.entries)
-                    await q.set_feed_ids(
-                        conn,
-                        [(owner, m.id) for owner, m in zip(out.alert_owners, out.messages, strict=True) if owner],
-                    )
-                return out
-            except DBAPIError as exc:
-                code = getattr(exc.orig, "args", (None,))[0] if exc.orig is not None else None
-                if attempt == 3 or code not in _MYSQL_RETRYABLE:
-                    raise
-                log.warning("incident write conflicted (MySQL error %s); retrying", code)
-        raise AssertionError("unreachable")  # pragma: no cover
+            await feed.lock_feed(conn)  # one evaluation at a time across replicas
+            await self._evaluate(conn, ci, rules, walked, at, out)
+            out.messages = await feed.append(conn, out.entries)
+            await q.set_feed_ids(
+                conn, [(owner, m.id) for owner, m in zip(out.alert_owners, out.messages, strict=True) if owner]
+            )
+            return out
+
+        return await self._store.write(work)
 
     async def _state_messages(self, cis: Iterable[CIRef], now: datetime) -> list[FeedMessage]:
         """Health's state of the CIs whose incidents opened or resolved (health owns the state)."""
@@ -379,8 +370,7 @@ class AlertEngine:
                     entries.append(feed.FeedEntry("state", data, ci.id, None))
             if not entries:
                 return []
-            async with self._writes.begin() as conn:
-                return await feed.append(conn, entries)
+            return await self._store.write(lambda conn: feed.append(conn, entries))
         except Exception:  # the incidents are stored; a state message is a convenience
             log.exception("computing the state of %d CI systems failed", len(entries))
             return []
@@ -627,11 +617,12 @@ async def judge_runs(
 
 
 async def _note(
-    engine: AsyncEngine, incident_id: int, action: str, author: str, note: str | None, until: datetime | None,
+    store: Store, incident_id: int, action: str, author: str, note: str | None, until: datetime | None,
     values: dict[str, Any],
 ) -> tuple[IncidentOut, list[FeedMessage]] | None:  # fmt: skip
     now = datetime.now(UTC)
-    async with writer_engine(engine).begin() as conn:
+
+    async def work(conn: AsyncConnection) -> tuple[IncidentOut, list[FeedMessage]] | None:
         before = await q.get_incident(conn, incident_id)
         if before is None:
             return None
@@ -643,11 +634,13 @@ async def _note(
         ci_id = ci[(incident.server, incident.ci)].id if ci else None
         data = {"event": "update", **incident.model_dump(mode="json")}
         messages = await feed.append(conn, [feed.FeedEntry("incident", data, ci_id, incident.scope or None)])
-    return incident, messages
+        return incident, messages
+
+    return await store.write(work)
 
 
 async def acknowledge(
-    engine: AsyncEngine, incident_id: int, author: str, note: str | None, *, undo: bool = False
+    store: Store, incident_id: int, author: str, note: str | None, *, undo: bool = False
 ) -> tuple[IncidentOut, list[FeedMessage]] | None:
     """Ack (or unack) an incident: who, when, a note; None when there is no such incident."""
     now = datetime.now(UTC)
@@ -656,11 +649,11 @@ async def acknowledge(
         if undo
         else {"acked_by": author[:255], "acked_at": now, "ack_note": note}
     )
-    return await _note(engine, incident_id, "unack" if undo else "ack", author, note, None, values)
+    return await _note(store, incident_id, "unack" if undo else "ack", author, note, None, values)
 
 
 async def silence_incident(
-    engine: AsyncEngine,
+    store: Store,
     incident_id: int,
     author: str,
     reason: str | None,
@@ -679,4 +672,4 @@ async def silence_incident(
             "silence_reason": reason,
         }
     )
-    return await _note(engine, incident_id, "unsilence" if undo else "silence", author, reason, until, values)
+    return await _note(store, incident_id, "unsilence" if undo else "silence", author, reason, until, values)

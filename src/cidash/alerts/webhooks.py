@@ -53,7 +53,6 @@ from cidash.config import WebhookConfig, WebhookDeliveryConfig
 from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut
 from cidash.store import alerts_store
-from cidash.store.engine import writer_engine
 from cidash.store.facade import Store
 
 log = logging.getLogger(__name__)
@@ -143,7 +142,6 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._writes = writer_engine(store.engine) if store is not None else None
         self._http = http
         self._own_http = http is None
         self.attempts = attempts
@@ -330,19 +328,22 @@ class WebhookSender:
     async def _record(
         self, record_id: int, url: str, attempt: int, status: int | None, error: str | None, ok: bool
     ) -> None:
-        if self._writes is None:
+        if self._store is None:
             return
+        created_at = datetime.now(UTC)
         try:
-            async with asyncio.timeout(RECORD_DEADLINE_S), self._writes.begin() as conn:
-                await alerts_store.record_delivery(
-                    conn,
-                    alert_id=record_id,
-                    url=url,
-                    attempt=attempt,
-                    status_code=status,
-                    error=error,
-                    ok=ok,
-                    created_at=datetime.now(UTC),
+            async with asyncio.timeout(RECORD_DEADLINE_S):
+                await self._store.write(
+                    lambda conn: alerts_store.record_delivery(
+                        conn,
+                        alert_id=record_id,
+                        url=url,
+                        attempt=attempt,
+                        status_code=status,
+                        error=error,
+                        ok=ok,
+                        created_at=created_at,
+                    )
                 )
         except Exception as exc:  # the log row is best effort: never lose the delivery for it
             log.warning("could not record webhook attempt %d of %d (%s)", attempt, record_id, type(exc).__name__)

@@ -109,6 +109,21 @@ def _fitter(length: int | None) -> Callable[[str], str]:
     return fit
 
 
+@cache
+def _text_fitters(table: sa.Table, columns: tuple[str, ...]) -> tuple[Callable[[str], str] | None, ...]:
+    kinds = [_kind(table.c[name]) for name in columns]
+    return tuple(_fitter(length) if kind == "str" else None for kind, length in kinds)
+
+
+def fitted(table: sa.Table, columns: tuple[str, ...], values: Row) -> tuple[Any, ...]:
+    """`values` of `columns` as :func:`insert_rows` and :func:`update_rows` store them (text
+    cut to its column and made encodable), to compare new values with stored ones."""
+    return tuple(
+        value if fit is None or value is None else fit(value)
+        for fit, value in zip(_text_fitters(table, columns), values, strict=True)
+    )
+
+
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 

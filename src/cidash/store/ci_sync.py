@@ -6,13 +6,15 @@
 * CI group members: ``source=group``, confirmed, owner = the member's email when none is set; a
   config row stays ``config``. A ``group`` row whose account left the group falls back to
   ``detected`` / unconfirmed.
-* everything else the parser recognises is ``detected`` and unconfirmed (see comments.py).
+* everything else the parser recognises is ``detected`` and unconfirmed (see comment_writer.py).
+
+An operator's edit of a CI system (:func:`patch_system`) lives here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,8 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef
 from cidash.domain.text import clip, clip_required
+from cidash.domain.views import SystemPatch
 from cidash.store import schema as m
 from cidash.store.comment_writer import CommentWriter
+
+if TYPE_CHECKING:
+    from cidash.store.queries import SystemRow
 
 _DEMOTED = {"source": m.CISource.DETECTED.value, "confirmed": False}
 
@@ -128,3 +134,27 @@ async def sync_group_members(
     }
     await _apply(conn, existing, desired, demote)
     writer.ci = None
+
+
+async def patch_system(conn: AsyncConnection, system: SystemRow, patch: SystemPatch) -> None:
+    """Apply an operator's edit; making a CI the reference unsets the other reference of its server.
+    (A config-listed CI gets its configured values back at the next start.)"""
+    values: dict[str, Any] = {}
+    if patch.display_name is not None:
+        values["display_name"] = clip(patch.display_name, m.NAME_LEN) or system.display_name
+    if patch.owner is not None:
+        values["owner"] = clip(patch.owner, m.NAME_LEN) or None
+    if patch.confirmed is not None:
+        values["confirmed"] = patch.confirmed
+    if patch.is_reference is not None:
+        values["is_reference"] = patch.is_reference
+    if not values:
+        return
+    table = m.ci_systems_t
+    if patch.is_reference:
+        await conn.execute(
+            sa.update(table)
+            .where(table.c.server_id == system.server_id, table.c.id != system.id, table.c.is_reference.is_(True))
+            .values(is_reference=False)
+        )
+    await conn.execute(sa.update(table).where(table.c.id == system.id).values(values))

@@ -34,10 +34,10 @@ from cidash.store.bulk_io import can_return, insert_formatted, insert_rows, row_
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match
 from cidash.store.inserted_run import InsertedRun
 from cidash.store.natural_keys import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
+from cidash.store.types import fit_int32
 
 MAX_RAW_CHARS = 1_000_000  # a CI comment is a few KB; this keeps one row far below max_allowed_packet
 UNKNOWN_RESULT = "UNKNOWN"
-_INT32 = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,6 @@ def _key(value: str) -> str:
     if value.isascii() and len(value) <= m.NAME_LEN:
         return value
     return clip_required(value, m.NAME_LEN)
-
-
-def _int32(value: int | None) -> int | None:
-    return value if value is None or -_INT32 <= value <= _INT32 else None
 
 
 def _required_text(old: Any, new: Any) -> Any:
@@ -205,7 +201,8 @@ RECHECK_COLUMNS = (
     "message_id",
     "source",
 )
-JOB_EARLY = ("position", "name", "url", "result", "duration_s", "voting", "detail")
+JOB_COLUMNS = ("name", "url", "result", "duration_s", "voting", "detail")
+JOB_EARLY = ("position", *JOB_COLUMNS)
 JOB_LATE = ("run_id",)
 
 
@@ -218,7 +215,7 @@ def _run_values(result: _Result, parser_version: str) -> tuple[Any, ...]:
         comment.change_number,
         comment.patchset.number,
         parsed.result or UNKNOWN_RESULT,
-        _int32(parsed.vote),
+        fit_int32(parsed.vote),
         parsed.pipeline,
         result.content_key,
         comment.source.value,
@@ -227,17 +224,15 @@ def _run_values(result: _Result, parser_version: str) -> tuple[Any, ...]:
     )
 
 
+def job_values(job: JobResult) -> tuple[Any, ...]:
+    """A job row's JOB_COLUMNS values as the writer hands them to :mod:`cidash.store.bulk_io`
+    (which fits the text to the columns)."""
+    return (job.name, job.url, job.result or UNKNOWN_RESULT, fit_int32(job.duration_s), bool(job.voting), job.detail)
+
+
 def _job_values(position: int, job: JobResult) -> tuple[Any, ...]:
     """A job row's JOB_EARLY values."""
-    return (
-        position,
-        job.name,
-        job.url,
-        job.result or UNKNOWN_RESULT,
-        _int32(job.duration_s),
-        bool(job.voting),
-        job.detail,
-    )
+    return (position, *job_values(job))
 
 
 def _new_caches() -> tuple[Entity, Entity, Entity]:
@@ -468,7 +463,7 @@ class CommentWriter:
                     m.CommentKindStored.START.value
                     if parsed.kind == CommentKind.START
                     else m.CommentKindStored.UNREAD.value,
-                    _int32(parsed.vote),
+                    fit_int32(parsed.vote),
                     run.posted_at,
                     result.content_key,
                     run.dedup_key,

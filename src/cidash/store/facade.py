@@ -1,10 +1,13 @@
-"""The :class:`Store`: the one object the collector and the tests write through.
+"""The :class:`Store`: the one object everything in cidash writes through.
 
 Writes are serialised inside a Store (one ``asyncio.Lock``): the dedup of a stream copy against
 a REST copy of the same comment is only sound if two batches never look for each other's rows
 concurrently, and the id caches must only see committed rows. Use one Store per process, and
-one writing process per Gerrit server. Each write is one transaction; an ``IntegrityError``
-(another writer got there first) or a MySQL deadlock clears the caches and retries once.
+one writing process per Gerrit server. Each write is one transaction with one retry policy
+(:meth:`Store.write`): an ``IntegrityError`` (another writer got there first), a MySQL deadlock
+or lock wait timeout clears the caches and runs the work again, up to :data:`WRITE_ATTEMPTS`
+times. The collector's batches, the incident engine, webhook records, operators' edits and
+re-parsing all go through it.
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from cidash import parsing
 from cidash.config import CISystemConfig
 from cidash.domain.comments import AccountRef, ObservedComment
+from cidash.domain.views import SystemPatch
 from cidash.errors import ConfigError
-from cidash.parsing import ParsedComment
+from cidash.parsing import PARSER_VERSION, ParsedComment
 from cidash.store import ci_sync, collection, journal, reader, reparse
 from cidash.store import schema as m
 from cidash.store.bulk_io import insert_rows, update_rows
@@ -37,14 +40,13 @@ from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
 from cidash.store.reparse import Progress, ReparseCounts
 from cidash.store.types import to_aware_utc
 
+if TYPE_CHECKING:
+    from cidash.store.queries import SystemRow
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
-
-
-def parser_version() -> str:
-    """``cidash.parsing.PARSER_VERSION`` when the parser defines one."""
-    return str(getattr(parsing, "PARSER_VERSION", "unversioned"))
+WRITE_ATTEMPTS = 3  # a deadlock between replicas' incident engines can repeat once
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -134,17 +136,20 @@ class Store:
         """Forget cached ids (call after another process changed servers/accounts/CI systems)."""
         self._writer.clear()
 
-    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction, serialised with every other write of this Store;
+        on a conflict (see the module docstring) it runs again on a fresh transaction, so `work`
+        must not keep state between calls. Do not call back into the Store from `work`."""
         async with self._lock:
-            for attempt in (1, 2):
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
                     async with self._writes.begin() as conn:
                         return await work(conn)
                 except BaseException as exc:
                     self._writer.clear()
-                    if attempt == 2 or not _retryable(exc):
+                    if attempt == WRITE_ATTEMPTS or not _retryable(exc):
                         raise
-                    log.warning("store write conflicted (%s); retrying once with fresh caches", type(exc).__name__)
+                    log.warning("store write conflicted (%s); retrying with fresh caches", type(exc).__name__)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- comments ------------------------------------------------------------------------------
@@ -154,8 +159,8 @@ class Store:
         """Store a batch idempotently (one transaction); see :class:`WriteStats` for the counts."""
         if not items:
             return WriteStats()
-        version = parsed_with or parser_version()
-        return await self._write(lambda conn: self._writer.write(conn, items, version))
+        version = parsed_with or PARSER_VERSION
+        return await self.write(lambda conn: self._writer.write(conn, items, version))
 
     async def promote_comments(
         self,
@@ -172,13 +177,13 @@ class Store:
             if not promoted:
                 return WriteStats()
             stats = await self._writer.write(
-                conn, [(comment, parsed) for _, comment, parsed in promoted], parser_version()
+                conn, [(comment, parsed) for _, comment, parsed in promoted], PARSER_VERSION
             )
             for part in chunks([row_id for row_id, _, _ in promoted], IN_CHUNK):
                 await conn.execute(sa.delete(table).where(table.c.id.in_(part)))
             return stats
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def reparse(
         self, configs: Sequence[CISystemConfig], *, ci: str | None = None, progress: Progress | None = None
@@ -187,10 +192,14 @@ class Store:
         return await reparse.reparse(self, configs, ci=ci, progress=progress)
 
     async def sync_ci_configs(self, configs: Sequence[CISystemConfig], servers: Sequence[str]) -> None:
-        await self._write(lambda conn: ci_sync.sync_ci_configs(conn, self._writer, configs, servers))
+        await self.write(lambda conn: ci_sync.sync_ci_configs(conn, self._writer, configs, servers))
 
     async def sync_group_members(self, server: str, members: Sequence[AccountRef]) -> None:
-        await self._write(lambda conn: ci_sync.sync_group_members(conn, self._writer, server, members))
+        await self.write(lambda conn: ci_sync.sync_group_members(conn, self._writer, server, members))
+
+    async def patch_system(self, system: SystemRow, patch: SystemPatch) -> None:
+        """An operator's edit of a CI system (see :func:`cidash.store.ci_sync.patch_system`)."""
+        await self.write(lambda conn: ci_sync.patch_system(conn, system, patch))
 
     # -- journal and dead letters -------------------------------------------------------------
     async def journal_events(self, server: str, events: Sequence[JournalEvent]) -> None:
@@ -211,7 +220,7 @@ class Store:
         :meth:`write_comments`."""
         if not (lines or dead_letters or comments):
             return WriteStats()
-        version = parsed_with or parser_version()
+        version = parsed_with or PARSER_VERSION
         received_at = datetime.now(UTC)
 
         async def work(conn: AsyncConnection) -> WriteStats:
@@ -222,12 +231,12 @@ class Store:
                 await self._insert_dead_letters(conn, dead_letters, received_at)
             return await self._writer.write(conn, comments, version)
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def _purge(self, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
         total = 0
         while True:  # chunked, one short transaction each, so the collector is never held up long
-            removed = await self._write(lambda conn: journal.purge_ids(conn, table, where))
+            removed = await self.write(lambda conn: journal.purge_ids(conn, table, where))
             total += removed
             if removed < journal.PURGE_CHUNK:
                 return total
@@ -249,7 +258,7 @@ class Store:
         if not letters:
             return
         received_at = datetime.now(UTC)
-        await self._write(lambda conn: self._insert_dead_letters(conn, letters, received_at))
+        await self.write(lambda conn: self._insert_dead_letters(conn, letters, received_at))
 
     async def _insert_dead_letters(
         self, conn: AsyncConnection, letters: Sequence[DeadLetter], received_at: datetime
@@ -299,7 +308,7 @@ class Store:
             server_id = (await self._writer.server_ids(conn, [server]))[server]
             return await journal.set_watermark(conn, server_id, name, value)
 
-        await self._write(work)
+        await self.write(work)
 
     # -- collector completeness (stream sessions, backfill passes) ---------------------------------
     async def open_stream_session(self, server: str, connected_at: datetime) -> int:
@@ -309,14 +318,14 @@ class Store:
             server_id = (await self._writer.server_ids(conn, [server]))[server]
             return await collection.open_session(conn, server_id, connected_at)
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def touch_stream_session(self, session_id: int, seen_at: datetime) -> None:
         """The collector's heartbeat: the session was still connected at `seen_at`."""
-        await self._write(lambda conn: collection.touch_session(conn, session_id, seen_at))
+        await self.write(lambda conn: collection.touch_session(conn, session_id, seen_at))
 
     async def close_stream_session(self, session_id: int, at: datetime, reason: str) -> None:
-        await self._write(lambda conn: collection.close_session(conn, session_id, at, reason))
+        await self.write(lambda conn: collection.close_session(conn, session_id, at, reason))
 
     async def close_abandoned_sessions(self, server: str) -> int:
         """At start: end the sessions a dead process left open, at their last heartbeat."""
@@ -325,14 +334,14 @@ class Store:
             server_id = (await self._writer.server_ids(conn, [server]))[server]
             return await collection.close_abandoned(conn, server_id)
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def record_backfill_pass(self, server: str, record: collection.PassRecord) -> int:
         async def work(conn: AsyncConnection) -> int:
             server_id = (await self._writer.server_ids(conn, [server]))[server]
             return await collection.insert_pass(conn, server_id, record)
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def purge_collection(self, older_than: datetime) -> int:
         """Delete stream sessions and backfill passes that ended before `older_than`."""

@@ -26,13 +26,12 @@ from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
 from cidash.domain.results import INFRA_ERRORS, RESULT_CLASSES, SUCCESS_RESULTS, TEST_FAILURES, result_class
-from cidash.domain.text import clip
 from cidash.domain.urls import log_url as log_url_of
 from cidash.domain.views import (
     ChangeView,
@@ -47,7 +46,6 @@ from cidash.domain.views import (
     RunPage,
     SeriesPoint,
     SystemDetail,
-    SystemPatch,
     SystemSummary,
     UnreadCommentOut,
     Window,
@@ -55,11 +53,10 @@ from cidash.domain.views import (
 from cidash.parsing import CommentParser
 from cidash.store import reading
 from cidash.store import schema as m
-from cidash.store.engine import writer_engine
 from cidash.store.natural_keys import IN_CHUNK, chunks
 from cidash.store.rollups import hour_floor
 from cidash.store.schema import LATENCY_BUCKETS, latency_t, rollups_t
-from cidash.store.types import OutOfRangeError, UTCDateTime, bounded_id, bounded_utc, to_aware_utc
+from cidash.store.types import OutOfRangeError, bounded_id, bounded_utc, to_aware_utc, utc_param
 
 RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
 MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
@@ -348,31 +345,6 @@ async def vote_cases(
     return Grid(project=None, systems=systems, rows=[info.row() for info in rows])
 
 
-async def patch_system(engine: AsyncEngine, system: SystemRow, patch: SystemPatch) -> None:
-    """Apply an operator's edit; making a CI the reference unsets the other reference of its server.
-    (A config-listed CI gets its configured values back at the next start.)"""
-    values: dict[str, Any] = {}
-    if patch.display_name is not None:
-        values["display_name"] = clip(patch.display_name, m.NAME_LEN) or system.display_name
-    if patch.owner is not None:
-        values["owner"] = clip(patch.owner, m.NAME_LEN) or None
-    if patch.confirmed is not None:
-        values["confirmed"] = patch.confirmed
-    if patch.is_reference is not None:
-        values["is_reference"] = patch.is_reference
-    if not values:
-        return
-    table = m.ci_systems_t
-    async with writer_engine(engine).begin() as conn:
-        if patch.is_reference:
-            await conn.execute(
-                sa.update(table)
-                .where(table.c.server_id == system.server_id, table.c.id != system.id, table.c.is_reference.is_(True))
-                .values(is_reference=False)
-            )
-        await conn.execute(sa.update(table).where(table.c.id == system.id).values(values))
-
-
 # -- runs ----------------------------------------------------------------------------------------
 
 
@@ -602,9 +574,9 @@ async def _filtered(conn: AsyncConnection, filters: RunFilters) -> _RunQuery | N
     if filters.result is not None:
         query = query.where(_result_condition(filters.result))
     if filters.since is not None:
-        query = query.where(r.c.posted_at >= _at(filters.since))
+        query = query.where(r.c.posted_at >= utc_param(filters.since))
     if filters.until is not None:
-        query = query.where(r.c.posted_at < _at(filters.until))
+        query = query.where(r.c.posted_at < utc_param(filters.until))
     return _RunQuery(query, ids)
 
 
@@ -613,13 +585,9 @@ def _after(query: sa.Select[Any], cursor: tuple[datetime, int] | None) -> sa.Sel
         return query
     r = m.runs_t
     moment, run_id = cursor
-    at = _at(moment)
+    at = utc_param(moment)
     # (posted_at, id) < (t, id), written so that the posted_at part is an index range
     return query.where(r.c.posted_at <= at, sa.or_(r.c.posted_at < at, r.c.id < run_id))
-
-
-def _at(moment: datetime) -> sa.BindParameter[datetime]:
-    return sa.bindparam(None, moment, type_=UTCDateTime())
 
 
 async def runs_page(
@@ -722,7 +690,7 @@ async def series(
         sa.func.sum(t.c.successes),
         sa.func.sum(t.c.test_failures),
         sa.func.sum(t.c.infra_errors),
-    ).where(t.c.ci_system_id == system.id, t.c.hour >= _at(first), t.c.hour < _at(until))
+    ).where(t.c.ci_system_id == system.id, t.c.hour >= utc_param(first), t.c.hour < utc_param(until))
     if project is not None:
         query = query.where(t.c.project == project)
     for hour, runs, successes, failures, infra in await conn.execute(query.group_by(t.c.hour)):
@@ -732,7 +700,7 @@ async def series(
     lat = latency_t
     lat_query = (
         sa.select(lat.c.hour, lat.c.bucket, lat.c.n)
-        .where(lat.c.ci_system_id == system.id, lat.c.hour >= _at(first), lat.c.hour < _at(until))
+        .where(lat.c.ci_system_id == system.id, lat.c.hour >= utc_param(first), lat.c.hour < utc_param(until))
         .order_by(lat.c.hour)
     )
     for hour, bucket_no, n in await conn.execute(lat_query):
@@ -762,9 +730,9 @@ async def job_breakdown(
     r, j = m.runs_t, m.jobs_t
     failed = j.c.result.in_(sorted(TEST_FAILURES))
     infra = j.c.result.in_(sorted(INFRA_ERRORS))
-    window = [r.c.ci_system_id == system.id, r.c.posted_at >= _at(since)]
+    window = [r.c.ci_system_id == system.id, r.c.posted_at >= utc_param(since)]
     if until is not None:
-        window.append(r.c.posted_at < _at(until))
+        window.append(r.c.posted_at < utc_param(until))
     query = (
         sa.select(
             j.c.name,
@@ -898,7 +866,7 @@ def _newest_cells_query(part: Sequence[int], project: str | None, bound: datetim
     if project is not None:
         inner = inner.where(r.c.project == project)
     if bound is not None:
-        inner = inner.where(r.c.posted_at >= _at(bound))
+        inner = inner.where(r.c.posted_at >= utc_param(bound))
     x = inner.subquery("x")
     y = sa.select(x, _log_url_sql(x.c.id)).where(x.c.rn == 1).subquery("y")
     fields: list[sa.ColumnElement[Any]] = [

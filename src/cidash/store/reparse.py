@@ -8,26 +8,31 @@
   a start now unread or the reverse gets its new kind and ``why``;
 * then the rollups of every CI whose results changed are rebuilt, so health follows.
 
-Each chunk of rows is its own transaction; `progress` hears (done, total) after each chunk.
+Each chunk of rows is one write of the Store (serialised with the collector's, with its retry
+policy), its changed rows updated in a few set-based statements; `progress` hears (done, total)
+after each chunk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
 from cidash.domain.text import clip
-from cidash.parsing import PARSER_VERSION, CommentKind, JobResult
+from cidash.parsing import PARSER_VERSION, CommentKind, CommentParser
 from cidash.store import schema as m
-from cidash.store.comment_writer import UNKNOWN_RESULT
-from cidash.store.engine import writer_engine
-from cidash.store.queries import stored_observed, stored_parser, system_rows
+from cidash.store.bulk_io import fitted, insert_rows, update_rows
+from cidash.store.comment_writer import JOB_COLUMNS, UNKNOWN_RESULT, job_values
+from cidash.store.natural_keys import IN_CHUNK, chunks
+from cidash.store.queries import SystemRow, stored_observed, stored_parser, system_rows
 from cidash.store.reader import job_results
 from cidash.store.rollups import rebuild_rollups
+from cidash.store.types import fit_int32
 
 if TYPE_CHECKING:
     from cidash.store.facade import Store
@@ -47,24 +52,23 @@ class ReparseCounts:
 
 
 REPARSE_CHUNK = 500
-_INT32 = 2**31 - 1
-_JOB_COLUMNS = ("name", "url", "result", "duration_s", "voting", "detail")
+_RUN_UPDATED = ("result", "vote", "pipeline", "parsed_with")
+_JOB_ROW = ("run_id", "position", *JOB_COLUMNS)
 
 
-def _int32(value: int | None) -> int | None:
-    return value if value is None or -_INT32 <= value <= _INT32 else None
+@dataclass(slots=True)
+class _Chunk:
+    """What one chunk's transaction did (returned, so a retried transaction counts once)."""
+
+    last_id: int = 0
+    read: int = 0
+    counts: ReparseCounts = field(default_factory=ReparseCounts)
+    touched: set[int] = field(default_factory=set)  # CI systems whose results changed
 
 
-def _stored_job(job: JobResult) -> tuple[Any, ...]:
-    """A parsed job as the writer stores it (clipped to the columns)."""
-    return (
-        clip(job.name, m.NAME_LEN) or "",
-        clip(job.url, m.URL_LEN),
-        clip(job.result, m.RESULT_LEN) or UNKNOWN_RESULT,
-        _int32(job.duration_s),
-        bool(job.voting),
-        clip(job.detail, m.DETAIL_LEN),
-    )
+def _add(total: ReparseCounts, part: ReparseCounts) -> None:
+    for name in total.__dataclass_fields__:
+        setattr(total, name, getattr(total, name) + getattr(part, name))
 
 
 async def _count_rows(store: Store, table: sa.Table, ci_ids: Sequence[int]) -> int:
@@ -89,107 +93,104 @@ async def reparse(
     total = await _count_rows(store, m.runs_t, ci_ids) + await _count_rows(store, m.ci_comments_t, ci_ids)
     done = 0
     touched: set[int] = set()
-    r, j = m.runs_t, m.jobs_t
-    writes = writer_engine(store.engine)
-    last_id = 0
-    while True:
-        async with writes.begin() as conn:
-            query = (
-                sa.select(
-                    r.c.id,
-                    r.c.ci_system_id,
-                    r.c.project,
-                    r.c.branch,
-                    r.c.change_number,
-                    r.c.patchset_number,
-                    r.c.result,
-                    r.c.vote,
-                    r.c.pipeline,
-                    r.c.posted_at,
-                    r.c.source,
-                    r.c.raw_comment,
-                )
-                .where(r.c.id > last_id, r.c.ci_system_id.in_(ci_ids))
-                .order_by(r.c.id)
-                .limit(REPARSE_CHUNK)
-            )
-            rows = (await conn.execute(query)).all()
-            if not rows:
+    for read_chunk in (_reparse_runs, _reparse_comments):
+        last_id = 0
+        while True:
+            chunk = await read_chunk(store, systems, parser, last_id)
+            if not chunk.read:
                 break
-            last_id = rows[-1].id
-            stored_jobs = await job_results(conn, [row.id for row in rows])
-            for row in rows:
-                counts.runs += 1
-                parsed_comment = parser.parse(stored_observed(systems[row.ci_system_id], row))
-                if parsed_comment.kind != CommentKind.RESULT or parsed_comment.result is None:
-                    counts.not_results += 1
-                    continue
-                result = clip(parsed_comment.result, m.RESULT_LEN) or UNKNOWN_RESULT
-                vote = _int32(parsed_comment.vote) if parsed_comment.vote is not None else row.vote
-                pipeline = clip(parsed_comment.pipeline, m.PIPELINE_LEN) or row.pipeline
-                jobs = [_stored_job(job) for job in parsed_comment.jobs]
-                same_jobs = jobs == [astuple(job) for job in stored_jobs.get(row.id, [])]  # detail too
-                if (result, vote, pipeline) == (row.result, row.vote, row.pipeline) and same_jobs:
-                    counts.unchanged += 1
-                    continue
-                counts.changed += 1
-                if result != row.result:
-                    touched.add(row.ci_system_id)
-                await conn.execute(
-                    sa.update(r)
-                    .where(r.c.id == row.id)
-                    .values(result=result, vote=vote, pipeline=pipeline, parsed_with=PARSER_VERSION)
-                )
-                if not same_jobs:
-                    await conn.execute(sa.delete(j).where(j.c.run_id == row.id))
-                    if jobs:
-                        await conn.execute(
-                            sa.insert(j),
-                            [
-                                {"run_id": row.id, "position": position, **dict(zip(_JOB_COLUMNS, job, strict=True))}
-                                for position, job in enumerate(jobs)
-                            ],
-                        )
-        done += len(rows)
-        if progress is not None:
-            progress(done, total)
-
-    noted = m.ci_comments_t
-    last_id = 0
-    while True:
-        async with store.engine.connect() as conn:
-            query = (
-                sa.select(noted)
-                .where(noted.c.id > last_id, noted.c.ci_system_id.in_(ci_ids))
-                .order_by(noted.c.id)
-                .limit(REPARSE_CHUNK)
-            )
-            rows = (await conn.execute(query)).all()
-        if not rows:
-            break
-        last_id = rows[-1].id
-        promoted = []
-        rekinded: list[tuple[int, tuple[Any, ...]]] = []
-        for row in rows:
-            counts.comments += 1
-            observed = stored_observed(systems[row.ci_system_id], row)
-            parsed_comment = parser.parse(observed)
-            if parsed_comment.kind == CommentKind.RESULT:
-                promoted.append((row.id, observed, parsed_comment))
-                touched.add(row.ci_system_id)
-                continue
-            kind = m.CommentKindStored.START.value if parsed_comment.kind == CommentKind.START else None
-            kind = kind or m.CommentKindStored.UNREAD.value
-            if kind != row.kind:
-                rekinded.append((row.id, (kind, clip(parsed_comment.why, m.REASON_LEN) or "", PARSER_VERSION)))
-        counts.now_results += len(promoted)
-        counts.comments_changed += len(rekinded)
-        if promoted or rekinded:
-            await store.promote_comments(promoted, rekinded)
-        done += len(rows)
-        if progress is not None:
-            progress(done, total)
+            last_id = chunk.last_id
+            _add(counts, chunk.counts)
+            touched |= chunk.touched
+            done += chunk.read
+            if progress is not None:
+                progress(done, total)
     if touched:
-        async with writes.begin() as conn:
-            await rebuild_rollups(conn, ci_system_ids=sorted(touched))
+        await store.write(lambda conn: rebuild_rollups(conn, ci_system_ids=sorted(touched)))
     return counts
+
+
+async def _reparse_runs(store: Store, systems: dict[int, SystemRow], parser: CommentParser, after_id: int) -> _Chunk:
+    """The next chunk of stored runs (ids above `after_id`) re-read and rewritten where they
+    read differently: one transaction, serialised with the collector's writes."""
+    r, j = m.runs_t, m.jobs_t
+    query = (
+        sa.select(
+            r.c.id, r.c.ci_system_id, r.c.project, r.c.branch, r.c.change_number, r.c.patchset_number,
+            r.c.result, r.c.vote, r.c.pipeline, r.c.posted_at, r.c.source, r.c.raw_comment,
+        )
+        .where(r.c.id > after_id, r.c.ci_system_id.in_(sorted(systems)))
+        .order_by(r.c.id)
+        .limit(REPARSE_CHUNK)
+    )  # fmt: skip
+
+    async def work(conn: AsyncConnection) -> _Chunk:
+        rows = (await conn.execute(query)).all()
+        chunk = _Chunk(rows[-1].id if rows else after_id, len(rows))
+        stored_jobs = await job_results(conn, [row.id for row in rows])
+        updates: list[tuple[int, tuple[Any, ...]]] = []
+        new_jobs: dict[int, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            chunk.counts.runs += 1
+            parsed = parser.parse(stored_observed(systems[row.ci_system_id], row))
+            if parsed.kind != CommentKind.RESULT or parsed.result is None:
+                chunk.counts.not_results += 1
+                continue
+            result, pipeline = fitted(r, ("result", "pipeline"), (parsed.result or UNKNOWN_RESULT, parsed.pipeline))
+            vote = fit_int32(parsed.vote) if parsed.vote is not None else row.vote
+            pipeline = pipeline or row.pipeline
+            jobs = [fitted(j, JOB_COLUMNS, job_values(job)) for job in parsed.jobs]
+            same_jobs = jobs == [astuple(job) for job in stored_jobs.get(row.id, [])]  # detail too
+            if (result, vote, pipeline) == (row.result, row.vote, row.pipeline) and same_jobs:
+                chunk.counts.unchanged += 1
+                continue
+            chunk.counts.changed += 1
+            if result != row.result:
+                chunk.touched.add(row.ci_system_id)
+            updates.append((row.id, (result, vote, pipeline, PARSER_VERSION)))
+            if not same_jobs:
+                new_jobs[row.id] = jobs
+        await update_rows(conn, r, _RUN_UPDATED, updates)
+        for part in chunks(sorted(new_jobs), IN_CHUNK):
+            await conn.execute(sa.delete(j).where(j.c.run_id.in_(part)))
+        job_rows = [(run_id, position, *job) for run_id, jobs in new_jobs.items() for position, job in enumerate(jobs)]
+        await insert_rows(conn, j, _JOB_ROW, job_rows)
+        return chunk
+
+    return await store.write(work)
+
+
+async def _reparse_comments(
+    store: Store, systems: dict[int, SystemRow], parser: CommentParser, after_id: int
+) -> _Chunk:
+    """The next chunk of a CI's other stored comments re-read: results become runs, starts and
+    unread ones change kind (:meth:`Store.promote_comments`, one transaction)."""
+    noted = m.ci_comments_t
+    async with store.engine.connect() as conn:
+        query = (
+            sa.select(noted)
+            .where(noted.c.id > after_id, noted.c.ci_system_id.in_(sorted(systems)))
+            .order_by(noted.c.id)
+            .limit(REPARSE_CHUNK)
+        )
+        rows = (await conn.execute(query)).all()
+    chunk = _Chunk(rows[-1].id if rows else after_id, len(rows))
+    promoted = []
+    rekinded: list[tuple[int, tuple[Any, ...]]] = []
+    for row in rows:
+        chunk.counts.comments += 1
+        observed = stored_observed(systems[row.ci_system_id], row)
+        parsed = parser.parse(observed)
+        if parsed.kind == CommentKind.RESULT:
+            promoted.append((row.id, observed, parsed))
+            chunk.touched.add(row.ci_system_id)
+            continue
+        kind = m.CommentKindStored.START.value if parsed.kind == CommentKind.START else None
+        kind = kind or m.CommentKindStored.UNREAD.value
+        if kind != row.kind:
+            rekinded.append((row.id, (kind, clip(parsed.why, m.REASON_LEN) or "", PARSER_VERSION)))
+    chunk.counts.now_results += len(promoted)
+    chunk.counts.comments_changed += len(rekinded)
+    if promoted or rekinded:
+        await store.promote_comments(promoted, rekinded)
+    return chunk

@@ -25,6 +25,14 @@ def is_mysql(dialect: Dialect) -> bool:
     return dialect.name in MYSQL_DIALECTS
 
 
+INT32_MAX = 2**31 - 1
+
+
+def fit_int32(value: int | None) -> int | None:
+    """`value` for an INTEGER column (32-bit on MySQL): None when it does not fit."""
+    return value if value is None or -INT32_MAX <= value <= INT32_MAX else None
+
+
 def to_naive_utc(value: datetime) -> datetime:
     """The database form of a datetime: UTC without tzinfo (naive input is taken as UTC)."""
     if value.tzinfo is None:
@@ -65,6 +73,11 @@ def binary_collation(dialect: Dialect) -> str:
         return "utf8mb4_nopad_bin"
     version = getattr(dialect, "server_version_info", None) or (0,)
     return "utf8mb4_0900_bin" if tuple(version) >= (8, 0, 17) else "utf8mb4_bin"
+
+
+def utc_param(moment: datetime) -> sa.BindParameter[datetime]:
+    """`moment` as a bound parameter compared with UTCDateTime columns (stored naive UTC)."""
+    return sa.bindparam(None, moment, type_=UTCDateTime())
 
 
 class KeyString(sa.types.TypeDecorator[str]):

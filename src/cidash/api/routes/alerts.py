@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.alerts.engine import DEFAULT_RULES, AlertEngine, acknowledge, judge_runs, rule_views, silence_incident
 from cidash.api.auth import require_read, require_write
@@ -30,7 +31,6 @@ from cidash.domain.views import (
     TimelineRun,
 )
 from cidash.store import alerts_store
-from cidash.store.engine import writer_engine
 from cidash.store.facade import Store
 from cidash.store.types import to_aware_utc
 
@@ -180,7 +180,7 @@ async def _changed(
 )
 async def ack_incident(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
     store: Store = request.app.state.store
-    return await _changed(request, await acknowledge(store.engine, incident_id, body.author, body.note), incident_id)
+    return await _changed(request, await acknowledge(store, incident_id, body.author, body.note), incident_id)
 
 
 @router.post(
@@ -191,7 +191,7 @@ async def ack_incident(request: Request, incident_id: StoredId, body: AckIn) -> 
 )
 async def unack_incident(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
     store: Store = request.app.state.store
-    found = await acknowledge(store.engine, incident_id, body.author, body.note, undo=True)
+    found = await acknowledge(store, incident_id, body.author, body.note, undo=True)
     return await _changed(request, found, incident_id)
 
 
@@ -205,7 +205,7 @@ async def silence(request: Request, incident_id: StoredId, body: SilenceIn) -> I
     """Silence until `until`, or until the incident resolves: its edges notify no one meanwhile."""
     store: Store = request.app.state.store
     until = to_aware_utc(body.until) if body.until is not None else None
-    found = await silence_incident(store.engine, incident_id, body.author, body.reason, until)
+    found = await silence_incident(store, incident_id, body.author, body.reason, until)
     return await _changed(request, found, incident_id)
 
 
@@ -217,7 +217,7 @@ async def silence(request: Request, incident_id: StoredId, body: SilenceIn) -> I
 )
 async def unsilence(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
     store: Store = request.app.state.store
-    found = await silence_incident(store.engine, incident_id, body.author, body.note, None, undo=True)
+    found = await silence_incident(store, incident_id, body.author, body.note, None, undo=True)
     return await _changed(request, found, incident_id)
 
 
@@ -244,7 +244,8 @@ async def delete_maintenance(request: Request, window_id: StoredId) -> Maintenan
     """Withdraw a window declared ahead, before it begins (one that has begun stays in the history);
     the withdrawn window."""
     store: Store = request.app.state.store
-    async with writer_engine(store.engine).begin() as conn:
+
+    async def work(conn: AsyncConnection) -> MaintenanceOut:
         found = await alerts_store.list_maintenance(conn, window_id=window_id)
         if not found:
             raise HTTPException(404, f"window_id: no maintenance window {window_id}")
@@ -252,7 +253,9 @@ async def delete_maintenance(request: Request, window_id: StoredId) -> Maintenan
         if to_aware_utc(window.starts_at) <= datetime.now(UTC):
             raise HTTPException(409, f"window_id: window {window_id} began at {window.starts_at.isoformat()}")
         await alerts_store.delete_maintenance(conn, window_id)
-    return window
+        return window
+
+    return await store.write(work)
 
 
 @router.post(
@@ -268,15 +271,17 @@ async def add_maintenance(request: Request, body: MaintenanceIn) -> MaintenanceO
     if ends <= starts:
         raise HTTPException(422, "ends_at: must be after starts_at")
     store: Store = request.app.state.store
-    async with writer_engine(store.engine).begin() as conn:
+    async with store.engine.connect() as conn:
         refs = [ref for ref in await alerts_store.all_ci_refs(conn) if ref.name == body.ci]
-        if body.server is not None:
-            refs = [ref for ref in refs if ref.server == body.server]
-        if len(refs) != 1:
-            which = "no" if not refs else "more than one (give server)"
-            raise HTTPException(404 if not refs else 422, f"ci: {which} CI system named {body.ci!r}")
-        window_id = await alerts_store.add_maintenance(
+    if body.server is not None:
+        refs = [ref for ref in refs if ref.server == body.server]
+    if len(refs) != 1:
+        which = "no" if not refs else "more than one (give server)"
+        raise HTTPException(404 if not refs else 422, f"ci: {which} CI system named {body.ci!r}")
+    window_id = await store.write(
+        lambda conn: alerts_store.add_maintenance(
             conn, refs[0].id, starts, ends, body.author, body.reason, datetime.now(UTC)
         )
+    )
     async with store.engine.connect() as conn:
         return (await alerts_store.list_maintenance(conn, window_id=window_id))[0]

@@ -80,7 +80,7 @@ async def patch_system(
     """Edit display name, owner, confirmation or the reference flag (needs the write token)."""
     system = await system_or_404(conn, name, server)
     await conn.rollback()  # end this connection's snapshot: the edit commits on another one
-    await queries.patch_system(store_of(request).engine, system, patch)
+    await store_of(request).patch_system(system, patch)
     cache_of(request).clear()
     updated = await system_or_404(conn, system.name, system.server)
     return await queries.system_detail(conn, updated, settings_of(request).ci, cache=cache_of(request))
