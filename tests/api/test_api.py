@@ -41,6 +41,7 @@ from cidash.store.rollups import rebuild_rollups
 from cidash.store.schema import rollups_t
 from tests.support.paths import REPO
 from tests.support.store_fixtures import observed, parsed
+from tests.support.stored import ci_systems
 
 REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]
 OPTIONS = frozenset({"MESSAGES", "ALL_REVISIONS", "DETAILED_ACCOUNTS"})
@@ -131,7 +132,7 @@ async def test_systems_summary_windows_and_detail(loaded: Loaded) -> None:
     assert response.status_code == 200
     systems = response.json()
     names = {s["name"] for s in systems}
-    stored = await loaded.store.ci_systems()
+    stored = await ci_systems(loaded.store)
     assert names == {s.account_key for s in stored} and "zuul" in names
     assert all(s["state"] in STATES and s["state_reason"] for s in systems)
     assert all(s["health"]["window"] == "24h" and len(s["sparkline"]) == 24 for s in systems)

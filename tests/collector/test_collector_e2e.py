@@ -21,6 +21,7 @@ from cidash.sim.faults import FaultRequest
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
 from tests.support.sim_fixtures import client_key, compare, fetch_truth, sim_settings, wait_for
+from tests.support.stored import all_runs
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -43,7 +44,7 @@ async def test_clean_run_matches_truth(migrated_db_url: str, tmp_path: Path) -> 
             await sim.done.wait()
             await _settle(collector)
             assert runtime.store is not None
-            stored = await runtime.store.all_runs()
+            stored = await all_runs(runtime.store)
             stats = collector.ingestor.stats
         truth = await fetch_truth(sim)
 
@@ -87,7 +88,7 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
             await sim.done.wait()
             await _settle(collector)
             assert runtime.store is not None
-            stored = await runtime.store.all_runs()
+            stored = await all_runs(runtime.store)
             dead_total = await runtime.store.dead_letter_count()
         truth = await fetch_truth(sim)
         injected = dict(sim.faults.counts)

@@ -13,6 +13,7 @@ from cidash.collector.election import LEASE_S, Leadership
 from cidash.service.runtime import Runtime
 from cidash.sim.runner import RunningSim, SimOptions
 from tests.support.sim_fixtures import client_key, compare, fetch_truth, sim_settings
+from tests.support.stored import all_runs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -81,7 +82,7 @@ async def test_collector_moves_between_replicas(migrated_db_url: str, tmp_path: 
             await _until(lambda: collector.ingestor.pending == 0, 30)
             result = await collector.backfill_now()
             assert result is not None
-            stored = await replica_b.store.all_runs()
+            stored = await all_runs(replica_b.store)
         finally:
             await replica_b.__aexit__(None, None, None)
         truth = await fetch_truth(sim)

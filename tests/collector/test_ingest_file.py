@@ -20,6 +20,7 @@ from cidash.parsing import CommentKind, CommentParser
 from cidash.sim.world import World
 from cidash.store import Store
 from cidash.store import schema as m
+from tests.support.stored import all_runs
 
 CI = [CISystemConfig(account="zuul", reference=True)]
 BAD_LINES = [
@@ -76,7 +77,7 @@ async def test_ingest_file_journals_every_line_and_stores_every_run_once(migrate
     assert (again.runs_inserted, again.runs_duplicate) == (0, stats.runs_inserted)
 
     async with await Store.open(migrated_db_url) as store:
-        runs = await store.all_runs("review")
+        runs = await all_runs(store, "review")
         async with store.engine.connect() as conn:
             journaled = (await conn.execute(sa.select(sa.func.count()).select_from(m.journal_t))).scalar_one()
             types = Counter(row[0] for row in await conn.execute(sa.select(m.journal_t.c.event_type)))

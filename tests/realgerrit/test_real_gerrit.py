@@ -41,6 +41,7 @@ from tests.support.fidelity import (
 )
 from tests.support.real_gerrit_fixtures import RealGerrit, compare_with_truth
 from tests.support.sim_fixtures import wait_for
+from tests.support.stored import all_runs, ci_systems
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -107,13 +108,13 @@ async def _run_and_compare(real_gerrit: RealGerrit, db_url: str, label: str, *, 
             store = runtime.store
             want = len(poster.truth)
             deadline = asyncio.get_running_loop().time() + 60
-            while len([r for r in await store.all_runs() if r.project in projects]) < want:
+            while len([r for r in await all_runs(store) if r.project in projects]) < want:
                 assert asyncio.get_running_loop().time() < deadline, "the stream did not deliver every report"
                 await asyncio.sleep(0.2)
             result = await collector.backfill_now()  # the final word, as every 5 minutes in production
             assert result is not None, collector.health.last_error
-            stored = [run for run in await store.all_runs() if run.project in projects]
-            systems = {system.account_key: system for system in await store.ci_systems("real")}
+            stored = [run for run in await all_runs(store) if run.project in projects]
+            systems = {system.account_key: system for system in await ci_systems(store, "real")}
         finally:
             await poster.aclose()
 
@@ -201,7 +202,7 @@ async def test_cli_backfill_since_30d_from_the_real_gerrit(real_gerrit: RealGerr
 
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:
-        stored = await store.all_runs()
+        stored = await all_runs(store)
     finally:
         await store.close()
     problems = compare_with_truth(poster.truth, stored)

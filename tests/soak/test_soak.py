@@ -47,6 +47,7 @@ from tests.support.sim_fixtures import client_key, compare, fetch_truth
 from tests.support.soak_mariadb import PrivateMariaDB, free_port
 from tests.support.soak_replicas import Replica, TomlValue, to_toml
 from tests.support.soak_watch import AlertWatcher
+from tests.support.stored import all_runs
 
 EVENTS_PER_COMMENT = 4  # the simulated world posts one CI result for about four stream events
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -412,7 +413,7 @@ async def test_chaos_soak(scale: Scale, tmp_path: Path, private_db: PrivateMaria
             injected = dict(sim.faults.counts)
         store = await Store.open(private_db.url)
         try:
-            stored = await store.all_runs()
+            stored = await all_runs(store)
         finally:
             await store.close()
         await chaos.tally.refresh()

@@ -10,6 +10,7 @@ from cidash.store import Store, derived_writes
 from cidash.store.rollups import apply_rollups
 from tests.health.test_health import _rebuild, _same_rollups, _snapshot
 from tests.support.store_fixtures import HUMAN, T0, human_parsed, observed, parsed, rest_copy, stream_copy
+from tests.support.stored import all_runs
 
 
 async def _assert_rollups_equal_a_recomputation(store: Store) -> None:
@@ -36,7 +37,7 @@ async def test_a_rest_copy_moving_a_stream_run_moves_its_rollups(store: Store) -
     await store.write_comments([(stream, parsed())])
     stats = await store.write_comments([(rest_copy(original, "msg-1"), parsed())])
     assert (stats.runs_inserted, stats.runs_merged) == (0, 1)
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert run.posted_at == rest_time and run.latency_s == 3.0
     await _assert_rollups_equal_a_recomputation(store)
 
@@ -45,11 +46,11 @@ async def test_a_latency_filled_in_later_reaches_the_rollups(store: Store) -> No
     _keep_rollups(store)
     ci_comment = observed(created_at=None)  # the stream told nothing of the patch set's creation
     await store.write_comments([(ci_comment, parsed())])
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert run.latency_s is None
     created_at = T0 - timedelta(minutes=30)
     human = observed("Looks good", author=HUMAN, created_at=created_at, posted_at=T0 + timedelta(hours=1))
     await store.write_comments([(human, human_parsed())])
-    runs = await store.all_runs()
+    runs = await all_runs(store)
     assert [r.latency_s for r in runs] == [1800.0]
     await _assert_rollups_equal_a_recomputation(store)

@@ -42,6 +42,7 @@ from tests.support.store_fixtures import (
     rest_copy,
     stream_copy,
 )
+from tests.support.stored import all_runs, ci_systems, patchset
 
 TABLES = {
     "gerrit_servers",
@@ -261,7 +262,7 @@ async def test_round_trip_of_a_run_with_jobs(store: Store) -> None:
     jobs = (*JOBS, JobResult("grenade", "https://logs.example/4", "NODE_FAILURE", 12, detail="node request failed"))
     stats = await store.write_comments([(comment, parsed(jobs=jobs, vote=-1, pipeline="check"))])
     assert (stats.runs_inserted, stats.runs_duplicate, stats.runs_merged, stats.jobs_inserted) == (1, 0, 0, 4)
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert (run.server, run.project, run.branch) == ("review", "openstack/nova", "master")
     assert (run.change_number, run.patchset_number, run.author) == (1000, 1, "acme-ci")
     assert run.posted_at == posted and run.posted_at.tzinfo is not None  # microseconds kept, aware UTC
@@ -270,8 +271,8 @@ async def test_round_trip_of_a_run_with_jobs(store: Store) -> None:
     assert run.jobs[3].detail == "node request failed"
     assert run.latency_s == pytest.approx(1800.123456)
     assert await store.run_count() == 1
-    assert await store.all_runs("review") == [run]
-    assert await store.all_runs("elsewhere") == []
+    assert await all_runs(store, "review") == [run]
+    assert await all_runs(store, "elsewhere") == []
     dedup = await _scalar(store, sa.select(m.runs_t.c.dedup_key))
     assert dedup == f"{content_key(comment)}@{int(posted.timestamp())}"
 
@@ -284,8 +285,8 @@ async def test_only_result_comments_become_runs_but_every_comment_is_recorded(st
     assert await store.run_count() == 0
     assert await _scalar(store, sa.select(sa.func.count()).select_from(m.accounts_t)) == 2
     assert await _scalar(store, sa.select(m.changes_t.c.status).where(m.changes_t.c.number == 7)) == "NEW"
-    assert (await store.patchset("review", 7, 2)) is not None
-    [ci] = await store.ci_systems()  # the START comment came from a CI
+    assert (await patchset(store, "review", 7, 2)) is not None
+    [ci] = await ci_systems(store)  # the START comment came from a CI
     assert (ci.account_key, ci.source, ci.confirmed) == ("acme-ci", "detected", False)
 
 
@@ -314,7 +315,7 @@ async def test_copies_of_one_comment_become_one_run_with_the_rest_identity(store
     assert sum(totals) == count
     assert totals[0] == 1
     assert totals[2] == (1 if _scenarios()[scenario][0][0] == "s" else 0)
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert run.message_id == "msg-1"
     assert run.posted_at == real.posted_at
     assert run.latency_s == pytest.approx((real.posted_at - (T0 - timedelta(minutes=30))).total_seconds())
@@ -332,7 +333,7 @@ async def test_identical_comments_a_minute_apart_are_two_runs(store: Store) -> N
     # their REST copies arrive later and each finds its own stream row
     stats = await store.write_comments([(rest_copy(second, "m-2"), parsed()), (rest_copy(first, "m-1"), parsed())])
     assert (stats.runs_inserted, stats.runs_merged) == (0, 2)
-    runs = await store.all_runs()
+    runs = await all_runs(store)
     assert [(run.message_id, run.posted_at) for run in runs] == [("m-1", T0), ("m-2", T0 + timedelta(seconds=60))]
 
 
@@ -342,7 +343,7 @@ async def test_two_rest_messages_with_the_same_text_are_two_runs_even_close_toge
     await store.write_comments([(first, parsed())])
     stats = await store.write_comments([(second, parsed()), (first, parsed())])
     assert (stats.runs_inserted, stats.runs_duplicate) == (1, 1)
-    assert sorted(run.message_id or "" for run in await store.all_runs()) == ["m-1", "m-2"]
+    assert sorted(run.message_id or "" for run in await all_runs(store)) == ["m-1", "m-2"]
 
 
 @pytest.mark.parametrize(
@@ -372,7 +373,7 @@ async def test_stream_without_header_matches_rest_with_header(store: Store) -> N
     await store.write_comments([(stream, parsed())])
     stats = await store.write_comments([(rest, parsed())])
     assert stats.runs_merged == 1
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert run.message_id == "m-1"
 
 
@@ -387,7 +388,7 @@ async def test_same_text_on_other_patchset_author_change_or_server_is_another_ru
     ]
     stats = await store.write_comments([(variant, parsed()) for variant in variants])
     assert stats.runs_inserted == 5
-    assert {run.server for run in await store.all_runs()} == {"review", "other"}
+    assert {run.server for run in await all_runs(store)} == {"review", "other"}
 
 
 async def test_conflicting_writer_is_survived_by_retrying_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -434,7 +435,7 @@ async def test_after_insert_hook_sees_the_new_runs_inside_the_transaction(store:
     second = observed("Build failed.", posted_at=T0 + timedelta(minutes=5))
     stats = await store.write_comments([(first, parsed()), (second, parsed(jobs=())), (first, parsed())])
     assert stats.after_insert == "2 runs"
-    ids = {run.message_id: run.id for run in await store.all_runs()}
+    ids = {run.message_id: run.id for run in await all_runs(store)}
     assert sorted(seen) == sorted([(ids["m-1"], 2, "m-1"), (ids[None], 2, None)])
     assert {(run.id, run.ci, run.server, len(run.jobs)) for run in stats.inserted} == {
         (ids["m-1"], "acme-ci", "review", len(JOBS)),
@@ -465,9 +466,9 @@ async def test_patchset_values_are_never_overwritten_with_none(store: Store) -> 
     await store.write_comments([(known, parsed())])
     await store.write_comments([(unknown, human_parsed())])
     await store.write_comments([(unknown, human_parsed()), (known, parsed()), (unknown, human_parsed())])
-    patchset = await store.patchset("review", 1000, 1)
-    assert patchset is not None
-    assert (patchset.created_at, patchset.kind, patchset.revision) == (created, "REWORK", "b" * 40)
+    stored = await patchset(store, "review", 1000, 1)
+    assert stored is not None
+    assert (stored.created_at, stored.kind, stored.revision) == (created, "REWORK", "b" * 40)
     async with store.engine.connect() as conn:
         change = (await conn.execute(sa.select(m.changes_t))).one()
     assert (change.status, change.subject, change.branch) == ("NEW", "Fix the thing", "master")
@@ -487,11 +488,11 @@ async def test_latency_is_computed_and_filled_when_the_patchset_time_arrives_lat
     await store.write_comments([(observed("Build failed.", created_at=created), parsed())])
     without = observed("Build failed.", change=2000, created_at=None, posted_at=T0 + timedelta(minutes=5))
     await store.write_comments([(without, parsed())])
-    latencies = {run.change_number: run.latency_s for run in await store.all_runs()}
+    latencies = {run.change_number: run.latency_s for run in await all_runs(store)}
     assert latencies == {1000: pytest.approx(600.0), 2000: None}
     later = observed("Looks fine", author=HUMAN, change=2000, created_at=T0 - timedelta(minutes=1))
     await store.write_comments([(later, human_parsed())])
-    latencies = {run.change_number: run.latency_s for run in await store.all_runs()}
+    latencies = {run.change_number: run.latency_s for run in await all_runs(store)}
     assert latencies == {1000: pytest.approx(600.0), 2000: pytest.approx(360.0)}
 
 
@@ -502,7 +503,7 @@ async def test_detected_config_and_group_ci_systems(store: Store) -> None:
     detected = observed("Build failed.", author=THIRD_PARTY, posted_at=T0)
     zuul = observed("Build succeeded.", author=ZUUL, posted_at=T0 + timedelta(minutes=1))
     await store.write_comments([(detected, parsed()), (zuul, parsed(result="SUCCESS", ci="zuul"))])
-    systems = {ci.account_key: ci for ci in await store.ci_systems()}
+    systems = {ci.account_key: ci for ci in await ci_systems(store)}
     assert {key: (ci.source, ci.confirmed) for key, ci in systems.items()} == {
         "acme-ci": ("detected", False),
         "zuul": ("detected", False),
@@ -516,7 +517,7 @@ async def test_detected_config_and_group_ci_systems(store: Store) -> None:
     await store.sync_ci_configs(configs, ["review"])
     group_member = AccountRef(account_id=77, username="group-ci", name="Group CI", email="group@example.org")
     await store.sync_group_members("review", [group_member, ZUUL])
-    systems = {ci.account_key: ci for ci in await store.ci_systems("review")}
+    systems = {ci.account_key: ci for ci in await ci_systems(store, "review")}
     assert systems["zuul"].source == "config" and systems["zuul"].confirmed and systems["zuul"].is_reference
     assert (systems["zuul"].display_name, systems["zuul"].owner) == ("OpenStack Zuul", "infra@openstack.org")
     assert systems["never-seen-ci"].confirmed and systems["never-seen-ci"].last_seen is None
@@ -527,24 +528,24 @@ async def test_detected_config_and_group_ci_systems(store: Store) -> None:
     # the collector keeps updating last_seen without touching what the operator set
     later = observed("Build succeeded.", author=ZUUL, posted_at=T0 + timedelta(hours=1), change=5)
     await store.write_comments([(later, parsed(result="SUCCESS", ci="zuul"))])
-    zuul_row = {ci.account_key: ci for ci in await store.ci_systems()}["zuul"]
+    zuul_row = {ci.account_key: ci for ci in await ci_systems(store)}["zuul"]
     assert (zuul_row.source, zuul_row.confirmed, zuul_row.last_seen) == ("config", True, T0 + timedelta(hours=1))
     assert zuul_row.first_seen == T0 + timedelta(minutes=1)
 
     # dropped from the config / the group: back to detected and unconfirmed
     await store.sync_ci_configs([], ["review"])
     await store.sync_group_members("review", [])
-    systems = {ci.account_key: ci for ci in await store.ci_systems()}
+    systems = {ci.account_key: ci for ci in await ci_systems(store)}
     assert all(ci.source == "detected" and not ci.confirmed and not ci.is_reference for ci in systems.values())
 
 
 async def test_detected_ci_joining_the_group_gets_confirmed(store: Store) -> None:
     await store.write_comments([(observed("Build failed."), parsed())])
     await store.sync_group_members("review", [THIRD_PARTY])
-    [ci] = await store.ci_systems()
+    [ci] = await ci_systems(store)
     assert (ci.source, ci.confirmed, ci.owner, ci.first_seen) == ("group", True, "ci@acme.example", T0)
     await store.write_comments([(observed("Build failed.", posted_at=T0 + timedelta(hours=1)), parsed())])
-    [ci] = await store.ci_systems()
+    [ci] = await ci_systems(store)
     assert (ci.source, ci.confirmed, ci.last_seen) == ("group", True, T0 + timedelta(hours=1))
 
 
@@ -636,7 +637,7 @@ async def test_unicode_and_a_60kb_comment_survive(store: Store) -> None:
     assert raws["m-big"] == big
     assert raws["m-lone"] == "broken surrogate \ufffd here"
     assert subject == "Fix 💥"
-    runs = {run.message_id: run for run in await store.all_runs()}
+    runs = {run.message_id: run for run in await all_runs(store)}
     assert runs["m-emoji"].author == "ci-🤖"
     assert runs["m-big"].jobs[0].name == "job-😱"
     # a key differing only in case or trailing space is another account (binary collation)
@@ -650,6 +651,6 @@ async def test_overlong_values_are_clipped_instead_of_failing_the_batch(store: S
     job = JobResult("j" * 400, "https://" + "u" * 3000, "WEIRD" * 30, 10**12)
     stats = await store.write_comments([(comment, parsed(jobs=[job], pipeline="p" * 300, result="R" * 100))])
     assert stats.runs_inserted == 1
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert len(run.branch) == m.NAME_LEN and len(run.jobs[0].name) == m.NAME_LEN
     assert run.jobs[0].duration_s is None and len(run.result) == m.RESULT_LEN

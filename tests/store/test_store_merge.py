@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from cidash.store import Store
 from tests.support.store_fixtures import T0, observed, parsed, rest_copy, stream_copy
+from tests.support.stored import all_runs
 
 
 async def test_same_body_comments_seconds_apart_keep_their_own_votes(store: Store) -> None:
@@ -22,7 +23,7 @@ async def test_same_body_comments_seconds_apart_keep_their_own_votes(store: Stor
         ]
     )
     assert stats.runs_inserted + stats.runs_merged == 2
-    runs = await store.all_runs()
+    runs = await all_runs(store)
     assert sorted((run.message_id, run.vote) for run in runs) == [("m-check", -1), ("m-gate", -2)]
 
 
@@ -30,5 +31,5 @@ async def test_a_rest_copy_without_a_vote_keeps_the_streams(store: Store) -> Non
     comment = observed("Build failed.", posted_at=T0)
     await store.write_comments([(stream_copy(comment), parsed(vote=-1))])
     await store.write_comments([(rest_copy(comment, "m-1"), parsed(vote=None))])
-    [run] = await store.all_runs()
+    [run] = await all_runs(store)
     assert (run.message_id, run.vote) == ("m-1", -1)

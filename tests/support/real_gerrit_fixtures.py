@@ -25,7 +25,7 @@ from cidash.config import CISystemConfig, GerritServer, Settings
 from cidash.realgerrit.community import CI_GROUP, REFERENCE, Community, build_community, create_projects
 from cidash.realgerrit.poster import PostedRun
 from cidash.realgerrit.site import ADMIN_USER, GerritSite, GerritSiteError, create_site
-from cidash.store.reader import StoredRun
+from tests.support.stored import StoredRun
 
 GERRIT_TIME_RESOLUTION = timedelta(seconds=1)  # NoteDb stores change messages in whole seconds
 _projects = itertools.count(1)

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from cidash.config import CISystemConfig, GerritServer, Settings
 from cidash.gerrit.wire import format_timestamp
 from cidash.sim.runner import RunningSim
-from cidash.store.reader import StoredRun
+from tests.support.stored import StoredRun
 
 RunKey = tuple[Any, ...]
 

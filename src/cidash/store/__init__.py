@@ -6,7 +6,6 @@ from cidash.store.facade import Store
 from cidash.store.inserted_run import InsertedRun
 from cidash.store.journal import StoredDeadLetter
 from cidash.store.migrate import downgrade, migrations_dir, upgrade
-from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
 from cidash.store.schema import CISource
 
 __all__ = [
@@ -15,10 +14,7 @@ __all__ = [
     "CISource",
     "InsertedRun",
     "Store",
-    "StoredCISystem",
     "StoredDeadLetter",
-    "StoredPatchSet",
-    "StoredRun",
     "WriteStats",
     "downgrade",
     "migrations_dir",

@@ -28,7 +28,7 @@ from cidash.domain.comments import AccountRef, ObservedComment
 from cidash.domain.views import SystemPatch
 from cidash.errors import ConfigError
 from cidash.parsing import PARSER_VERSION, ParsedComment
-from cidash.store import ci_sync, collection, journal, reader, reparse
+from cidash.store import ci_sync, collection, journal, reparse
 from cidash.store import schema as m
 from cidash.store.bulk_io import insert_rows, update_rows
 from cidash.store.comment_writer import AfterInsert, AfterMove, CommentWriter, WriteStats
@@ -36,7 +36,6 @@ from cidash.store.engine import create_engine, writer_engine
 from cidash.store.journal import DeadLetter, JournalEvent, StoredDeadLetter
 from cidash.store.migrate import current_revision, head_revision
 from cidash.store.natural_keys import IN_CHUNK, chunks
-from cidash.store.reader import StoredCISystem, StoredPatchSet, StoredRun
 from cidash.store.reparse import Progress, ReparseCounts
 from cidash.store.types import to_aware_utc
 
@@ -352,18 +351,6 @@ class Store:
         return removed
 
     # -- reads -----------------------------------------------------------------------------------
-    async def all_runs(self, server: str | None = None) -> list[StoredRun]:
-        async with self.engine.connect() as conn:
-            return await reader.all_runs(conn, server)
-
     async def run_count(self) -> int:
         async with self.engine.connect() as conn:
-            return await reader.run_count(conn)
-
-    async def ci_systems(self, server: str | None = None) -> list[StoredCISystem]:
-        async with self.engine.connect() as conn:
-            return await reader.ci_systems(conn, server)
-
-    async def patchset(self, server: str, change_number: int, number: int) -> StoredPatchSet | None:
-        async with self.engine.connect() as conn:
-            return await reader.patchset(conn, server, change_number, number)
+            return int((await conn.execute(sa.select(sa.func.count()).select_from(m.runs_t))).scalar_one())

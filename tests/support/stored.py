@@ -1,17 +1,17 @@
-"""Read helpers over the stored runs (for end-to-end tests and simple tools, not the dashboard)."""
+"""What the store holds, read back plainly for the tests (runs with their jobs, CI systems,
+patch sets): the truth the end-to-end tests compare with, not what the dashboard reads."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.parsing import JobResult
+from cidash.store import Store
 from cidash.store import schema as m
-from cidash.store.natural_keys import IN_CHUNK, chunks
+from cidash.store.reparse import job_results
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,8 @@ class StoredPatchSet:
     revision: str | None
 
 
-async def all_runs(conn: AsyncConnection, server: str | None = None) -> list[StoredRun]:
+async def all_runs(store: Store, server: str | None = None) -> list[StoredRun]:
+    """Every stored run (of `server`), oldest first, with its jobs."""
     runs, ci, accounts, servers = m.runs_t, m.ci_systems_t, m.accounts_t, m.servers_t
     query = (
         sa.select(
@@ -82,8 +83,9 @@ async def all_runs(conn: AsyncConnection, server: str | None = None) -> list[Sto
     )
     if server is not None:
         query = query.where(servers.c.name == server)
-    rows = (await conn.execute(query)).all()
-    jobs = await job_results(conn, [row.id for row in rows])
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        jobs = await job_results(conn, [row.id for row in rows])
     return [
         StoredRun(
             change_number=row.change_number,
@@ -106,11 +108,7 @@ async def all_runs(conn: AsyncConnection, server: str | None = None) -> list[Sto
     ]
 
 
-async def run_count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(sa.select(sa.func.count()).select_from(m.runs_t))).scalar_one())
-
-
-async def ci_systems(conn: AsyncConnection, server: str | None = None) -> list[StoredCISystem]:
+async def ci_systems(store: Store, server: str | None = None) -> list[StoredCISystem]:
     ci, accounts, servers = m.ci_systems_t, m.accounts_t, m.servers_t
     query = (
         sa.select(
@@ -130,6 +128,8 @@ async def ci_systems(conn: AsyncConnection, server: str | None = None) -> list[S
     )
     if server is not None:
         query = query.where(servers.c.name == server)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
     return [
         StoredCISystem(
             server=row[0],
@@ -142,11 +142,11 @@ async def ci_systems(conn: AsyncConnection, server: str | None = None) -> list[S
             first_seen=row[7],
             last_seen=row[8],
         )
-        for row in await conn.execute(query)
+        for row in rows
     ]
 
 
-async def patchset(conn: AsyncConnection, server: str, change_number: int, number: int) -> StoredPatchSet | None:
+async def patchset(store: Store, server: str, change_number: int, number: int) -> StoredPatchSet | None:
     patchsets, changes, servers = m.patchsets_t, m.changes_t, m.servers_t
     query = (
         sa.select(patchsets.c.created_at, patchsets.c.kind, patchsets.c.revision)
@@ -154,32 +154,8 @@ async def patchset(conn: AsyncConnection, server: str, change_number: int, numbe
         .join(servers, servers.c.id == changes.c.server_id)
         .where(servers.c.name == server, changes.c.number == change_number, patchsets.c.number == number)
     )
-    row = (await conn.execute(query)).first()
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
     if row is None:
         return None
     return StoredPatchSet(server, change_number, number, row[0], row[1], row[2])
-
-
-async def job_results(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[JobResult]]:
-    """The stored jobs of these runs, by run id, each run's in the order they were posted."""
-    table = m.jobs_t
-    found: dict[int, list[JobResult]] = {}
-    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
-        query = (
-            sa.select(
-                table.c.run_id,
-                table.c.name,
-                table.c.url,
-                table.c.result,
-                table.c.duration_s,
-                table.c.voting,
-                table.c.detail,
-            )
-            .where(table.c.run_id.in_(part))
-            .order_by(table.c.run_id, table.c.position)
-        )
-        for job in await conn.execute(query):
-            found.setdefault(job.run_id, []).append(
-                JobResult(job.name, job.url, job.result, job.duration_s, bool(job.voting), job.detail)
-            )
-    return found
