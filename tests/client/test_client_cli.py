@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,6 +46,7 @@ from cidash.domain.views import (
     GridCell,
     GridRow,
     HealthWindow,
+    IncidentPage,
     ReportCard,
     RunOut,
     RunPage,
@@ -1025,3 +1027,55 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     finally:
         await live.close_live(app)
         await bus.close()
+
+
+async def test_incidents_and_ack_against_the_real_api(migrated_db_url: str, store: Store, tmp_path: Path) -> None:
+    from cidash.api.app import create_app
+    from cidash.api.routes import alerts as alert_routes
+    from tests.alerts.test_alerts import STREAK, fail_where_reference_passed, rule, with_reference
+
+    rules = [rule("consecutive-failures", "consecutive_failures", **STREAK), rule("each-failure", "failure")]
+    world = await with_reference(store, rules)
+    for change in (1, 2, 3):
+        await fail_where_reference_passed(world, change)
+    settings = Settings(database_url=migrated_db_url, api={"write_token": TOKEN})  # type: ignore[arg-type]
+    app = create_app(settings, store, extra_routers=[alert_routes.router], frontend_dir=tmp_path)
+    app.state.alerts = world.engine
+
+    async with served(app) as url:
+
+        async def call(*args: str) -> Result:
+            return await asyncio.to_thread(invoke, *args, "--url", url, COLUMNS="100")
+
+        listed = await call("incidents")
+        assert listed.exit_code == 0, listed.output
+        lines = listed.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 100, listed.stdout
+        streak = row_with(listed.stdout, "consecutive-failures")
+        assert streak[2:] == ["warning", "acme-ci", "consecutive-failures", "firing", "—"]
+        assert "3 of 3 runs failed where the reference CI passed" in note_after(listed.stdout, "consecutive-failures")
+        as_json = IncidentPage.model_validate_json((await call("incidents", "--json")).stdout)
+        assert sorted(i.rule for i in as_json.items) == ["consecutive-failures", "each-failure"]
+        target = next(i for i in as_json.items if i.rule == "each-failure")
+
+        acked = await call("ack", str(target.id), "--as", "Olga Operator", "--note", "looking at their lab",
+                           "--token", TOKEN)  # fmt: skip
+        assert acked.exit_code == 0, acked.output
+        assert row_with(acked.stdout, "each-failure")[-1] == "Olga Operator"
+        note = " ".join(line.strip() for line in acked.stdout.splitlines()[3:])  # the note, wrapped under the row
+        at = re.search(r"acked by Olga Operator at (\d{4}-\d\d-\d\d \d\d:\d\d): looking at their lab", note)
+        assert at is not None, acked.stdout
+        stored = (await call("incidents", "--json")).stdout
+        acked_at = next(i.acked_at for i in IncidentPage.model_validate_json(stored).items if i.id == target.id)
+        assert acked_at is not None and at.group(1) == acked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        assert max(len(line) for line in (await call("incidents")).stdout.splitlines()) <= 100
+
+        assert_one_line_error(await call("ack", "999999", "--as", "Olga", "--token", TOKEN), "no incident 999999")
+        assert_one_line_error(
+            await call("ack", "0", "--as", "Olga", "--token", TOKEN),
+            "the cidash API rejected the request: incident_id: Input should be greater than or equal to 1",
+        )
+        no_token = await call("ack", str(target.id), "--as", "Olga")
+        assert no_token.exit_code == 1 and "needs a token" in no_token.stderr and no_token.stdout == ""
+        not_a_number = await call("ack", "x1", "--as", "Olga", "--token", TOKEN)
+        assert not_a_number.exit_code == 2 and "Invalid value for 'incident'" in not_a_number.output

@@ -416,33 +416,44 @@ def alerts_table(alerts: Sequence[AlertOut], now: datetime, caption: str | None 
     return NotedTable(table, notes, caption=caption)
 
 
-def incidents_table(incidents: Sequence[IncidentOut], now: datetime, caption: str | None = None) -> Table:
-    table = _table(caption=caption)
-    table.add_column("id", justify="right")
-    table.add_column("since (UTC)", no_wrap=True)
-    table.add_column("severity")
-    table.add_column("CI")
-    table.add_column("rule")
-    table.add_column("state")
-    table.add_column("acked by")
-    table.add_column("summary", overflow="fold")
+def incidents_table(incidents: Sequence[IncidentOut], now: datetime, caption: str | None = None) -> NotedTable:
+    """One line per incident (fits 100 columns): since when, how bad, whose, its state, who acked it;
+    under it its age, the summary, and the ack (who, when, note) and silence in full."""
+    table = _table()
+    _one_line_column(table, "id", right=True)
+    _one_line_column(table, "since (UTC)")
+    _one_line_column(table, "severity")
+    _one_line_column(table, "CI", cut_at=22)
+    _one_line_column(table, "rule", cut_at=24)
+    _one_line_column(table, "state")
+    _one_line_column(table, "acked by", cut_at=16)
+    notes: list[Text | None] = []
     for i in incidents:
         state = text(i.state, "red" if i.state == "firing" else "green")
         if i.silenced_by:
             state.append(" (silenced)", style="dim")
-        if i.quiet:
-            state.append(f" ({i.quiet})", style="dim")
         table.add_row(
             text(i.id),
-            text(f"{when(i.started_at)} ({time_ago(i.started_at, now)})"),
+            text(when(i.started_at)),
             text(i.severity, SEVERITY_STYLES.get(i.severity, "")),
             text(i.ci),
             text(i.rule + (f" · {i.scope}" if i.scope else "")),
             state,
             text(i.acked_by or DASH),
-            text(i.summary),
         )
-    return table
+        acked = f"acked by {i.acked_by} at {when(i.acked_at)}" + (f": {i.ack_note}" if i.ack_note else "")
+        until = "until it resolves" if i.silenced_until_resolved else f"until {when(i.silenced_until)}"
+        silenced = f"silenced by {i.silenced_by} {until}" + (f": {i.silence_reason}" if i.silence_reason else "")
+        notes.append(
+            _note(
+                time_ago(i.started_at, now),
+                i.summary,
+                f"notifies no one ({i.quiet})" if i.quiet else None,
+                acked if i.acked_by else None,
+                silenced if i.silenced_by else None,
+            )
+        )
+    return NotedTable(table, notes, caption=caption)
 
 
 # -- live feed lines -----------------------------------------------------------------------------
