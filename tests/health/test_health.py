@@ -26,7 +26,9 @@ from cidash.store.inserted_run import InsertedRun
 from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups
 from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
 from tests.api.test_api import load_history
+from tests.support.clock import ManualClock
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
+from tests.support.wait import until
 
 NOW = T0 + timedelta(hours=8)  # the health model's pinned clock, in step with the fixtures
 NOVA = "openstack/nova"
@@ -708,8 +710,8 @@ async def test_project_filter_counts_only_that_project(ci_store: Store) -> None:
 
 
 async def test_cache_serves_stale_values_while_refreshing() -> None:
-    clock = [1000.0]
-    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=lambda: clock[0])
+    clock = ManualClock()
+    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=clock)
     computed: list[int] = []
     release = asyncio.Event()
 
@@ -720,19 +722,19 @@ async def test_cache_serves_stale_values_while_refreshing() -> None:
         return len(computed)
 
     assert await cache.get_or_compute("k", compute) == 1
-    clock[0] += 10
+    clock.advance(10)
     assert await cache.get_or_compute("k", compute) == 1 and computed == [1]  # fresh
-    clock[0] += 60
+    clock.advance(60)
     assert await cache.get_or_compute("k", compute) == 1  # stale: served at once ...
     assert await cache.get_or_compute("k", compute) == 1  # ... one refresh at a time
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the refresh starts
     assert computed == [1, 2] and "k" in cache.refreshing
     release.set()
-    await asyncio.sleep(0.01)
-    assert cache.get("k") == 2 and not cache.refreshing
-    clock[0] += 1000  # too old to serve: recomputed inline
+    await until(lambda: not cache.refreshing, 5, "the refresh to end")
+    assert cache.get("k") == 2
+    clock.advance(1000)  # too old to serve: recomputed inline
     assert await cache.get_or_compute("k", compute) == 3
-    clock[0] += 60
+    clock.advance(60)
     assert await cache.get_or_compute("k", compute) == 3
     assert "k" in cache.refreshing
     await cache.close()  # cancels the refresh it started (before it ran)
@@ -742,8 +744,8 @@ async def test_cache_serves_stale_values_while_refreshing() -> None:
 
 
 async def test_background_windows_never_wait_for_their_value() -> None:
-    clock = [1000.0]
-    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=lambda: clock[0])
+    clock = ManualClock()
+    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=clock)
     release = asyncio.Event()
     computed: list[int] = []
 
@@ -755,14 +757,11 @@ async def test_background_windows_never_wait_for_their_value() -> None:
     assert cache.peek_or_start("k", compute, 600) is None  # nothing yet: computing in the background
     assert cache.peek_or_start("k", compute, 600) is None and len(cache.refreshing) == 1  # one at a time
     release.set()
-    deadline = asyncio.get_running_loop().time() + 5
-    while cache.peek_or_start("k", compute, 600) is None:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.01)
+    await until(lambda: cache.peek_or_start("k", compute, 600) is not None, 5, "the background value")
     assert cache.peek_or_start("k", compute, 600) == 1 and computed == [1] and not cache.refreshing
-    clock[0] += 300  # past the TTL, within the refresh age: served, no refresh
+    clock.advance(300)  # past the TTL, within the refresh age: served, no refresh
     assert cache.peek_or_start("k", compute, 600) == 1 and not cache.refreshing
-    clock[0] += 10_000  # however old, the value is served at once, and a refresh starts
+    clock.advance(10_000)  # however old, the value is served at once, and a refresh starts
     assert cache.peek_or_start("k", compute, 600) == 1 and "k" in cache.refreshing
     await cache.close()
 

@@ -19,7 +19,7 @@ import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet
 from cidash.parsing import CommentKind, JobResult, ParsedComment
 from cidash.store import Store
 from cidash.store.migrate import upgrade
+from tests.support.clock import T0
 
 MYSQL_ADMIN_URL = os.environ.get(
     "CIDASH_TEST_MYSQL_URL", "mysql+aiomysql://cidash_test:cidash_test@127.0.0.1:3306/test"
@@ -99,18 +100,6 @@ async def store(migrated_db_url: str) -> AsyncIterator[Store]:
 # -- builders ------------------------------------------------------------------------------------
 
 
-def _recent_morning() -> datetime:
-    """10:00 UTC four days before today: the fixtures' base instant, relative to the real clock.
-
-    Code under test reads windows back from the real now (the API's 24 h / 7 d / 30 d), so the
-    fixtures cannot sit at a fixed date. Four days back keeps builders' offsets (up to T0 + 31 h)
-    in the past and outside the 24 h window, and everything inside the 7 d window, on any date.
-    """
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=4) + timedelta(hours=10)
-
-
-T0 = _recent_morning()
 ZUUL = AccountRef(account_id=22348, username="zuul", name="Zuul", email="zuul@openstack.org")
 THIRD_PARTY = AccountRef(account_id=9001, username="acme-ci", name="ACME CI", email="ci@acme.example")
 HUMAN = AccountRef(account_id=1000, username="alice", name="Alice", email="alice@example.org")
