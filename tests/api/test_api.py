@@ -4,10 +4,8 @@ the dashboard's static files and the security headers."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -42,6 +40,7 @@ from cidash.store.schema import rollups_t
 from tests.support.paths import REPO
 from tests.support.store_fixtures import observed, parsed
 from tests.support.stored import ci_systems
+from tests.support.wait import until_awaited
 
 REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]
 OPTIONS = frozenset({"MESSAGES", "ALL_REVISIONS", "DETAILED_ACCOUNTS"})
@@ -154,11 +153,12 @@ async def test_systems_summary_windows_and_detail(loaded: Loaded) -> None:
         assert all(len(s["sparkline"]) == points for s in body)
         if window == "30d":  # computed in the background: null and pending at first, then as for 7 d
             assert all(s["health"]["metrics_pending"] or s["health"]["coverage"] is not None for s in body)
-            deadline = time.monotonic() + 60
-            while any(s["health"]["metrics_pending"] for s in body):
-                assert time.monotonic() < deadline, "the 30 d metrics were never computed"
-                await asyncio.sleep(0.05)
-                body = (await client.get("/api/v1/systems", params={"window": window})).json()
+
+            async def computed(window: str = window) -> list[dict[str, Any]] | None:
+                again = (await client.get("/api/v1/systems", params={"window": window})).json()
+                return None if any(s["health"]["metrics_pending"] for s in again) else again
+
+            body = await until_awaited(computed, 60, "the 30 d metrics to be computed")
             seven = (await client.get("/api/v1/systems", params={"window": "7d"})).json()
             week = {s["name"]: s["health"] for s in seven}
             for s in body:  # the history is 4 h long: the same patch sets in both windows

@@ -42,6 +42,7 @@ from cidash.domain.views import ServerStatus
 from cidash.live import hub as live
 from cidash.store import Store
 from tests.support.store_fixtures import ZUUL, observed, parsed
+from tests.support.wait import until_awaited
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -260,10 +261,11 @@ async def _live_clients(base: str) -> float:
 
 async def test_live_clients_are_capped_with_a_clear_close_code_and_status(served: Served) -> None:
     base = f"http://127.0.0.1:{served.port}"
-    deadline = time.monotonic() + 10
-    while await _live_clients(base) > 0:  # the other tests' sockets are counted out as the server sees them close
-        assert time.monotonic() < deadline, "live clients of earlier tests are still counted"
-        await asyncio.sleep(0.05)
+
+    async def none_counted() -> bool:  # the other tests' sockets are counted out as the server sees them close
+        return await _live_clients(base) == 0
+
+    await until_awaited(none_counted, 10, "the live clients of earlier tests to be counted out")
     sockets = [await connect(_ws_url(served, "&since=0")) for _ in range(LIVE_CLIENTS)]
     try:
         for ws in sockets:

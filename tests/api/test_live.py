@@ -9,7 +9,7 @@ import contextlib
 import itertools
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +34,7 @@ from cidash.live.hub import LiveOptions, live_clients
 from cidash.store import Store
 from cidash.store import feed as feed_module
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
+from tests.support.wait import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -129,14 +130,6 @@ async def running(
         await bus.close()
 
 
-async def wait_until(predicate: Callable[[], bool], limit_s: float, what: str, step_s: float = 0.01) -> None:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
-        await asyncio.sleep(step_s)
-
-
 async def recv(ws: ClientConnection, limit_s: float = 5.0) -> dict[str, Any]:
     async with asyncio.timeout(limit_s):
         message = json.loads(await ws.recv())
@@ -179,6 +172,15 @@ async def subscribe(site: Site, **subscription: Any) -> ClientConnection:
 # -- subscriptions --------------------------------------------------------------------------------------
 
 
+def filters(site: Site) -> set[tuple[str, str]]:
+    """(kinds, ci) of each subscriber as the hub applies them ("*": any)."""
+
+    def text(values: frozenset[str] | None) -> str:
+        return "*" if values is None else ",".join(sorted(values))
+
+    return {(text(c.flt.kinds), text(c.flt.ci)) for c in site.hub().clients}
+
+
 async def test_subscribe_and_receive_live_messages_with_filters(store: Store) -> None:
     async with running(store) as site:
         await site.post([("SUCCESS", ZUUL, "zuul")])
@@ -206,7 +208,7 @@ async def test_subscribe_and_receive_live_messages_with_filters(store: Store) ->
 
         # a later subscribe message changes the filters of the running stream
         await runs.send(json.dumps({"type": "subscribe", "kinds": ["run"], "ci": ["zuul"]}))
-        await asyncio.sleep(0.1)
+        await until(lambda: ("run", "zuul") in filters(site), 5, "the hub to apply the new filter")
         zuul = [
             m
             for m in await site.post([("SUCCESS", ZUUL, "zuul"), ("FAILURE", THIRD_PARTY, "acme-ci")])
@@ -216,14 +218,14 @@ async def test_subscribe_and_receive_live_messages_with_filters(store: Store) ->
         await nothing_more(runs)
         # ... and back to every CI: runs of both arrive again
         await runs.send(json.dumps({"type": "subscribe", "kinds": ["run"]}))
-        await asyncio.sleep(0.1)
+        await until(lambda: ("run", "*") in filters(site), 5, "the hub to apply the wider filter")
         both = await site.post([("FAILURE", THIRD_PARTY, "acme-ci"), ("SUCCESS", ZUUL, "zuul")])
         both_runs = [m for m in both if m.type == "run"]
         assert ids(await feed_messages(runs, len(both_runs))) == ids(both_runs)
         await nothing_more(runs)
         for ws in (runs, alerts, everything):
             await ws.close()
-        await wait_until(lambda: live_clients() == 0, 5, "the clients to be gone")
+        await until(lambda: live_clients() == 0, 5, "the clients to be gone")
         assert metrics.REGISTRY.get_sample_value("cidash_websocket_clients", {"transport": "websocket"}) == 0
 
 
@@ -304,21 +306,25 @@ async def test_reconnect_with_since_gets_exactly_the_missed_messages_once(store:
 
         # it comes back while new alerts keep being published
         stop = asyncio.Event()
+        rounds = 0
 
         async def produce() -> None:
+            nonlocal rounds
             while not stop.is_set():
                 await site.fail()
+                rounds += 1
                 await asyncio.sleep(0.005)
 
         producer = asyncio.create_task(produce())
         try:
-            await asyncio.sleep(0.05)
+            await until(lambda: rounds >= 1, 10, "new alerts before the client comes back")
             ws = await subscribe(site, kinds=["alert", "state"], since=last_id)
             hello = await recv(ws)
             assert hello["type"] == "hello" and hello["id"] > last_id
             collected = await feed_messages(ws, len(missed))
             assert collected == [{"type": m.type, "id": m.id, "data": m.data} for m in missed]  # the backlog, in order
-            await asyncio.sleep(0.3)  # live ones meanwhile
+            replayed = rounds
+            await until(lambda: rounds >= replayed + 3, 10, "live alerts after the replay")
         finally:
             stop.set()
             await producer
@@ -342,7 +348,7 @@ async def test_a_burst_during_the_replay_is_neither_lost_nor_doubled(store: Stor
         ws = await connect(site.ws_url(f"?since={since}"), compression=None, max_queue=1)
         await recv(ws)
         # wait until the server is replaying (one row per page, a slow reader)
-        await wait_until(lambda: any(c.replaying for c in site.hub().clients), 10, "the replay", step_s=0.001)
+        await until(lambda: any(c.replaying for c in site.hub().clients), 10, "the replay", step_s=0.001)
         burst = await site.post([("FAILURE", THIRD_PARTY, "acme-ci")] * 10)  # one publish, 20+ messages
         client = next(iter(site.hub().clients))
         expected = await site.stored(since)
@@ -383,7 +389,7 @@ async def test_a_slow_consumer_is_closed_and_the_others_keep_receiving(store: St
                 published += len(batch)
                 await site.bus.publish(batch)
                 await asyncio.sleep(0.002)
-        await wait_until(lambda: len(received) >= published, 30, "the fast client to receive everything")
+        await until(lambda: len(received) >= published, 30, "the fast client to receive everything")
         assert received == list(range(hub.last - published + 1, hub.last + 1))  # the fast one got all, in order
         # the slow one reads at last: what was on the way, then the close
         with pytest.raises(websockets.ConnectionClosed):
@@ -392,7 +398,7 @@ async def test_a_slow_consumer_is_closed_and_the_others_keep_receiving(store: St
                     pass
         assert (slow.close_code, slow.close_reason) == (4008, "slow consumer")
         await site.bus.publish([FeedMessage(type="run", id=next_id, data={"ci": "x"})])
-        await wait_until(lambda: received[-1] == next_id, 5, "the fast client to receive the last message")
+        await until(lambda: received[-1] == next_id, 5, "the fast client to receive the last message")
         await fast.close()
         await reader
 

@@ -4,29 +4,18 @@ acks and silences one from its page (with the demo's write token); the API says 
 from __future__ import annotations
 
 import re
-import time
-from typing import Any
 
 from tests.browser.conftest import Demo, PageFactory
+from tests.support.wait import until_blocking
 
 TOKEN_LINE = re.compile(r"write token \(acks, silences\): (\S+)")
 
 
-def _until(what: str, probe: Any, limit_s: float = 90.0) -> Any:
-    deadline = time.monotonic() + limit_s
-    while True:
-        found = probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out after {limit_s} s waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_an_operator_acks_and_silences_an_incident(demo: Demo, new_page: PageFactory) -> None:
-    token = _until(
-        "the demo's write token", lambda: next((m.group(1) for m in map(TOKEN_LINE.search, demo.output) if m), None)
+    token = until_blocking(
+        lambda: next((m.group(1) for m in map(TOKEN_LINE.search, demo.output) if m), None), 90, "the demo's write token"
     )
-    firing = _until("a firing incident", lambda: demo.get("/incidents?state=firing")["items"])
+    firing = until_blocking(lambda: demo.get("/incidents?state=firing")["items"], 90, "a firing incident", 0.2)
     # a silent CI's incident stays open in the live demo; another one may resolve while the test runs
     fresh = [i for i in firing if not i["acked_by"] and not i["silenced_by"]] or firing
     target = next((i for i in fresh if i["kind"] == "silent"), fresh[0])
@@ -65,4 +54,4 @@ def test_an_operator_acks_and_silences_an_incident(demo: Demo, new_page: PageFac
             return row.count() == 0
         return row.count() > 0 and "acked by Olga Operator" in row.inner_text()
 
-    _until("the overview to show who acked the incident", shown_or_resolved, 30)
+    until_blocking(shown_or_resolved, 30, "the overview to show who acked the incident")

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from cidash.sim.world import World
 from tests.browser.conftest import DESKTOP, running_cidash
+from tests.support.wait import until_blocking
 
 TOKEN = "s3cret-read"
 API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
@@ -79,10 +79,12 @@ def test_the_dashboard_asks_for_the_read_token_then_goes_live(browser: Any, guar
     banner.get_by_label("Read token").fill(TOKEN)
     banner.get_by_role("button", name="Use token").click()
     banner.wait_for(state="detached")
-    live = time.monotonic() + 15
-    while page.get_by_test_id("conn-state").inner_text() != "live":
-        assert time.monotonic() < live, "the live feed did not connect with the token"
-        time.sleep(0.1)
+    until_blocking(
+        lambda: page.get_by_test_id("conn-state").inner_text() == "live",
+        15,
+        "the live feed to connect with the token",
+        0.1,
+    )
     assert page.evaluate("localStorage.getItem('cidash.token')") == TOKEN
     page.context.close()
 

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import DESKTOP, running_cidash
+from tests.support.wait import until_blocking
 
 WRITE = "s3cret-write"
 API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
@@ -124,8 +124,10 @@ def test_unread_comments_are_shown_a_pattern_reads_them_and_the_re_read_keeps_it
     done.wait_for()
     assert "3 starts and unread" not in done.inner_text()
     assert "4 starts and unread comments (0 now results, 0 changed kind)" in done.inner_text()
-    deadline = time.monotonic() + 15
-    while _counts_row(page, "1h") != ["1h", "0", "1", "3", "75.0%"]:
-        assert time.monotonic() < deadline, _counts_row(page, "1h")
-        time.sleep(0.1)
+    until_blocking(
+        lambda: _counts_row(page, "1h") == ["1h", "0", "1", "3", "75.0%"],
+        15,
+        "the 1 h counts row to be read again",
+        0.1,
+    )
     context.close()

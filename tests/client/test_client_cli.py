@@ -56,6 +56,7 @@ from cidash.domain.views import (
 from cidash.store import Store
 from tests.support.paths import REPO
 from tests.support.store_fixtures import ZUUL, observed, parsed
+from tests.support.wait import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -1012,10 +1013,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
         async with served(app) as url:
             args = ("watch", "--since-id", "1", "--max-messages", "21", "--json", "--url", url)
             watching = asyncio.ensure_future(asyncio.to_thread(invoke, *args))
-            deadline = asyncio.get_running_loop().time() + 10
-            while live.live_clients() == 0:
-                assert asyncio.get_running_loop().time() < deadline, "watch did not connect"
-                await asyncio.sleep(0.05)
+            await until(lambda: live.live_clients() > 0, 10, "watch to connect")
             await asyncio.sleep(0.5)  # the replay (2, 3) and a ping or two
             await write(2000, 20)  # feed ids 4..23 in one burst
             result = await asyncio.wait_for(watching, 30)

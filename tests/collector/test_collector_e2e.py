@@ -20,16 +20,19 @@ from cidash.service.runtime import Runtime
 from cidash.sim.faults import FaultRequest
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
-from tests.support.sim_fixtures import client_key, compare, fetch_truth, sim_settings, wait_for
+from tests.support.sim_fixtures import client_key, compare, fetch_truth, sim_settings
 from tests.support.stored import all_runs
+from tests.support.wait import until
 
 pytestmark = pytest.mark.timeout(240)
 
 
-async def _settle(collector: ServerCollector) -> None:
-    """Let the stream's queue drain, then one last backfill: afterwards the store must be complete."""
-    await wait_for(lambda: collector.ingestor.pending == 0, 30, "the ingest queue to drain")
-    await asyncio.sleep(0.5)
+async def _settle(sim: RunningSim, collector: ServerCollector) -> None:
+    """Let the simulator write out its stream and the collector store what it read, then one last
+    backfill (the final word on what is still on the wire): afterwards the store must be complete."""
+    async with asyncio.timeout(30):
+        await sim.hub.wait_drained()
+    await until(lambda: collector.ingestor.pending == 0, 30, "the ingest queue to drain")
     result = await collector.backfill_now()
     assert result is not None, collector.health.last_error
 
@@ -40,9 +43,9 @@ async def test_clean_run_matches_truth(migrated_db_url: str, tmp_path: Path) -> 
         settings = sim_settings(sim, migrated_db_url, client_key(tmp_path))
         async with Runtime(settings, migrate=False) as runtime:
             collector = runtime.collectors[0]
-            await wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
+            await until(lambda: collector.stream.stats.connected, 20, "the stream to connect")
             await sim.done.wait()
-            await _settle(collector)
+            await _settle(sim, collector)
             assert runtime.store is not None
             stored = await all_runs(runtime.store)
             stats = collector.ingestor.stats
@@ -67,26 +70,26 @@ async def test_faults_and_restart_lose_nothing(migrated_db_url: str, tmp_path: P
         # first collector: faults while it runs, then it is stopped in the middle of the traffic
         async with Runtime(settings, migrate=False) as runtime:
             collector = runtime.collectors[0]
-            await wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
+            await until(lambda: collector.stream.stats.connected, 20, "the stream to connect")
             sim.faults.apply(FaultRequest(malformed_rate=0.02, truncated_rate=0.01))
-            await wait_for(lambda: sim.hub.published > 400, 30, "traffic")
+            await until(lambda: sim.hub.published > 400, 30, "traffic")
             sim.faults.apply(FaultRequest(drop_ssh=True))
-            await wait_for(lambda: sim.hub.published > 800, 30, "traffic")
+            await until(lambda: sim.hub.published > 800, 30, "traffic")
             sim.faults.apply(FaultRequest(dropped_output=25))
             sim.faults.apply(FaultRequest(rest_429_s=3))
-            await wait_for(lambda: sim.hub.published > half, 60, "half the traffic")
+            await until(lambda: sim.hub.published > half, 60, "half the traffic")
             # a starved collector may still be reconnecting at half-time
-            await wait_for(lambda: collector.stream.stats.reconnects >= 1, 30, "a reconnect after the SSH drop")
+            await until(lambda: collector.stream.stats.reconnects >= 1, 30, "a reconnect after the SSH drop")
             first_dead = collector.ingestor.stats.dead_lettered
             first_reconnects = collector.stream.stats.reconnects
 
         # a gap with nobody listening, then a fresh collector on the same database
-        await wait_for(lambda: sim.hub.published > half + 300, 60, "traffic while no collector runs")
+        await until(lambda: sim.hub.published > half + 300, 60, "traffic while no collector runs")
         sim.faults.apply(FaultRequest(malformed_rate=0.0, truncated_rate=0.0))
         async with Runtime(settings, migrate=False) as runtime:
             collector = runtime.collectors[0]
             await sim.done.wait()
-            await _settle(collector)
+            await _settle(sim, collector)
             assert runtime.store is not None
             stored = await all_runs(runtime.store)
             dead_total = await runtime.store.dead_letter_count()

@@ -11,6 +11,7 @@ import time
 import tracemalloc
 import zlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -21,6 +22,7 @@ from cidash.errors import GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient, ResponseTooLargeError
 from cidash.service.runtime import Runtime
 from tests.support.loopback_http import Request, answer, loopback_server, trickle, trickled_gerrit_answer
+from tests.support.wait import until_awaited
 
 MiB = 1024 * 1024
 CAP = 1 * MiB  # the client's cap in these tests; the memory bound below is a few times that
@@ -128,12 +130,13 @@ async def test_a_stalled_backfill_pass_ends_and_shows_in_readyz_and_metrics(tmp_
         async with Runtime(settings, serve_api=True) as runtime:
             (collector,) = runtime.collectors
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.api_port}") as http:
-                async with asyncio.timeout(15):  # the first pass starts at once and is cut after 1.5 s
-                    while True:
-                        ready = (await http.get("/readyz")).json()
-                        if ready["servers"][0]["backfill_stalled"]:
-                            break
-                        await asyncio.sleep(0.1)
+
+                async def stalled() -> dict[str, Any] | None:
+                    ready = (await http.get("/readyz")).json()
+                    return ready if ready["servers"][0]["backfill_stalled"] else None
+
+                # the first pass starts at once and is cut after 1.5 s
+                ready = await until_awaited(stalled, 15, "the backfill to be reported stalled", 0.1)
                 exposition = (await http.get("/metrics")).text
     assert ready["servers"][0]["backfill_stalled"] is True
     assert 'cidash_backfill_stalled{server="slow"} 1.0' in exposition

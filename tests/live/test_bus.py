@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from cidash.domain.views import FeedMessage
 from cidash.errors import CidashError
 from cidash.live.bus import Bus, BusClosedError, LocalBus, RedisBus, Subscription, decode, encode, make_bus
+from tests.support.wait import until
 
 REDIS_URL = os.environ.get("CIDASH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -34,14 +35,6 @@ async def take(subscription: Subscription, count: int, limit_s: float = 5.0) -> 
             if message is not None:
                 found.append(message)
     return found
-
-
-async def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest_asyncio.fixture
@@ -90,7 +83,7 @@ async def test_closing_the_bus_ends_subscriptions() -> None:
     bus = LocalBus()
     async with bus.subscribe() as sub:
         reader = asyncio.create_task(take(sub, 1))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the reader is waiting when the bus closes
         await bus.close()
         with pytest.raises(BusClosedError):
             await reader
@@ -130,7 +123,7 @@ async def test_redis_bus_replicas_all_receive(redis_prefix: str) -> None:
                 assert [m.id for m in received] == list(range(1, 452))
                 assert received[0] == batch[0]  # the data survives the trip
             assert elsewhere.pending() == 0  # another prefix is another channel
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the point: room for a stray delivery, which must not come
             assert elsewhere.pending() == 0
         assert publisher.publish_failures == 0
     finally:
@@ -154,7 +147,7 @@ async def test_redis_bus_reconnects_after_losing_its_connection(redis_prefix: st
                 await admin.client_kill_filter(_id=client["id"])
             async with asyncio.timeout(10):
                 assert await sub.next() is None  # the loss is reported
-            await wait_until(lambda: bus.reconnects > 0, 10, "the subscription to be re-established")
+            await until(lambda: bus.reconnects > 0, 10, "the subscription to be re-established")
             # re-subscribed: later messages arrive again
             async with asyncio.timeout(10):
                 while True:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.loopback_http import loopback_server, trickled_gerrit_answer
 from tests.support.store_fixtures import _create_mysql_database, _drop_mysql_database
+from tests.support.wait import until_blocking
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -202,10 +203,7 @@ def test_sigterm_during_a_backfill_and_during_a_stream_reconnect(tmp_path: Path,
 
     def backfill_under_way(count: int) -> object:
         def check() -> None:
-            deadline = time.monotonic() + 30
-            while len(gerrit.requests) < count:  # type: ignore[attr-defined]
-                assert time.monotonic() < deadline, f"{len(gerrit.requests)} backfill requests reached Gerrit"  # type: ignore[attr-defined]
-                time.sleep(0.05)
+            until_blocking(lambda: len(gerrit.requests) >= count, 30, f"{count} backfill requests to reach Gerrit")  # type: ignore[attr-defined]
 
         return check
 

@@ -7,10 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.wait import until_blocking
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,14 +54,14 @@ def test_serve_keeps_retrying_with_one_line_per_failure(tmp_path: Path) -> None:
             text=True,
         )
     try:
-        deadline = time.monotonic() + 60  # a few stream reconnects and a failed backfill, however busy the machine
-        while time.monotonic() < deadline:
-            seen = log_path.read_text()
-            if len(_stream_failures(seen)) >= 2 and "Gerrit REST" in seen:
-                break
+
+        def failed_as_expected() -> bool:
             assert process.poll() is None, "serve must keep running while Gerrit is down"
-            time.sleep(0.2)
-        assert process.poll() is None, "serve must keep running while Gerrit is down"
+            seen = log_path.read_text()
+            return len(_stream_failures(seen)) >= 2 and "Gerrit REST" in seen
+
+        # a few stream reconnects and a failed backfill, however busy the machine
+        until_blocking(failed_as_expected, 60, "two stream failures and a REST failure in the log", 0.2)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     finally:

@@ -221,7 +221,7 @@ async def test_running_sim_streams_waits_for_clients_and_keeps_serving() -> None
     async with RunningSim(options, world=world) as sim:
         assert world.histories == [timedelta(days=1)]
         assert world.base_url == f"http://127.0.0.1:{sim.http_port}"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the point: time to publish, which it must not use without a client
         assert not sim.done.is_set() and sim.hub.published == 0  # held until a client listens
         async with await connect(sim) as conn:
             process = await conn.create_process("gerrit stream-events", encoding=None)

@@ -295,7 +295,7 @@ async def test_unsubscribe_releases_a_blocked_publisher_and_the_writer() -> None
     hub = EventHub(backpressure=True)
     sub = hub.subscribe(None)
     publisher = asyncio.create_task(hub.publish([ev(n) for n in range(MAX_EVENTS + 5)]))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the point: time to finish, which a blocked publisher must not use
     assert not publisher.done()  # the 129th event waits for room
     idle = hub.subscribe(frozenset({"nothing-matches"}))
     waiting_writer = asyncio.create_task(idle.next_batch())
@@ -314,7 +314,7 @@ async def test_wait_drained_follows_the_writer() -> None:
     assert not hub.idle
     drained = asyncio.create_task(hub.wait_drained())
     await sub.next_batch()
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the point: time to report drained, which it must not use yet
     assert not drained.done()  # the batch is handed out but not yet written
     writer = asyncio.create_task(sub.next_batch())  # asking again = previous batch written
     await asyncio.wait_for(drained, 5)

@@ -29,6 +29,7 @@ from tests.support.fidelity import (
 )
 from tests.support.paths import REPO
 from tests.support.sim_fixtures import client_key
+from tests.support.wait import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,7 +63,7 @@ async def _sim_capture(tmp_path: Path) -> tuple[list[str], dict[str, Any]]:
 
             reader = asyncio.create_task(read())
             await asyncio.wait_for(sim.done.wait(), 60)
-            await asyncio.sleep(0.5)
+            await until(lambda: len(lines) >= sim.hub.published, 10, "every published event to be read")
             reader.cancel()
         world = sim.world
         change = max(world.changes.values(), key=lambda c: len(c.messages))  # type: ignore[attr-defined]

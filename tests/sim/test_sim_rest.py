@@ -294,7 +294,7 @@ async def test_429_storm_without_retry_after_then_ok(client: httpx.AsyncClient) 
     assert response.text == "Quota limit reached\n"
     assert "retry-after" not in response.headers
     assert response.headers["content-type"] == "text/plain;charset=utf-8"
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(0.45)  # the point: past the 0.4 s storm, it answers again
     assert (await client.get("/a/changes/")).status_code == 200
     assert (await client.get("/__sim/faults")).json()["injected"]["rest_429"] >= 1
 
@@ -303,7 +303,7 @@ async def test_500_storm(client: httpx.AsyncClient) -> None:
     await client.post("/__sim/faults", json={"rest_500_s": 0.3})
     response = await client.get("/a/config/server/version")
     assert response.status_code == 500 and response.text == "Internal server error\n"
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.35)  # the point: past the 0.3 s storm
     assert gerrit_json(await client.get("/a/config/server/version")) == "3.10.1"
     bad = await client.post("/__sim/faults", json={"rest_500_s": -1})
     assert bad.status_code == 400

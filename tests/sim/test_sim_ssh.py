@@ -20,6 +20,7 @@ from cidash.sim.faults import FaultRequest, Faults
 from cidash.sim.hub import MAX_EVENTS, EventHub
 from cidash.sim.ssh import SshServerHandle, start_ssh_server
 from cidash.sim.world import World
+from tests.support.wait import until
 
 GERRIT_IDENT = "SSH-2.0-GerritCodeReview_3.10.1 (APACHE-SSHD-2.12.0)"
 
@@ -47,9 +48,7 @@ class Sim:
         )
 
     async def wait_subscribers(self, count: int) -> None:
-        async with asyncio.timeout(5):
-            while self.hub.subscriber_count != count:  # noqa: ASYNC110 (no event for "fewer")
-                await asyncio.sleep(0.005)
+        await until(lambda: self.hub.subscriber_count == count, 5, f"{count} subscribers", 0.005)
 
 
 class Collector(asyncssh.SSHClientSession[bytes]):
@@ -175,7 +174,7 @@ async def test_subscribe_filters_exact_types(sim: Sim, command: str) -> None:
             [ev(1, "patchset-created"), ev(2), ev(3, "comment-added-x"), ev(4), ev(5, "Comment-Added")]
         )
         await stream.wait_lines(2)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the point: room for a third line that must not come
         assert [e["n"] for e in stream.events()] == [2, 4]
 
 
@@ -183,7 +182,7 @@ async def test_nothing_is_sent_while_idle(sim: Sim) -> None:
     async with await sim.connect() as conn:
         chan, stream = await open_stream(conn)
         await sim.wait_subscribers(1)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the point: an idle half second in which nothing may be sent
         assert stream.stdout_bytes == 0 and stream.stderr == b""
         assert not chan.is_closing()
         await sim.hub.publish([ev(1)])
@@ -244,7 +243,7 @@ async def test_events_without_subscriber_are_lost(sim: Sim) -> None:
         await sim.wait_subscribers(1)
         await sim.hub.publish([ev(3)])
         await stream.wait_lines(1)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the point: room for the lost events, which must not come
         assert [e["n"] for e in stream.events()] == [3]
         assert sim.hub.unheard == 2
 
@@ -265,7 +264,7 @@ async def test_stdin_eof_does_not_end_the_stream(sim: Sim) -> None:
         chan, stream = await open_stream(conn)
         await sim.wait_subscribers(1)
         chan.write_eof()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the point: the server has seen the EOF (and must keep streaming)
         await sim.hub.publish([ev(7)])
         assert [orjson.loads(line)["n"] for line in await stream.wait_lines(1)] == [7]
 
@@ -490,7 +489,7 @@ async def test_openssh_client_streams_events(sim: Sim, tmp_path: Path) -> None:
         await sim.wait_subscribers(1)
         events = [ev(n) for n in range(200)]
         await sim.hub.publish(events[:100])
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # two writes apart: the client reads across them
         await sim.hub.publish(events[100:])
         assert proc.stdout is not None
         async with asyncio.timeout(10):

@@ -48,6 +48,7 @@ from tests.support.soak_mariadb import PrivateMariaDB, free_port
 from tests.support.soak_replicas import Replica, TomlValue, to_toml
 from tests.support.soak_watch import AlertWatcher
 from tests.support.stored import all_runs
+from tests.support.wait import until
 
 EVENTS_PER_COMMENT = 4  # the simulated world posts one CI result for about four stream events
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -362,10 +363,9 @@ class Chaos:
             await asyncio.sleep(POLL_S)
 
     async def _until_published(self, events: int, limit_s: float = 600) -> None:
-        deadline = time.monotonic() + limit_s
-        while self.sim.hub.published < events:
-            assert time.monotonic() < deadline, f"the simulator did not reach {events} events in {limit_s} s"
-            await asyncio.sleep(POLL_S)
+        await until(
+            lambda: self.sim.hub.published >= events, limit_s, f"the simulator to reach {events} events", POLL_S
+        )
 
 
 async def until_watched(watcher: AlertWatcher, alerts: list[tuple[int, int]], limit_s: float = 60) -> None:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 async def test_no_migrate_waits_until_the_schema_is_there(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="cidash.store.migrate")
     waiter = asyncio.create_task(wait_for_schema(db_url, poll_s=0.1))
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the point: five polls of an empty database, none of them enough
     assert not waiter.done(), "an empty database is not ready"
     assert "this version needs" in caplog.text and "cidash db upgrade" in caplog.text
     await upgrade(db_url)

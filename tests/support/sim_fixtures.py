@@ -5,9 +5,7 @@ PYTEST_DONT_REWRITE
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +100,3 @@ def compare(truth: list[dict[str, Any]], stored: list[StoredRun]) -> tuple[Count
     want = Counter(truth_key(record) for record in truth)
     have = Counter(stored_key(run) for run in stored)
     return want - have, have - want
-
-
-async def wait_for(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
-    """Poll `predicate` until it holds; fail saying `what` did not happen within `limit_s`."""
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
