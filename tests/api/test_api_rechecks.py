@@ -3,8 +3,6 @@ recheck recovery share, the comments behind it on ``/rechecks``, its definition 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from cidash.parsing import CommentParser
 from cidash.store import Store
 from cidash.store.rollups import rebuild_rollups
 from tests.support.store_fixtures import HUMAN, THIRD_PARTY, ZUUL, observed
+from tests.support.wait import until_awaited
 
 FAILED = "Build failed.\n\n- tempest-full https://logs.example/1 : FAILURE in 1h 00m 00s"
 PASSED = "Build succeeded.\n\n- tempest-full https://logs.example/1 : SUCCESS in 1h 00m 00s"
@@ -24,12 +23,12 @@ PASSED = "Build succeeded.\n\n- tempest-full https://logs.example/1 : SUCCESS in
 
 async def _settled(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """The system's detail once its 30 d metrics, computed in the background, are in."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    async def computed() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(url)).json()
-        if not any(row["metrics_pending"] for row in body["windows"]) or time.monotonic() > deadline:
-            return body
-        await asyncio.sleep(0.05)
+        return None if any(row["metrics_pending"] for row in body["windows"]) else body
+
+    return await until_awaited(computed, 30, "the 30 d metrics to be computed")
 
 
 async def test_system_windows_count_rechecks_and_link_the_comments(store: Store, tmp_path: Path) -> None:

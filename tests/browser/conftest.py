@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.wait import until_blocking
+
 ROOT = Path(__file__).resolve().parents[2]
 DIST_INDEX = ROOT / "frontend" / "dist" / "index.html"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -51,6 +53,7 @@ DEMO_RULES = [
 ]
 DEMO_ENV = {"CIDASH_ALERTS": json.dumps(DEMO_RULES)}
 DEMO_LINE = re.compile(r"dashboard at (http://127\.0\.0\.1:\d+/).*simulated Gerrit at (http://127\.0\.0\.1:\d+)")
+WRITE_TOKEN_LINE = re.compile(r"write token \(acks, silences\): (\S+)")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 
@@ -102,6 +105,14 @@ class Demo:
 
     def log(self) -> str:
         return "".join(self.output[-200:])
+
+    def write_token(self) -> str:
+        """The write token the demo prints (for acks, silences, maintenance)."""
+        return until_blocking(
+            lambda: next((m.group(1) for m in map(WRITE_TOKEN_LINE.search, self.output) if m), None),
+            90,
+            "the demo's write token",
+        )
 
 
 def read_output(

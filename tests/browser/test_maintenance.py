@@ -6,15 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tests.browser.conftest import Demo, PageFactory
-from tests.browser.test_incidents import TOKEN_LINE, _until
 
 LOCAL = "%Y-%m-%dT%H:%M"  # what an <input type="datetime-local"> takes
 
 
 def test_an_operator_declares_and_withdraws_maintenance_windows(demo: Demo, new_page: PageFactory) -> None:
-    token = _until(
-        "the demo's write token", lambda: next((m.group(1) for m in map(TOKEN_LINE.search, demo.output) if m), None)
-    )
+    token = demo.write_token()
     ci = next(s["name"] for s in demo.get("/systems") if not s["is_reference"])
     assert demo.get(f"/maintenance?ci={ci}") == []
     page = new_page()

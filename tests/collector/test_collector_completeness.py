@@ -19,7 +19,8 @@ from cidash.sim.faults import FaultRequest
 from cidash.sim.runner import RunningSim, SimOptions
 from cidash.store import Store
 from cidash.store.collection import collection
-from tests.support.sim_fixtures import client_key, sim_server, sim_settings, wait_for
+from tests.support.sim_fixtures import client_key, sim_server, sim_settings
+from tests.support.wait import until, until_awaited
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,14 +36,12 @@ async def _until(
     store: Store, since: datetime, check: Callable[[ServerCollection], bool], what: str, limit_s: float = 60
 ) -> ServerCollection:
     """Read the timeline until `check` holds for it; that timeline."""
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while True:
+
+    async def checked() -> ServerCollection | None:
         timeline = await _timeline(store, since)
-        if check(timeline):
-            return timeline
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {limit_s} s waiting for {what}: {timeline!r}")
-        await asyncio.sleep(0.2)
+        return timeline if check(timeline) else None
+
+    return await until_awaited(checked, limit_s, what, 0.2)
 
 
 async def test_ssh_cut_leaves_a_gap_the_next_backfill_covers(migrated_db_url: str, tmp_path: Path) -> None:
@@ -55,7 +54,7 @@ async def test_ssh_cut_leaves_a_gap_the_next_backfill_covers(migrated_db_url: st
             collector = runtime.collectors[0]
             store = runtime.store
             assert store is not None
-            await wait_for(lambda: collector.stream.stats.connected, 20, "the stream to connect")
+            await until(lambda: collector.stream.stats.connected, 20, "the stream to connect")
             # the session and the start's pass are in the store, and nothing is missing
             first_records = await _until(
                 store, began, lambda t: len(t.sessions) == 1 and t.summary.passes_ok >= 1, "the first records"
@@ -63,7 +62,7 @@ async def test_ssh_cut_leaves_a_gap_the_next_backfill_covers(migrated_db_url: st
             assert first_records.connected and first_records.gaps == []
 
             sim.faults.apply(FaultRequest(drop_ssh=True, refuse_ssh_s=3))
-            await wait_for(lambda: collector.stream.stats.reconnects >= 1, 60, "the reconnect")
+            await until(lambda: collector.stream.stats.reconnects >= 1, 60, "the reconnect")
             timeline = await _until(
                 store,
                 began,
