@@ -143,7 +143,15 @@ def detail(s: SystemSummary) -> SystemDetail:
         "false_positive_share": 1 / 6,
     }
     windows = [
-        health(w, runs=n, queue_p50_s=600.0, vote_quality=quality if w == "7d" else None)
+        health(
+            w,
+            runs=n,
+            queue_p50_s=600.0,
+            vote_quality=quality if w == "7d" else None,
+            rechecks=9 if w == "7d" else 0,
+            rechecks_per_100_runs=3.0 if w == "7d" else None,
+            recheck_recovery=0.5 if w == "7d" else None,
+        )
         for w, n in (("1h", 2), ("24h", 40), ("7d", 300), ("30d", 1234))
     ]
     return SystemDetail.model_validate({**s.model_dump(), "windows": windows})
@@ -623,6 +631,8 @@ def test_system_detail(api: str) -> None:
         "7d votes against the reference: false -1 25.0% (1 of 4 -1s where it passed and the change merged), "
         "false +1 16.7% (1 of 6 +1s where it failed)"
     ) in out
+    assert "rechecks aimed at it: 1h 0 · 24h 0 · 7d 9 (3.0/100 runs) · 30d 0" in out
+    assert "7d 50.0%" in out.split("recovered after a recheck:")[1]
 
     as_json = invoke("system", "acme-ci", "--url", api, "--json")
     assert SystemDetail.model_validate(orjson.loads(as_json.stdout)) == detail(SYSTEMS[1])

@@ -307,9 +307,25 @@ def system_view(system: SystemDetail, now: datetime) -> RenderableType:
         Text(""),
         _windows_table(system.windows),
         *_vote_quality_lines(system.windows),
+        _recheck_line(system.windows),
         *_comment_lines(system),
     ]
     return Group(*lines)
+
+
+def _recheck_line(windows: Sequence[HealthWindow]) -> RenderableType:
+    """Human recheck comments aimed at it per window (per 100 runs), and the recovery share."""
+
+    def one(w: HealthWindow) -> str:
+        per_100 = f" ({w.rechecks_per_100_runs:.1f}/100 runs)" if w.rechecks_per_100_runs is not None else ""
+        return f"{w.window} {w.rechecks}{per_100}"
+
+    recovered = " · ".join(f"{w.window} {pct(w.recheck_recovery)}" for w in windows)
+    return (
+        Text("rechecks aimed at it: ")
+        .append_text(text(" · ".join(one(w) for w in windows)))
+        .append_text(text(f"; recovered after a recheck: {recovered}", "dim"))
+    )
 
 
 def _comment_lines(system: SystemDetail) -> list[RenderableType]:
