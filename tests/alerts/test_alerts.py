@@ -6,6 +6,7 @@ retried, logged); ack, silence and maintenance through the REST routes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from cidash.parsing import CommentKind, ParsedComment
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module
 from cidash.store.schema import alerts_t, feed_t, incidents_t
+from tests.support.sim_fixtures import wait_for
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 
 OTHER_CI = AccountRef(account_id=9002, username="other-ci", name="Other CI", email="ci@other.example")
@@ -655,3 +657,40 @@ async def test_incident_and_alert_routes(store: Store) -> None:
         assert rules[0]["params"]["count"] == 3 and rules[0]["params"]["clear_s"] == 0
         del app.state.alerts  # an API replica without the engine lists the default rules
         assert [r["name"] for r in (await client.get("/api/v1/alerts/rules")).json()] == [r.name for r in DEFAULT_RULES]
+
+
+async def test_a_held_engine_evaluates_once_the_start_up_backfill_is_in(store: Store) -> None:
+    """`cidash serve` holds the engine through its start-up backfill (history by the thousand
+    runs): deferred runs, ticks and catch-ups wait, and the first round after it pays them once."""
+    world = await with_reference(store, [rule("each", "failure", ci=["acme-ci"])])
+    engine = world.engine
+    engine.hold()
+    at = T0 + timedelta(minutes=50)  # within the notify span of the engine's clock (T0 + 1 h)
+    stats = await store.write_comments(
+        [
+            (observed("ok", author=ZUUL, change=1, posted_at=at), parsed(result="SUCCESS", ci="zuul")),
+            (observed("broken", change=1, posted_at=at + timedelta(seconds=30)), parsed(result="FAILURE")),
+        ]
+    )
+    assert isinstance(stats.after_insert, list)
+    engine.defer(stats.after_insert)
+    assert await engine.tick() == [] and await engine.catch_up("review") == []
+    published: list[FeedMessage] = []
+
+    async def publish(messages: list[FeedMessage]) -> None:
+        published.extend(messages)
+
+    imported = asyncio.Event()
+    evaluator = asyncio.create_task(engine.run_deferred(publish, first=imported.wait))
+    try:
+        await asyncio.sleep(0.2)  # the point: time for an evaluation that must not happen yet
+        assert published == [] and await stored_incidents(store) == []
+        imported.set()
+        await wait_for(lambda: any(m.type == "alert" for m in published), 10, "the held evaluation")
+        assert [(i.ci, i.state, i.quiet) for i in await stored_incidents(store)] == [("acme-ci", "firing", None)]
+        assert [m.data["edge"] for m in published if m.type == "alert"] == ["open"]  # once, not per path
+        assert await engine.tick() == []  # ticks again, and nothing is owed twice
+    finally:
+        evaluator.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await evaluator

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -197,6 +197,8 @@ class AlertEngine:
         self._lock = asyncio.Lock()
         self._deferred: set[int] = set()  # run ids stored and not evaluated yet (see :meth:`defer`)
         self._due = asyncio.Event()
+        self._held = False  # see :meth:`hold`
+        self._owed: dict[str, datetime] = {}  # server -> since when a held catch-up evaluates
         self.edge_listeners: list[Callable[[Sequence[AlertOut]], None]] = []  # e.g. the Alertmanager pusher
 
     def _servers(self) -> list[str] | None:
@@ -236,11 +238,33 @@ class AlertEngine:
             self._deferred.update(ids)
             self._due.set()
 
-    async def run_deferred(self, publish: Callable[[list[FeedMessage]], Any], retry_s: float = 2.0) -> None:
+    def hold(self) -> None:
+        """Evaluate nothing (deferred runs, ticks, catch-ups are noted) until :meth:`run_deferred`'s
+        `first` is done: a start-up backfill imports history in thousands of writes, and evaluating
+        it as it comes slowed the import (the dashboard's start) for nothing but quiet incidents."""
+        self._held = True
+
+    async def run_deferred(
+        self,
+        publish: Callable[[list[FeedMessage]], Any],
+        retry_s: float = 2.0,
+        *,
+        first: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         """Evaluate the deferred runs as they come, publishing what changed; a database that is
         away is waited for (the runs stay noted). Runs until cancelled. After a round that took
         `d` it rests ``2 d`` (at most :data:`MAX_REST_S`): a history import arrives in thousands of
-        writes, and one round over many of them costs about what a round over one does."""
+        writes, and one round over many of them costs about what a round over one does. With
+        `first` (and :meth:`hold`), the first round waits for it, then pays the held catch-ups."""
+        if first is not None:
+            await first()
+        self._held = False
+        for server, since in list(self._owed.items()):
+            del self._owed[server]
+            try:
+                await publish(await self._everyone(since, [server]))
+            except Exception:  # the next tick evaluates the CI again
+                log.exception("server %s: evaluating the incidents of recent runs failed", server)
         loop = asyncio.get_running_loop()
         while True:
             await self._due.wait()
@@ -289,11 +313,18 @@ class AlertEngine:
 
     async def catch_up(self, server: str, window: timedelta = CATCH_UP_WINDOW) -> list[FeedMessage]:
         """At takeover: evaluate every CI of `server` from `window` ago (a collector killed between
-        committing runs and evaluating them owes their edges; evaluating again adds nothing twice)."""
+        committing runs and evaluating them owes their edges; evaluating again adds nothing twice).
+        While held (:meth:`hold`), noted for the first round instead."""
+        if self._held:
+            self._owed.setdefault(server, self._clock() - window)
+            return []
         return await self._everyone(self._clock() - window, [server])
 
     async def tick(self, now: datetime | None = None) -> list[FeedMessage]:
-        """Evaluate every CI with time alone moving: damping, silence, severity; the messages to publish."""
+        """Evaluate every CI with time alone moving: damping, silence, severity; the messages to publish
+        (none while held: the first round after it evaluates the runs, the next tick the time)."""
+        if self._held:
+            return []
         at = to_aware_utc(now) if now is not None else None
         servers = self._servers()
         if servers is not None and not servers:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 STOP_DEADLINE_S = 4.0  # for the whole graceful stop; cli arms a hard exit a little after it
 ALERT_TICK_S = 60.0
 ALERT_RETRY_S = 2.0
+START_UP_HOLD_S = 120.0  # the longest the incident engine waits for the start-up backfills
 PURGE_EVERY_S = 3600.0
 
 
@@ -118,16 +119,18 @@ class Runtime:
             servers=lambda: [c.server.name for c in self.collectors],
             webhooks=WebhookSender.from_config(self._store, self.settings.webhook_delivery),
         )
-        self._evaluator = asyncio.create_task(
-            self.alerts.run_deferred(self.bus.publish, ALERT_RETRY_S), name="incidents"
-        )
         if self.settings.alertmanager is not None:
             self._pusher = AlertmanagerPusher(self._store, self.settings.alertmanager)
             self.alerts.edge_listeners.append(self._pusher.on_edges)
             self._pusher_task = asyncio.create_task(self._pusher.run(), name="alertmanager")
         self.scheduler.start()
         if self._collect:
+            self.alerts.hold()  # until the start-up backfills are in (see _start_up_backfills)
             await self._start_collectors()
+        first = self._start_up_backfills if self._collect else None
+        self._evaluator = asyncio.create_task(
+            self.alerts.run_deferred(self.bus.publish, ALERT_RETRY_S, first=first), name="incidents"
+        )
         if self._serve_api:
             await self._start_api()
         return self
@@ -142,6 +145,15 @@ class Runtime:
             await asyncio.wait_for(asyncio.gather(*(slot.leadership.tried.wait() for slot in self._slots)), 10)
         self.scheduler.add_job(self._alert_tick, "interval", seconds=ALERT_TICK_S, id="alerts:tick", coalesce=True)
         self.scheduler.add_job(self._purge, "interval", seconds=PURGE_EVERY_S, id="purge", coalesce=True)
+
+    async def _start_up_backfills(self) -> None:
+        """Until the first backfill of every collector this replica started with is in (at most
+        :data:`START_UP_HOLD_S`: a Gerrit whose REST fails must not keep the stream's runs from
+        being evaluated): incidents are evaluated once over the import, after the dashboard is up."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(START_UP_HOLD_S):
+                for collector in self.collectors:
+                    await collector.backfilled.wait()
 
     async def _start_api(self) -> None:
         from cidash.api.app import create_app
