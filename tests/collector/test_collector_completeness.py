@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cidash.collector.completeness import STOPPED
+from cidash.collector.completeness import STOPPED, CompletenessRecorder
 from cidash.domain.views import ServerCollection
 from cidash.service.runtime import Runtime
 from cidash.sim.faults import FaultRequest
@@ -25,21 +25,25 @@ from tests.support.wait import until, until_awaited
 pytestmark = pytest.mark.timeout(240)
 
 
-async def _timeline(store: Store, since: datetime) -> ServerCollection:
+async def _timelines(store: Store, since: datetime) -> list[ServerCollection]:
     now = datetime.now(UTC)
     async with store.engine.connect() as conn:
-        (server,) = await collection(conn, since, now + timedelta(seconds=1), now)
+        return await collection(conn, since, now + timedelta(seconds=1), now)
+
+
+async def _timeline(store: Store, since: datetime) -> ServerCollection:
+    (server,) = await _timelines(store, since)
     return server
 
 
 async def _until(
     store: Store, since: datetime, check: Callable[[ServerCollection], bool], what: str, limit_s: float = 60
 ) -> ServerCollection:
-    """Read the timeline until `check` holds for it; that timeline."""
+    """Read the (one) server's timeline until `check` holds for it; that timeline."""
 
     async def checked() -> ServerCollection | None:
-        timeline = await _timeline(store, since)
-        return timeline if check(timeline) else None
+        timelines = await _timelines(store, since)  # none until the first record names the server
+        return timelines[0] if timelines and check(timelines[0]) else None
 
     return await until_awaited(checked, limit_s, what, 0.2)
 
@@ -133,3 +137,28 @@ async def test_a_one_off_cli_backfill_covers_an_old_gap(migrated_db_url: str, tm
     assert cli_pass.outcome == "ok" and cli_pass.changes > 0 and cli_pass.runs_new > 0
     assert (gap.state, gap.covered_by) == ("covered", cli_pass.id)
     assert still_open.state == "open"  # since the last session: a backfill does not make a stream
+
+
+async def test_the_heartbeat_moves_last_seen_while_connected(store: Store) -> None:
+    """The recorder's heartbeat keeps the open session's last_seen_at current (what a killed
+    process's session is closed at); it stops beating once disconnected."""
+    began = datetime.now(UTC)
+    recorder = CompletenessRecorder(store, "review", heartbeat_s=0.1)
+    recorder.start()
+    try:
+        recorder.connected()
+        first = await _until(store, began, lambda t: len(t.sessions) == 1, "the session")
+        beaten = await _until(
+            store,
+            began,
+            lambda t: t.sessions[0].last_seen_at > first.sessions[0].last_seen_at + timedelta(seconds=0.2),
+            "two heartbeats",
+        )
+        assert beaten.connected and beaten.sessions[0].disconnected_at is None
+        recorder.disconnected("ConnectionError: reset")
+        closed = await _until(store, began, lambda t: t.sessions[0].disconnected_at is not None, "the close")
+        await asyncio.sleep(0.3)  # three beats' time: none of them may move a closed session
+        (session,) = (await _timeline(store, began)).sessions
+        assert session == closed.sessions[0] and session.reason == "ConnectionError: reset"
+    finally:
+        await recorder.stop()

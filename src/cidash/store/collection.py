@@ -15,6 +15,7 @@ the database); the next collector of the server writes that down at start ("proc
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -188,18 +189,34 @@ def find_gaps(sessions: Sequence[StreamSessionOut]) -> list[tuple[datetime, date
     return gaps
 
 
+class PassIndex:
+    """The ok passes with a known range, by finish time: the cover of many gaps, each found from
+    the first pass that finished after the gap began (one that finished before read none of it)."""
+
+    def __init__(self, passes: Sequence[BackfillPassOut]) -> None:
+        usable = (p for p in passes if p.outcome == "ok" and p.since is not None and p.until is not None)
+        self._passes = sorted(usable, key=lambda p: (p.finished_at, p.id))
+        self._finished = [p.finished_at for p in self._passes]
+
+    def covering(self, start: datetime, end: datetime) -> int | None:
+        """The id of the pass that, with the ones finished before it, first read all of
+        [start, end]; None when they never did."""
+        pieces: list[tuple[datetime, datetime]] = []
+        for position in range(bisect.bisect_left(self._finished, start), len(self._passes)):
+            candidate = self._passes[position]
+            since, until = candidate.since, candidate.until
+            assert since is not None and until is not None
+            if since > end or until < start:
+                continue
+            pieces.append((max(since, start), min(until, end)))
+            if _covers(pieces, start, end):
+                return candidate.id
+        return None
+
+
 def covering_pass(start: datetime, end: datetime, passes: Sequence[BackfillPassOut]) -> int | None:
-    """The id of the ok pass that, with the ok passes finished before it, first read all of
-    [start, end]; None when they never did."""
-    pieces: list[tuple[datetime, datetime]] = []
-    for candidate in sorted(passes, key=lambda p: (p.finished_at, p.id)):
-        since, until = candidate.since, candidate.until
-        if candidate.outcome != "ok" or since is None or until is None or since > end or until < start:
-            continue
-        pieces.append((max(since, start), min(until, end)))
-        if _covers(pieces, start, end):
-            return candidate.id
-    return None
+    """:meth:`PassIndex.covering` for one gap."""
+    return PassIndex(passes).covering(start, end)
 
 
 def _covers(pieces: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
@@ -235,10 +252,11 @@ def server_timeline(
         s for s in effective if s.connected_at < high and (s.disconnected_at is None or s.disconnected_at > window_from)
     ]
     gaps: list[CollectionGap] = []
+    index = PassIndex(passes)
     for start, end in find_gaps(effective):
         if start >= high or (end is not None and end <= window_from):
             continue
-        covered_by = covering_pass(start, end, passes) if end is not None else None
+        covered_by = index.covering(start, end) if end is not None else None
         state: GapState = "open" if end is None else "covered" if covered_by is not None else "uncovered"
         gaps.append(CollectionGap(start=start, end=end, state=state, covered_by=covered_by))
     started = min((s.connected_at for s in effective), default=None)
@@ -357,11 +375,13 @@ async def _passes(
     table = passes_t
     mine = table.c.server_id == server_id
     listed = sa.and_(table.c.finished_at >= low, table.c.finished_at < high)
-    where = listed
+    where, earliest = listed, low
     if gaps_from is not None:
         may_cover = sa.and_(table.c.outcome == "ok", table.c.finished_at >= gaps_from, table.c.since_at < high)
-        where = sa.or_(listed, may_cover)
-    rows = await conn.execute(sa.select(table).where(mine, where).order_by(table.c.finished_at, table.c.id))
+        where, earliest = sa.or_(listed, may_cover), min(low, gaps_from)
+    # the common lower bound spelled out, so that both engines read the (server_id, finished_at) index
+    query = sa.select(table).where(mine, table.c.finished_at >= earliest, where)
+    rows = await conn.execute(query.order_by(table.c.finished_at, table.c.id))
     return [_pass_out(row) for row in rows]
 
 
