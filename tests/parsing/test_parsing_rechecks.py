@@ -16,6 +16,8 @@ CONFIGS = [
     CISystemConfig(account="acme-ci"),
     CISystemConfig(account="beta_ci"),
     CISystemConfig(account="vmware-nsx", recheck_patterns=[r"(?im)^\s*vmware-recheck\b"]),
+    # the Hyper-V CI's report asked for "check hyper-v" (tests/parsing/test_parsing.py has the report)
+    CISystemConfig(account="hyperv-ci", recheck_patterns=[r"(?im)^\s*check hyper-v\b"]),
 ]
 FAILED = "Build failed.\n\n- tempest-full https://logs.example/1 : FAILURE in 1h 00m 00s"
 
@@ -47,6 +49,8 @@ def _read(text: str) -> Recheck | None:
         ("recheck-Cinder-NetApp", Recheck("cinder-netapp")),
         # the CI's own recheck_patterns
         ("vmware-recheck", Recheck("vmware-nsx")),
+        ("check hyper-v", Recheck("hyperv-ci")),
+        ("recheck hyperv", Recheck("hyperv-ci")),
         # not rechecks
         ("rechecking now, the node died", None),
         ("I think this needs a recheck", None),

@@ -99,11 +99,11 @@ class RecheckReader:
 
     def read(self, body: str) -> Recheck | None:
         """The recheck in a comment body (header already stripped), or None when it is not one."""
-        if "echeck" not in body and "ECHECK" not in body:
-            return None
-        for ci, patterns in self._patterns:
+        for ci, patterns in self._patterns:  # an operator's form need not say "recheck"
             if any(pattern.search(body) for pattern in patterns):
                 return Recheck(ci)
+        if "echeck" not in body and "ECHECK" not in body:
+            return None
         line = _first_line(body)
         match = _DASHED.match(line)
         if match is not None:
