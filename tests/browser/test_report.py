@@ -96,3 +96,17 @@ def test_the_report_card_links_rechecks_and_incidents_to_the_comments_behind_the
     page.locator('[data-testid="incidents-table"], [data-testid="no-incidents"]').first.wait_for()
     listed = page.get_by_test_id("incident-row").count()
     assert before <= listed <= len(demo.get(everyone)["items"])  # incidents are never deleted
+
+    # the system page counts them per window beside the recovery share, linking the same list
+    page.goto(f"./#/system/{rechecked['name']}")
+    seven = page.get_by_test_id("rechecks-7d")
+    seven.wait_for()
+    assert seven.locator("a").get_attribute("href") == f"#/rechecks/{rechecked['name']}?window=7d"
+    # and the demo's humans name the flaky CIs: some CI carries rechecks that named it
+    named = {
+        row["name"]
+        for row in card["rows"]
+        if row["week"]["rechecks"]
+        and any(r["aimed"] == "named" for r in demo.get(f"/systems/{row['name']}/rechecks?limit=500")["rechecks"])
+    }
+    assert named, "no recheck named a CI"
