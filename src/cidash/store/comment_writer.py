@@ -33,7 +33,7 @@ from cidash.store import schema as m
 from cidash.store.bulk_io import can_return, insert_formatted, insert_rows, row_format, select_in, update_rows
 from cidash.store.dedup import KnownRun, content_key, dedup_key, find_match
 from cidash.store.inserted_run import InsertedRun
-from cidash.store.natural_keys import IN_CHUNK, Entity, chunks, earliest, latest, newer, resolve
+from cidash.store.natural_keys import IN_CHUNK, Entity, Merge, chunks, earliest, latest, newer, resolve
 from cidash.store.types import fit_int32
 
 MAX_RAW_CHARS = 1_000_000  # a CI comment is a few KB; this keeps one row far below max_allowed_packet
@@ -249,6 +249,76 @@ def _new_caches() -> tuple[Entity, Entity, Entity]:
     )
     patchsets = Entity(m.patchsets_t, "change_db_id", "number", ("created_at", "kind", "revision"), (newer,) * 3)
     return accounts, changes, patchsets
+
+
+def _merge_into(rows: dict[Any, tuple[Any, ...]], key: Any, attrs: tuple[Any, ...], merge: Merge) -> None:
+    """`attrs` of the row `key` merged into what the batch already holds for it."""
+    previous = rows.get(key)
+    if previous is None:
+        rows[key] = attrs
+    elif previous != attrs:
+        rows[key] = merge(previous, attrs)
+
+
+@dataclass(slots=True)
+class _AuthorSeen:
+    """What the batch shows of one author: any CI evidence, its display name, first and last comment."""
+
+    evidence: bool
+    display: str
+    first: datetime
+    last: datetime
+
+
+@dataclass(slots=True)
+class _BatchEntities:
+    """The batch's entities by natural key, merged within the batch; and which of them each
+    comment uses (its author and patch set, by position)."""
+
+    accounts: dict[tuple[int, str], tuple[Any, ...]] = field(default_factory=dict)
+    changes: dict[tuple[int, int], tuple[Any, ...]] = field(default_factory=dict)
+    patchsets: dict[tuple[int, int, int], tuple[Any, ...]] = field(default_factory=dict)
+    authors: dict[tuple[int, str], _AuthorSeen] = field(default_factory=dict)
+    item_accounts: list[tuple[int, str]] = field(default_factory=list)
+    item_patchsets: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def saw(self, account_key: tuple[int, str], evidence: bool, display: str, posted_at: datetime) -> None:
+        posted_at = _aware(posted_at)
+        seen = self.authors.get(account_key)
+        if seen is None:
+            self.authors[account_key] = _AuthorSeen(evidence, display, posted_at, posted_at)
+            return
+        seen.evidence = seen.evidence or evidence
+        if posted_at < seen.first:
+            seen.first = posted_at
+        elif posted_at > seen.last:
+            seen.last = posted_at
+
+    def fitted_accounts(self) -> dict[tuple[int, str], tuple[Any, ...]]:
+        return {
+            key: (account_id, _fit(username, m.NAME_LEN), _fit(name, m.NAME_LEN), _fit(email, m.NAME_LEN))
+            for key, (account_id, username, name, email) in self.accounts.items()
+        }
+
+    def fitted_changes(self) -> dict[tuple[int, int], tuple[Any, ...]]:
+        return {
+            key: (
+                _fit(change_id, m.NAME_LEN),
+                _fit(project, m.NAME_LEN),
+                _fit(branch, m.NAME_LEN),
+                _fit(status, 32),
+                _fit(subject, m.SUBJECT_LEN),
+                _fit(url, m.URL_LEN),
+            )
+            for key, (change_id, project, branch, status, subject, url) in self.changes.items()
+        }
+
+    def fitted_patchsets(self, change_ids: dict[Any, int]) -> dict[tuple[int, int], tuple[Any, ...]]:
+        """By (change row id, number), as the patch set rows are keyed."""
+        return {
+            (change_ids[(server_id, change)], number): (created_at, _fit(kind, 32), _fit(revision, 64))
+            for (server_id, change, number), (created_at, kind, revision) in self.patchsets.items()
+        }
 
 
 @dataclass(slots=True)
@@ -489,92 +559,21 @@ class CommentWriter:
         """Accounts, changes, patch sets and CI systems of the batch (one pass over the comments;
         values merged within the batch, a later known value winning, and clipped to their
         columns once per distinct row)."""
-        accounts: dict[tuple[int, str], tuple[Any, ...]] = {}
-        changes: dict[tuple[int, int], tuple[Any, ...]] = {}
-        patchsets: dict[tuple[int, int, int], tuple[Any, ...]] = {}
-        seen: dict[tuple[int, str], list[Any]] = {}  # author -> [CI evidence, display, first, last]
-        merge_account, merge_change, merge_patchset = self.accounts.merge, self.changes.merge, self.patchsets.merge
-        item_accounts: list[tuple[int, str]] = []
-        item_patchsets: list[tuple[int, int, int]] = []
-        for comment, parsed in items:
-            server_id = server_ids[comment.server]
-            author = comment.author
-            account_key = (server_id, _key(author.key))
-            item_accounts.append(account_key)
-            attrs: tuple[Any, ...] = (author.account_id, author.username, author.name, author.email)
-            previous = accounts.get(account_key)
-            if previous is None:
-                accounts[account_key] = attrs
-            elif previous != attrs:
-                accounts[account_key] = merge_account(previous, attrs)
-            change_key = (server_id, comment.change_number)
-            attrs = (
-                comment.change_id,
-                comment.project,
-                comment.branch,
-                comment.change_status,
-                comment.subject,
-                comment.change_url,
-            )
-            previous = changes.get(change_key)
-            if previous is None:
-                changes[change_key] = attrs
-            elif previous != attrs:
-                changes[change_key] = merge_change(previous, attrs)
-            patchset = comment.patchset
-            patchset_key = (server_id, comment.change_number, patchset.number)
-            item_patchsets.append(patchset_key)
-            created_at = patchset.created_at
-            attrs = (_aware(created_at) if created_at is not None else None, patchset.kind, patchset.revision)
-            previous = patchsets.get(patchset_key)
-            if previous is None:
-                patchsets[patchset_key] = attrs
-            elif previous != attrs:
-                patchsets[patchset_key] = merge_patchset(previous, attrs)
-            posted_at = _aware(comment.posted_at)
-            evidence = parsed.is_ci or parsed.kind == CommentKind.RESULT
-            author_seen = seen.get(account_key)
-            if author_seen is None:
-                seen[account_key] = [evidence, author.display, posted_at, posted_at]
-            else:
-                if evidence:
-                    author_seen[0] = True
-                if posted_at < author_seen[2]:
-                    author_seen[2] = posted_at
-                elif posted_at > author_seen[3]:
-                    author_seen[3] = posted_at
-        for account_key, (account_id, username, name, email) in accounts.items():
-            accounts[account_key] = (
-                account_id,
-                _fit(username, m.NAME_LEN),
-                _fit(name, m.NAME_LEN),
-                _fit(email, m.NAME_LEN),
-            )
-        for change_key, (change_id, project, branch, status, subject, url) in changes.items():
-            changes[change_key] = (
-                _fit(change_id, m.NAME_LEN),
-                _fit(project, m.NAME_LEN),
-                _fit(branch, m.NAME_LEN),
-                _fit(status, 32),
-                _fit(subject, m.SUBJECT_LEN),
-                _fit(url, m.URL_LEN),
-            )
-        account_ids = (await resolve(conn, self.accounts, accounts)).ids
-        resolved_changes = await resolve(conn, self.changes, changes)
+        batch = self._batch_entities(items, server_ids)
+        account_ids = (await resolve(conn, self.accounts, batch.fitted_accounts())).ids
+        resolved_changes = await resolve(conn, self.changes, batch.fitted_changes())
         change_ids = resolved_changes.ids
         new_changes = {change_ids[key] for key in resolved_changes.inserted}
-        wanted_patchsets = {
-            (change_ids[(server_id, change)], number): (created_at, _fit(kind, 32), _fit(revision, 64))
-            for (server_id, change, number), (created_at, kind, revision) in patchsets.items()
-        }
-        resolved_patchsets = await resolve(conn, self.patchsets, wanted_patchsets, new_scopes=new_changes)
+        resolved_patchsets = await resolve(
+            conn, self.patchsets, batch.fitted_patchsets(change_ids), new_scopes=new_changes
+        )
 
         # CI systems: authors with CI evidence in this batch, or already known as CI systems
         known_ci = await self.ci_systems(conn)
         ci_seen = {
-            account_ids[account_key]: (account_key[0], display, first, last)
-            for account_key, (evidence, display, first, last) in seen.items()
-            if evidence or account_ids[account_key] in known_ci
+            account_ids[account_key]: (account_key[0], seen.display, seen.first, seen.last)
+            for account_key, seen in batch.authors.items()
+            if seen.evidence or account_ids[account_key] in known_ci
         }
         ci_ids = await self._detect_ci(conn, ci_seen) if ci_seen else {}
         filled = [
@@ -584,7 +583,41 @@ class CommentWriter:
         ]
         if filled:
             await self._fill_latency(conn, filled)
-        return _Refs(item_accounts, item_patchsets, account_ids, change_ids, resolved_patchsets.ids, ci_ids)
+        return _Refs(batch.item_accounts, batch.item_patchsets, account_ids, change_ids, resolved_patchsets.ids, ci_ids)
+
+    def _batch_entities(
+        self, items: Sequence[tuple[ObservedComment, ParsedComment]], server_ids: dict[str, int]
+    ) -> _BatchEntities:
+        """The one pass over the batch's comments: each entity's attributes merged by its key."""
+        batch = _BatchEntities()
+        merge_account, merge_change, merge_patchset = self.accounts.merge, self.changes.merge, self.patchsets.merge
+        for comment, parsed in items:
+            server_id = server_ids[comment.server]
+            author = comment.author
+            account_key = (server_id, _key(author.key))
+            batch.item_accounts.append(account_key)
+            _merge_into(
+                batch.accounts,
+                account_key,
+                (author.account_id, author.username, author.name, author.email),
+                merge_account,
+            )
+            change_attrs = (
+                comment.change_id,
+                comment.project,
+                comment.branch,
+                comment.change_status,
+                comment.subject,
+                comment.change_url,
+            )
+            _merge_into(batch.changes, (server_id, comment.change_number), change_attrs, merge_change)
+            patchset = comment.patchset
+            patchset_key = (server_id, comment.change_number, patchset.number)
+            batch.item_patchsets.append(patchset_key)
+            created_at = _aware(patchset.created_at) if patchset.created_at is not None else None
+            _merge_into(batch.patchsets, patchset_key, (created_at, patchset.kind, patchset.revision), merge_patchset)
+            batch.saw(account_key, parsed.is_ci or parsed.kind == CommentKind.RESULT, author.display, comment.posted_at)
+        return batch
 
     async def _fill_latency(self, conn: AsyncConnection, patchset_ids: Sequence[int]) -> None:
         """Runs stored before their patch set's creation time was known get their latency now."""
