@@ -88,7 +88,7 @@ def db_upgrade(
     database_url: Annotated[str | None, typer.Option(help="Overrides database_url from the config.")] = None,
 ) -> None:
     """Create or upgrade the schema (alembic migrations)."""
-    from cidash.store.migrate import upgrade
+    from cidash.store import upgrade
 
     settings = _settings(database_url=database_url)
     _run(upgrade(settings.database_url))

@@ -27,9 +27,7 @@ import sqlalchemy as sa
 from cidash.alerts.engine import silenced
 from cidash.config import AlertmanagerConfig
 from cidash.domain.views import AlertOut, IncidentOut
-from cidash.store import alerts_store
-from cidash.store.facade import Store
-from cidash.store.schema import incidents_t
+from cidash.store import Store, alerts_store, incidents_t
 
 log = logging.getLogger(__name__)
 

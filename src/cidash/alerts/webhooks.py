@@ -52,8 +52,7 @@ from cidash import metrics
 from cidash.config import WebhookConfig, WebhookDeliveryConfig
 from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut
-from cidash.store import alerts_store
-from cidash.store.facade import Store
+from cidash.store import Store, alerts_store
 
 log = logging.getLogger(__name__)
 

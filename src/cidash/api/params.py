@@ -20,7 +20,7 @@ from fastapi import HTTPException, Path
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from cidash.store.types import MAX_ID, OutOfRangeError, bounded_id, bounded_utc
+from cidash.store import MAX_ID, OutOfRangeError, bounded_id, bounded_utc
 
 MAX_ID_DIGITS = len(str(MAX_ID))
 

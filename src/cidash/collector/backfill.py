@@ -18,7 +18,7 @@ from cidash.config import GerritServer
 from cidash.gerrit.normalize import account_from_wire, comments_from_change
 from cidash.gerrit.rest import GerritRestClient
 from cidash.parsing import CommentParser
-from cidash.store.facade import Store
+from cidash.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 
 from cidash.collector.backfill import BackfillResult
 from cidash.service.process import cancel_and_wait
-from cidash.store.collection import HEARTBEAT_S, PassRecord
-from cidash.store.facade import Store
+from cidash.store import HEARTBEAT_S, PassRecord, Store
 
 log = logging.getLogger(__name__)
 

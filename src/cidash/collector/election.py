@@ -19,8 +19,7 @@ from sqlalchemy import pool
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cidash.store.engine import create_engine
-from cidash.store.schema import leases_t
+from cidash.store import create_engine, leases_t
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,7 @@ from cidash.gerrit.events import EventParseError, StreamEvent
 from cidash.gerrit.normalize import comment_from_event
 from cidash.gerrit.wire import from_epoch
 from cidash.parsing import CommentParser, ParsedComment
-from cidash.store.comment_writer import WriteStats
-from cidash.store.facade import Store
-from cidash.store.journal import JournalEvent
+from cidash.store import JournalEvent, Store, WriteStats
 
 OnWritten = Callable[[WriteStats], Awaitable[None]]  # after each committed batch of comments
 

@@ -18,9 +18,7 @@ from cidash.config import Settings
 from cidash.domain.comments import Source
 from cidash.gerrit.stream import LineFramer
 from cidash.parsing import CommentParser
-from cidash.store import derived_writes
-from cidash.store.engine import is_sqlite
-from cidash.store.migrate import upgrade
+from cidash.store import is_sqlite, open_store, upgrade
 
 CHUNK = 1 << 20
 YIELD_EVERY = 32  # lines parsed between two chances for the batch being written to move on
@@ -69,7 +67,7 @@ async def ingest_file(
 ) -> IngestStats:
     if migrate:
         await upgrade(settings.database_url)
-    store = await derived_writes.open_store(settings.database_url, live=False)  # an archive is history
+    store = await open_store(settings.database_url, live=False)  # an archive is history
     try:
         parser = CommentParser(settings.ci, auto_detect=settings.auto_detect_ci)
         await store.sync_ci_configs(settings.ci, [server])

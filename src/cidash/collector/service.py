@@ -26,9 +26,7 @@ from cidash.gerrit.rest import GerritRestClient
 from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
 from cidash.service.process import cancel_and_wait
-from cidash.store.collection import PassOutcome, PassRecord
-from cidash.store.comment_writer import WriteStats
-from cidash.store.facade import Store
+from cidash.store import PassOutcome, PassRecord, Store, WriteStats
 
 log = logging.getLogger(__name__)
 

@@ -62,10 +62,7 @@ from cidash.config import Settings
 from cidash.domain.views import FeedMessage
 from cidash.live.bus import Bus, BusClosedError
 from cidash.service.process import cancel_and_wait
-from cidash.store import feed
-from cidash.store.facade import Store
-from cidash.store.feed import FeedFilter, StoredFeedRow
-from cidash.store.types import MAX_ID
+from cidash.store import MAX_ID, FeedFilter, Store, StoredFeedRow, feed
 
 log = logging.getLogger(__name__)
 

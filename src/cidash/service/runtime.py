@@ -32,10 +32,7 @@ from cidash.live.bus import Bus, make_bus
 from cidash.parsing import CommentParser
 from cidash.service.httpserver import QuietServer
 from cidash.service.process import cancel_and_wait
-from cidash.store import derived_writes
-from cidash.store.comment_writer import WriteStats
-from cidash.store.facade import Store
-from cidash.store.migrate import upgrade, wait_for_schema
+from cidash.store import Store, WriteStats, open_store, upgrade, wait_for_schema
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +105,7 @@ class Runtime:
             await upgrade(self.settings.database_url)
         else:
             await wait_for_schema(self.settings.database_url)
-        self._store = await derived_writes.open_store(self.settings.database_url)
+        self._store = await open_store(self.settings.database_url)
         await self._store.sync_ci_configs(self.settings.ci, [server.name for server in self.settings.servers])
         self._bus = make_bus(self.settings.redis_url, self.settings.redis_prefix)
         await self._bus.start()

@@ -30,9 +30,7 @@ from cidash.domain.views import (
     SilenceIn,
     TimelineRun,
 )
-from cidash.store import alerts_store
-from cidash.store.facade import Store
-from cidash.store.types import to_aware_utc
+from cidash.store import Store, alerts_store, to_aware_utc
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "A token is required"},

@@ -13,7 +13,7 @@ from cidash.api.auth import require_write
 from cidash.api.deps import NOT_FOUND, connection, settings_of, system_or_404
 from cidash.domain.views import ExplainIn, ExplainOut
 from cidash.errors import ConfigError
-from cidash.store.rule_trial import try_rule
+from cidash.store import try_rule
 
 router = APIRouter(tags=["explain"])
 

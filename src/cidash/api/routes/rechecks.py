@@ -12,8 +12,7 @@ from cidash.api.deps import NOT_FOUND, connection, query_error, system_or_404
 from cidash.api.routes.systems import Name, Project, Server
 from cidash.domain import health
 from cidash.domain.views import RecheckCases, RecheckOut, Window
-from cidash.store import queries
-from cidash.store.rechecks import recheck_cases
+from cidash.store import queries, recheck_cases
 
 router = APIRouter(tags=["systems"])
 
