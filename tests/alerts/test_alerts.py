@@ -30,8 +30,8 @@ from cidash.parsing import CommentKind, ParsedComment
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module
 from cidash.store.schema import alerts_t, feed_t, incidents_t
-from tests.support.sim_fixtures import wait_for
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
+from tests.support.wait import until
 
 OTHER_CI = AccountRef(account_id=9002, username="other-ci", name="Other CI", email="ci@other.example")
 NOVA = "openstack/nova"
@@ -686,7 +686,7 @@ async def test_a_held_engine_evaluates_once_the_start_up_backfill_is_in(store: S
         await asyncio.sleep(0.2)  # the point: time for an evaluation that must not happen yet
         assert published == [] and await stored_incidents(store) == []
         imported.set()
-        await wait_for(lambda: any(m.type == "alert" for m in published), 10, "the held evaluation")
+        await until(lambda: any(m.type == "alert" for m in published), 10, "the held evaluation")
         assert [(i.ci, i.state, i.quiet) for i in await stored_incidents(store)] == [("acme-ci", "firing", None)]
         assert [m.data["edge"] for m in published if m.type == "alert"] == ["open"]  # once, not per path
         assert await engine.tick() == []  # ticks again, and nothing is owed twice
