@@ -29,7 +29,9 @@ from cidash.gerrit.events import StreamEvent
 from cidash.service.httpserver import QuietServer
 from cidash.sim.faults import FaultRequest, Faults
 from cidash.sim.hub import EventHub
+from cidash.sim.rest import create_rest_app
 from cidash.sim.ssh import SshServerHandle, SshSetupError, start_ssh_server
+from cidash.sim.world import World
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +239,6 @@ class RunningSim:
         if self._given_world is not None:
             self.world: WorldLike = self._given_world
         else:
-            from cidash.sim.world import World
-
             self.world = World(opts.seed, legacy_2x=opts.legacy_2x)
         self.hub = EventHub(self.faults, backpressure=opts.rate is None)
         try:
@@ -261,8 +261,6 @@ class RunningSim:
             self.world.generate_history(opts.history)
         if opts.pregenerate:
             self._replay = self._pregenerate(opts.events or 0)
-
-        from cidash.sim.rest import create_rest_app
 
         world: Any = self.world  # a scripted test world quacks like World
         app = create_rest_app(world, self.faults, user=opts.http_user, password=opts.http_password, stats=self.stats)
