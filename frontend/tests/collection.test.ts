@@ -14,8 +14,8 @@ function server(over: Partial<ServerCollection> = {}): ServerCollection {
       { id: 2, connected_at: at(50), last_seen_at: at(80), disconnected_at: at(80), reason: 'collector stopped' },
     ],
     gaps: [
-      { start: at(40), end: at(50), state: 'covered', covered_by: 7 },
-      { start: at(80), end: null, state: 'open', covered_by: null },
+      { start: at(40), end: at(50), state: 'covered', covered_by: 7, read_until: at(50) },
+      { start: at(80), end: null, state: 'open', covered_by: null, read_until: null },
     ],
     passes: [],
     summary: {
@@ -74,6 +74,24 @@ describe('collectionRange', () => {
     expect(collectionRange({ range: '7d' })).toBe('7d');
     expect(collectionRange({ range: '1y' })).toBe('24h');
     expect(rangeFrom('24h', T0)).toBe('2024-04-30T00:00:00.000Z');
+  });
+});
+
+describe('a gap passes have partly read', () => {
+  it('is covered up to where they read, then uncovered or open', () => {
+    const partly = server({
+      gaps: [
+        { start: at(40), end: at(50), state: 'uncovered', covered_by: null, read_until: at(45) },
+        { start: at(80), end: null, state: 'open', covered_by: null, read_until: at(90) },
+      ],
+    });
+    const spans = timelineSpans(partly, at(0), at(100), T0 + 100 * 60_000);
+    expect(spans.filter((s) => s.kind !== 'connected').map((s) => [s.kind, s.left, s.width])).toEqual([
+      ['covered', 40, 5],
+      ['uncovered', 45, 5],
+      ['covered', 80, 10],
+      ['open', 90, 10],
+    ]);
   });
 });
 

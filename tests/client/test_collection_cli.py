@@ -30,10 +30,11 @@ async def test_collection_command(migrated_db_url: str, store: Store, tmp_path: 
     lines = table.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100, table.stdout
     (server_line,) = [line for line in lines if line.startswith("review ")]
-    assert "down" in server_line and "92.0%" in server_line and "10m (1)" in server_line and "4/1/0" in server_line
+    assert "down" in server_line and "94.0%" in server_line and "5m (1)" in server_line and "4/1/0" in server_line
     states = [word for line in lines for word in ("covered", "uncovered", "open") if f" {word} " in f"{line} "]
     assert states[-4:] == ["open", "covered", "uncovered", "covered"]  # the gaps, newest first
     assert f"pass #{ids['E']}" in table.stdout and f"pass #{ids['A']}" in table.stdout
+    assert f"read up to {(t0 + 125 * MIN).strftime('%Y-%m-%d %H:%M')}" in table.stdout  # the uncovered gap's part
     document = orjson.loads(as_json.stdout)
     assert [g["covered_by"] for g in document["servers"][0]["gaps"]] == [ids["A"], None, ids["E"], None]
     assert unknown.exit_code == 1 and unknown.stderr.strip() == "cidash: error: no Gerrit server named 'nope'"

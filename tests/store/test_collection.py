@@ -12,7 +12,7 @@ import pytest
 from cidash.api import create_app
 from cidash.domain.views import BackfillPassOut, StreamSessionOut
 from cidash.store import Store
-from cidash.store.collection import PROCESS_ENDED, STALE_AFTER, PassRecord, covering_pass, find_gaps
+from cidash.store.collection import PROCESS_ENDED, STALE_AFTER, PassIndex, PassRecord, covering_pass, find_gaps
 from tests.api.test_api import client_for, settings_for
 
 SERVER = "review"
@@ -48,7 +48,7 @@ async def _history(store: Store, t0: datetime) -> dict[str, int]:
     """Four sessions and the gaps between them (minutes after t0):
 
     session 0-60, gap 60-70 covered by pass A (since 55, until 71, finished 72);
-    session 70-120, gap 120-130 read by no pass (B read 100-125 only, C failed);
+    session 70-120, gap 120-130 read to 125 only (by B, 100-125; C failed);
     session 130-200, gap 200-210 covered by D and E together (D 195-205, E 204-212, finished 213);
     session 210-240, then an open gap from 240.
     """
@@ -90,10 +90,10 @@ async def test_gaps_covered_uncovered_and_open(store: Store) -> None:
         "observed_from": t0,
         "observed_to": now,
         "connected_s": 210 * 60.0,
-        "covered_s": 20 * 60.0,
-        "uncovered_s": 10 * 60.0,
+        "covered_s": 25 * 60.0,  # the two covered gaps and the half of the third that B read
+        "uncovered_s": 5 * 60.0,
         "open_s": 10 * 60.0,
-        "completeness": pytest.approx(230 / 250),
+        "completeness": pytest.approx(235 / 250),
         "uncovered_gaps": 1,
         "open_gap": True,
         "passes_ok": 4,
@@ -101,6 +101,12 @@ async def test_gaps_covered_uncovered_and_open(store: Store) -> None:
         "passes_stalled": 0,
     }
     assert timeline["connected"] is False
+    assert [g["read_until"] for g in timeline["gaps"]] == [  # type: ignore[attr-defined]
+        t0 + 70 * MIN,
+        t0 + 125 * MIN,
+        t0 + 210 * MIN,
+        None,
+    ]
     assert [p["id"] for p in timeline["passes"]] == sorted(ids.values())  # type: ignore[attr-defined]
     assert timeline["sessions"][1]["reason"] == "TimeoutError: no data for 60 s (watchdog)"  # type: ignore[index]
 
@@ -108,18 +114,18 @@ async def test_gaps_covered_uncovered_and_open(store: Store) -> None:
 async def test_a_window_inside_the_history_and_a_cover_after_it(store: Store) -> None:
     t0 = _t0()
     ids = await _history(store, t0)
-    # the window 65-125: it starts inside the first gap, ends inside the second; the first gap's pass
-    # finished inside it, the second gap is not covered; every instant is clipped to the window
-    timeline = await _timeline(store, t0 + 65 * MIN, t0 + 125 * MIN, t0 + 250 * MIN)
+    # the window 65-128: it starts inside the first gap, ends inside the second; the first gap's pass
+    # finished inside it, the second gap is read to 125 only; every instant is clipped to the window
+    timeline = await _timeline(store, t0 + 65 * MIN, t0 + 128 * MIN, t0 + 250 * MIN)
     states = [(g["start"], g["state"]) for g in timeline["gaps"]]  # type: ignore[attr-defined]
     assert states == [(t0 + 60 * MIN, "covered"), (t0 + 120 * MIN, "uncovered")]
     summary = timeline["summary"]
     assert isinstance(summary, dict)
-    assert (summary["connected_s"], summary["covered_s"], summary["uncovered_s"]) == (3000.0, 300.0, 300.0)
-    assert summary["completeness"] == pytest.approx(55 / 60)
+    assert (summary["connected_s"], summary["covered_s"], summary["uncovered_s"]) == (3000.0, 600.0, 180.0)
+    assert summary["completeness"] == pytest.approx(60 / 63)
     # a later pass that reads the whole second gap covers it, in a window that ended before it ran
     late = await _pass(store, t0 + 115 * MIN, t0 + 300 * MIN, t0 + 301 * MIN)
-    timeline = await _timeline(store, t0 + 65 * MIN, t0 + 125 * MIN, t0 + 302 * MIN)
+    timeline = await _timeline(store, t0 + 65 * MIN, t0 + 128 * MIN, t0 + 302 * MIN)
     assert [g["covered_by"] for g in timeline["gaps"]] == [ids["A"], late]  # type: ignore[attr-defined]
     assert late in [p["id"] for p in timeline["passes"]]  # type: ignore[attr-defined]
     assert timeline["summary"]["completeness"] == 1.0  # type: ignore[index]
@@ -194,6 +200,10 @@ def test_a_pass_starting_inside_the_gap_does_not_cover_it() -> None:
     assert covering_pass(start, end, [made(1, 11, 30), made(2, 5, 12)]) == 1  # 2 first, then 1 completes it
     assert covering_pass(start, end, [made(1, 0, 30, "stalled")]) is None
     assert covering_pass(start, end, [made(1, 0, 19)]) is None
+    # how far the passes read a gap they do not cover, without a hole from its start
+    assert PassIndex([made(1, 5, 12), made(2, 14, 30)]).read_until(start, end) == t0 + 12 * MIN
+    assert PassIndex([made(1, 5, 12), made(2, 14, 30), made(3, 11, 15)]).read_until(start, end) == end
+    assert PassIndex([made(1, 11, 30)]).read_until(start, end) is None
 
 
 async def test_collection_route(store: Store, tmp_path: Path) -> None:
@@ -209,7 +219,7 @@ async def test_collection_route(store: Store, tmp_path: Path) -> None:
         assert server["server"] == SERVER
         assert [g["state"] for g in server["gaps"]] == ["covered", "uncovered", "covered", "open"]
         assert server["gaps"][0]["covered_by"] == ids["A"]
-        assert server["summary"]["completeness"] == pytest.approx(230 / 250)
+        assert server["summary"]["completeness"] == pytest.approx(235 / 250)
         assert (await client.get("/api/v1/collection", params={"server": SERVER})).status_code == 200
         missing = await client.get("/api/v1/collection", params={"server": "nope"})
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]

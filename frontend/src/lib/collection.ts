@@ -47,7 +47,12 @@ export function timelineSpans(server: ServerCollection, windowFrom: string, wind
     spans.push({ kind, start, end, left: ((start - low) / (high - low)) * 100, width: ((end - start) / (high - low)) * 100, passId });
   };
   for (const s of server.sessions) add('connected', s.connected_at, s.disconnected_at, null);
-  for (const g of server.gaps) add(g.state, g.start, g.end, g.covered_by);
+  for (const g of server.gaps) {
+    // the part of an uncovered or open gap that passes have read already is covered data
+    const read = g.state === 'covered' ? null : g.read_until;
+    if (read !== null) add('covered', g.start, read, null);
+    add(g.state, read ?? g.start, g.end, g.covered_by);
+  }
   return spans.sort((a, b) => a.start - b.start);
 }
 

@@ -483,6 +483,8 @@ export interface CollectionGap {
   end: string | null;
   state: GapState;
   covered_by: number | null;
+  /** Backfill passes read the gap from its start up to here (null: not yet). */
+  read_until: string | null;
 }
 
 export interface CollectionSummary {

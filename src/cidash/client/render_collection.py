@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from cidash.client.render import DASH, _table, duration, pct, text, when
-from cidash.domain.views import BackfillPassOut, CollectionOut, ServerCollection
+from cidash.domain.views import BackfillPassOut, CollectionGap, CollectionOut, ServerCollection
 
 GAP_STYLES = {"covered": "yellow", "uncovered": "bold red", "open": "red"}
 MAX_GAPS = 20  # per server; --json has them all
@@ -70,9 +70,15 @@ def gaps_table(server: ServerCollection, now: datetime) -> Table:
             text(when(gap.end) if gap.end else "now"),
             text(duration((end - gap.start).total_seconds())),
             text(gap.state, GAP_STYLES.get(gap.state, "")),
-            text(_pass_words(passes.get(gap.covered_by)) if gap.covered_by is not None else DASH),
+            text(_covered_words(gap, passes)),
         )
     return table
+
+
+def _covered_words(gap: CollectionGap, passes: dict[int, BackfillPassOut]) -> str:
+    if gap.covered_by is not None:
+        return _pass_words(passes.get(gap.covered_by))
+    return f"read up to {when(gap.read_until)}" if gap.read_until else DASH
 
 
 def _pass_words(p: BackfillPassOut | None) -> str:

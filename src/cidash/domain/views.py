@@ -558,6 +558,7 @@ class CollectionGap(BaseModel):
     end: datetime | None  # None: still open (no stream since `start`)
     state: Literal["covered", "uncovered", "open"]
     covered_by: int | None  # the pass (id in `passes`) that completed the cover
+    read_until: datetime | None  # backfill passes read the gap from its start to here (None: not yet)
 
 
 class CollectionSummary(BaseModel):

@@ -213,6 +213,23 @@ class PassIndex:
                 return candidate.id
         return None
 
+    def read_until(self, start: datetime, limit: datetime) -> datetime | None:
+        """How far from `start` (up to `limit`) the passes have read without a hole; None: not at all.
+        An uncovered or open gap's first part may be read already (passes keep running while the
+        stream is down)."""
+        pieces = []
+        for position in range(bisect.bisect_left(self._finished, start), len(self._passes)):
+            since, until = self._passes[position].since, self._passes[position].until
+            assert since is not None and until is not None
+            if since <= limit and until > start:
+                pieces.append((max(since, start), min(until, limit)))
+        reached = start
+        for low, high in sorted(pieces):
+            if low > reached:
+                break
+            reached = max(reached, high)
+        return reached if reached > start else None
+
 
 def covering_pass(start: datetime, end: datetime, passes: Sequence[BackfillPassOut]) -> int | None:
     """:meth:`PassIndex.covering` for one gap."""
@@ -258,7 +275,8 @@ def server_timeline(
             continue
         covered_by = index.covering(start, end) if end is not None else None
         state: GapState = "open" if end is None else "covered" if covered_by is not None else "uncovered"
-        gaps.append(CollectionGap(start=start, end=end, state=state, covered_by=covered_by))
+        read_until = end if covered_by is not None else index.read_until(start, end or high)
+        gaps.append(CollectionGap(start=start, end=end, state=state, covered_by=covered_by, read_until=read_until))
     started = min((s.connected_at for s in effective), default=None)
     observed_from = max(window_from, started) if started is not None else None
     summary = _summary(in_window, gaps, passes, observed_from, high, window_from)
@@ -298,7 +316,10 @@ def _summary(
         for session in sessions:
             seconds["connected"] += _overlap(session.connected_at, session.disconnected_at, observed_from, observed_to)
         for gap in gaps:
-            seconds[gap.state] += _overlap(gap.start, gap.end, observed_from, observed_to)
+            read = gap.read_until or gap.start  # what passes read of an uncovered or open gap counts as covered
+            seconds["covered"] += _overlap(gap.start, read, observed_from, observed_to)
+            if gap.state != "covered":
+                seconds[gap.state] += _overlap(read, gap.end, observed_from, observed_to)
     observed = (observed_to - observed_from).total_seconds() if observed_from is not None else 0.0
     return CollectionSummary(
         observed_from=observed_from,
