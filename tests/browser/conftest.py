@@ -182,6 +182,27 @@ def running_cidash(
         stop_process(process)
 
 
+API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
+
+
+@contextlib.contextmanager
+def serving_api(directory: Path, env: dict[str, str], events: bytes) -> Iterator[str]:
+    """`cidash ingest` of `events` (stream-events lines) into the store `env` names, then
+    `cidash serve --role api` over it; yields the API's URL."""
+    archive = directory / "events.jsonl"
+    archive.write_bytes(events)
+    subprocess.run(
+        [sys.executable, "-c", "from cidash.cli import main; main()", "ingest", str(archive), "--server", "review"],
+        env={**os.environ, **env},
+        cwd=directory,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with running_cidash(["serve", "--role", "api"], API_LINE, 60, cwd=directory, env=env) as started:
+        yield started.match.group(1)
+
+
 @pytest.fixture(scope="package")
 def demo() -> Iterator[Demo]:
     dist_index = Path(os.environ.get("CIDASH_FRONTEND_DIR") or DIST_INDEX.parent) / "index.html"

@@ -7,23 +7,17 @@ events (the demo has no token).
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cidash.sim.world import World
-from tests.browser.conftest import DESKTOP, running_cidash
+from tests.browser.conftest import DESKTOP, serving_api
 from tests.support.wait import until_blocking
 
 TOKEN = "s3cret-read"
-API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +29,17 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "CIDASH_API__PORT": "0",
         "CIDASH_API__READ_TOKEN": TOKEN,
     }
-    _ingest_an_hour(directory, env)
-    with running_cidash(["serve", "--role", "api"], API_LINE, 60, cwd=directory, env=env) as started:
-        yield started.match.group(1)
+    with serving_api(directory, env, _an_hour_of_events()) as url:
+        yield url
 
 
-def _ingest_an_hour(directory: Path, env: dict[str, str]) -> None:
-    """Store an hour of simulated stream events (the reference Zuul among the CIs)."""
+def _an_hour_of_events() -> bytes:
+    """An hour of simulated stream events (the reference Zuul among the CIs)."""
     world = World(3, start=datetime.now(UTC) - timedelta(hours=1))
     lines: list[bytes] = []
     while len(lines) < 300:
         lines.extend(event.to_line() for event in world.next_activity())
-    archive = directory / "events.jsonl"
-    archive.write_bytes(b"".join(lines))
-    subprocess.run(
-        [sys.executable, "-c", "from cidash.cli import main; main()", "ingest", str(archive), "--server", "review"],
-        env={**os.environ, **env},
-        cwd=directory,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    return b"".join(lines)
 
 
 def _page(browser: Any, url: str) -> Any:

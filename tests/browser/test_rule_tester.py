@@ -9,10 +9,6 @@ holding a few such comments, ingested through `cidash ingest`.
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import DESKTOP, running_cidash
+from tests.browser.conftest import DESKTOP, serving_api
 from tests.support.wait import until_blocking
 
 WRITE = "s3cret-write"
-API_LINE = re.compile(r"API on (http://127\.0\.0\.1:\d+/)")
 CI_CONFIG = json.dumps([{"account": "acme-ci", "display_name": "Acme CI"}])
 
 
@@ -54,18 +49,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     now = datetime.now(UTC).replace(microsecond=0)
     lines = [_event(100 + i, f"All {i + 2} scenarios green", now - timedelta(minutes=10 * i + 5)) for i in range(3)]
     lines.append(_event(200, "Starting check jobs.", now - timedelta(minutes=50)))
-    archive = directory / "events.jsonl"
-    archive.write_bytes(b"".join(lines))
-    subprocess.run(
-        [sys.executable, "-c", "from cidash.cli import main; main()", "ingest", str(archive), "--server", "review"],
-        env={**os.environ, **env},
-        cwd=directory,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    with running_cidash(["serve", "--role", "api"], API_LINE, 60, cwd=directory, env=env) as started:
-        yield started.match.group(1)
+    with serving_api(directory, env, b"".join(lines)) as url:
+        yield url
 
 
 def _counts_row(page: Any, window: str) -> list[str]:
