@@ -25,62 +25,26 @@ from cidash import metrics
 from cidash.api import create_app
 from cidash.api.app import content_security_policy
 from cidash.api.routes.runs import CSV_COLUMNS
-from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import ServerStatus
-from cidash.gerrit.normalize import comments_from_change
-from cidash.parsing import CommentParser
-from cidash.sim.rest_shapes import change_info
 from cidash.sim.world import World
 from cidash.store import Store
 from cidash.store import schema as m
 from cidash.store.engine import create_engine
 from cidash.store.rollups import rebuild_rollups
 from cidash.store.schema import rollups_t
+from tests.support.api import SERVER, WRITE, client_for, load_history, settings_for
 from tests.support.paths import REPO
 from tests.support.store_fixtures import observed, parsed
 from tests.support.stored import ci_systems
 from tests.support.wait import until_awaited
 
-REFERENCE = [CISystemConfig(account="zuul", display_name="Zuul", reference=True)]
-OPTIONS = frozenset({"MESSAGES", "ALL_REVISIONS", "DETAILED_ACCOUNTS"})
-SERVER = "review"
-WRITE = "write-secret"
 READ = "read-secret"
 STATES = {"healthy", "degraded", "failing", "silent", "unknown"}
 CSP = content_security_policy("cidash.test")  # the test client's Host
 
 
 # -- data and clients ----------------------------------------------------------------------------
-
-
-async def load_history(store: Store, *, hours: int = 4, seed: int = 3, rebuild: bool = True) -> World:
-    """A simulated Gerrit's last `hours`, parsed from its REST messages and stored (the way the
-    backfill does), with the rollups built (unless the store's writer keeps them, `rebuild` False)."""
-    world = World(seed, start=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1))
-    world.generate_history(timedelta(hours=hours))
-    await store.sync_ci_configs(REFERENCE, [SERVER])
-    parser = CommentParser(REFERENCE)
-    parser.set_group_members(SERVER, [ci.username for ci in world.third_party])
-    items = [
-        (comment, parser.parse(comment))
-        for change in world.changes.values()
-        for comment in comments_from_change(change_info(world, change, OPTIONS), SERVER)
-    ]
-    for start in range(0, len(items), 1000):
-        await store.write_comments(items[start : start + 1000])
-    if rebuild:
-        async with store.engine.begin() as conn:
-            await rebuild_rollups(conn)
-    return world
-
-
-def settings_for(store: Store, **api: Any) -> Settings:
-    return Settings(database_url=str(store.engine.url), ci=REFERENCE, api=ApiConfig(**api))
-
-
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cidash.test")
 
 
 @dataclass

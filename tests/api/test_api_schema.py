@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 from cidash.api import create_app
 from cidash.store import Store
 from cidash.store.engine import create_engine
-from tests.api.test_api import WRITE, load_history, settings_for
+from tests.support.api import WRITE, load_history, settings_for
 
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -17,7 +17,8 @@ from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.parsing import CommentParser
 from cidash.store import Store
 from cidash.store import schema as m
-from tests.client.test_client_cli import invoke, served
+from tests.support.api import served
+from tests.support.cli import invoke
 from tests.support.store_fixtures import observed
 
 WRITE = "write-secret"

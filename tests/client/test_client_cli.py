@@ -17,8 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,14 +25,12 @@ from typing import Annotated, Any
 
 import orjson
 import pytest
-import typer
 import uvicorn
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from cidash.client.commands import register
 from cidash.client.http import backoff_delay, printable
 from cidash.client.render import NOTE_INDENT, column_key, duration, pct, time_ago
 from cidash.client.report_card import markdown, report_csv, report_html
@@ -54,6 +51,8 @@ from cidash.domain.views import (
     SystemSummary,
 )
 from cidash.store import Store
+from tests.support.api import served
+from tests.support.cli import invoke
 from tests.support.paths import REPO
 from tests.support.store_fixtures import ZUUL, observed, parsed
 from tests.support.wait import until
@@ -508,18 +507,6 @@ def free_port() -> int:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def cli() -> typer.Typer:
-    app = typer.Typer(name="cidash", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-    register(app)
-    return app
-
-
-def invoke(*args: str, **env: str | None) -> Result:
-    environment: dict[str, str | None] = {"CIDASH_URL": None, "CIDASH_TOKEN": None, "COLUMNS": None}
-    environment.update(env)
-    return CliRunner().invoke(cli(), list(args), env=environment)
-
-
 def rows(output: str) -> list[list[str]]:
     """The body rows of a rich table, as stripped cells."""
     return [[cell.strip() for cell in line.split("│")] for line in output.splitlines() if "│" in line]
@@ -900,24 +887,6 @@ def test_watch_ctrl_c_exits_zero(api: str) -> None:
 
 
 # -- against the real API ------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def served(app: Any) -> AsyncIterator[str]:
-    """uvicorn serving `app` on a free loopback port in THIS event loop (where the store lives)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            assert not task.done(), "uvicorn died on start"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 async def test_against_the_real_api(migrated_db_url: str, store: Store, tmp_path: Path) -> None:

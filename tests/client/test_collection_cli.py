@@ -13,8 +13,9 @@ import orjson
 from cidash.api.app import create_app
 from cidash.config import Settings
 from cidash.store import Store
-from tests.client.test_client_cli import invoke, served
 from tests.store.test_collection import MIN, _history, _t0
+from tests.support.api import served
+from tests.support.cli import invoke
 
 
 async def test_collection_command(migrated_db_url: str, store: Store, tmp_path: Path) -> None:

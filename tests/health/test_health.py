@@ -25,7 +25,7 @@ from cidash.store import schema as m
 from cidash.store.inserted_run import InsertedRun
 from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups
 from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
-from tests.api.test_api import load_history
+from tests.support.api import load_history
 from tests.support.clock import ManualClock
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 from tests.support.wait import until

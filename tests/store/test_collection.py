@@ -13,7 +13,7 @@ from cidash.api import create_app
 from cidash.domain.views import BackfillPassOut, StreamSessionOut
 from cidash.store import Store
 from cidash.store.collection import PROCESS_ENDED, STALE_AFTER, PassIndex, PassRecord, covering_pass, find_gaps
-from tests.api.test_api import client_for, settings_for
+from tests.support.api import client_for, settings_for
 
 SERVER = "review"
 MIN = timedelta(minutes=1)
