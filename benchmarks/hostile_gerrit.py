@@ -16,8 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.gerrit.test_gerrit_rest_limits import endless_body, gzip_bomb
-from tests.support.loopback_http import Request, answer, loopback_server, trickled_gerrit_answer
+from tests.support.loopback_http import (
+    Request,
+    answer,
+    endless_body,
+    gzip_bomb,
+    loopback_server,
+    trickled_gerrit_answer,
+)
 
 
 async def bomb(request: Request, writer: asyncio.StreamWriter) -> None:

@@ -21,33 +21,19 @@ from cidash.config import Settings
 from cidash.errors import GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient, ResponseTooLargeError
 from cidash.service.runtime import Runtime
-from tests.support.loopback_http import Request, answer, loopback_server, trickle, trickled_gerrit_answer
+from tests.support.loopback_http import (
+    MiB,
+    Request,
+    answer,
+    endless_body,
+    gzip_bomb,
+    loopback_server,
+    trickle,
+    trickled_gerrit_answer,
+)
 from tests.support.wait import until_awaited
 
-MiB = 1024 * 1024
 CAP = 1 * MiB  # the client's cap in these tests; the memory bound below is a few times that
-
-
-def gzip_bomb(expanded_mib: int = 1024) -> bytes:
-    """About 1 KiB per MiB of zeros: one full-flushed deflate block repeated (built in milliseconds;
-    no trailer, the reader must stop long before it would need one)."""
-    zeros = bytes(MiB)
-    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    first = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
-    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
-    return first + block * (expanded_mib - 1)
-
-
-async def endless_body(request: Request, writer: asyncio.StreamWriter) -> None:
-    """300 MiB of JSON-ish bytes, chunked (no Content-Length to refuse early)."""
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-    chunk = b")]}'\n[" + b" " * (64 * 1024 - 6)
-    frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
-    for _ in range(300 * 16):
-        if writer.transport.is_closing():
-            return
-        writer.write(frame)
-        await writer.drain()
 
 
 async def declared_huge(request: Request, writer: asyncio.StreamWriter) -> None:

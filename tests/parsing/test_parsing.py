@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,41 +22,10 @@ from cidash.parsing import (
     ParsedComment,
     parse_duration,
 )
+from tests.support.comments import SAMPLE_AT, make_comment
 from tests.support.paths import GERRIT_SAMPLES
 
 DATA = GERRIT_SAMPLES
-T0 = datetime(2020, 7, 15, 23, 1, 13, tzinfo=UTC)
-
-
-def make_comment(
-    message: str,
-    *,
-    username: str | None = "zuul",
-    name: str | None = None,
-    email: str | None = None,
-    account_id: int | None = None,
-    server: str = "review",
-    tag: str | None = None,
-    approvals: dict[str, int] | None = None,
-    changed: Sequence[str] = (),
-    source: Source = Source.STREAM,
-    patchset: int = 3,
-) -> ObservedComment:
-    return ObservedComment(
-        server=server,
-        project="openstack/nova",
-        branch="master",
-        change_number=21905,
-        change_id="I7c926701b9e2b57b934917672bb1397851119ae0",
-        patchset=ObservedPatchSet(patchset),
-        author=AccountRef(account_id=account_id, username=username, name=name, email=email),
-        posted_at=T0,
-        message=message,
-        source=source,
-        tag=tag,
-        approvals=dict(approvals or {}),
-        changed_labels=frozenset(changed),
-    )
 
 
 def parse(message: str, parser: CommentParser | None = None, **kwargs: Any) -> ParsedComment:
@@ -94,7 +62,7 @@ def stream_comment(event: dict[str, Any], server: str = "review") -> ObservedCom
         change_id=event["change"]["id"],
         patchset=ObservedPatchSet(int(event["patchSet"]["number"])),
         author=account_of(event["author"]),
-        posted_at=T0,
+        posted_at=SAMPLE_AT,
         message=event["comment"],
         source=Source.STREAM,
         approvals=approvals,
@@ -194,7 +162,7 @@ def test_real_rest_messages_from_softwarefactory() -> None:
             change_id=change["change_id"],
             patchset=ObservedPatchSet(message["_revision_number"]),
             author=account_of(message["author"]),
-            posted_at=T0,
+            posted_at=SAMPLE_AT,
             message=message["message"],
             source=Source.REST,
             message_id=message["id"],

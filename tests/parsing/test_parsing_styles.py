@@ -11,7 +11,7 @@ import pytest
 from cidash.config import CISystemConfig, ResultPatterns
 from cidash.errors import ConfigError
 from cidash.parsing import CommentKind, CommentParser, ParsedComment
-from tests.parsing.test_parsing import make_comment
+from tests.support.comments import make_comment
 from tests.support.paths import GERRIT_SAMPLES
 
 DATA = GERRIT_SAMPLES

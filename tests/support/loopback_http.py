@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ class Request:
 
 
 Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
+MiB = 1024 * 1024
 
 
 @dataclass
@@ -93,3 +95,25 @@ async def loopback_server(handler: Handler) -> AsyncIterator[LoopbackServer]:
             writer.transport.abort()
         await asyncio.gather(*handlers, return_exceptions=True)
         await server.wait_closed()
+
+
+def gzip_bomb(expanded_mib: int = 1024) -> bytes:
+    """About 1 KiB per MiB of zeros: one full-flushed deflate block repeated (built in milliseconds;
+    no trailer, the reader must stop long before it would need one)."""
+    zeros = bytes(MiB)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    first = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    return first + block * (expanded_mib - 1)
+
+
+async def endless_body(request: Request, writer: asyncio.StreamWriter) -> None:
+    """300 MiB of JSON-ish bytes, chunked (no Content-Length to refuse early)."""
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b")]}'\n[" + b" " * (64 * 1024 - 6)
+    frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    for _ in range(300 * 16):
+        if writer.transport.is_closing():
+            return
+        writer.write(frame)
+        await writer.drain()
