@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from cidash.config import AlertKind
 from cidash.domain.results import ResultClass
 
 State = Literal["healthy", "degraded", "failing", "silent", "unknown"]
@@ -224,7 +225,6 @@ class ChangeView(BaseModel):
     patchsets: list[GridRow]
 
 
-AlertKind = Literal["failure", "consecutive_failures", "failure_rate", "silent", "unreadable", "recovered"]
 SeverityName = Literal["info", "warning", "critical"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.config import AlertKind
 from cidash.domain.results import ResultClass, result_class
 from cidash.domain.text import clip, clip_required
 from cidash.domain.views import AlertOut, IncidentNoteOut, IncidentOut, MaintenanceOut
@@ -59,7 +60,7 @@ class NewAlert:
     """The notification of one incident edge."""
 
     rule: str
-    kind: str
+    kind: AlertKind
     ci_system_id: int
     project: str | None
     severity: str
