@@ -18,13 +18,16 @@ from hypothesis import strategies as st
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.comments import AccountRef
+from cidash.domain.health import LATENCY_BUCKETS, bucket_bounds, latency_bucket
 from cidash.domain.results import Result, result_class
 from cidash.domain.views import SystemSummary
+from cidash.health import TTLCache, run_metrics
+from cidash.health import systems as health_views
 from cidash.store import Store, queries
 from cidash.store import schema as m
 from cidash.store.inserted_run import InsertedRun
-from cidash.store.rollups import apply_rollups, bucket_bounds, latency_bucket, rebuild_rollups
-from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
+from cidash.store.rollups import apply_rollups, rebuild_rollups
+from cidash.store.schema import hour_totals_t, latency_t, rollups_t
 from tests.support.api import load_history
 from tests.support.clock import ManualClock
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
@@ -76,18 +79,18 @@ async def _rebuild(store: Store) -> None:
 async def _summaries(store: Store) -> dict[str, SystemSummary]:
     await _rebuild(store)
     async with store.engine.connect() as conn:
-        found = await queries.systems_summary(conn, REFERENCE, now=NOW)
+        found = await health_views.systems_summary(conn, REFERENCE, now=NOW)
     return {summary.name: summary for summary in found}
 
 
 async def _metrics(store: Store, name: str) -> health.RunMetrics:
-    """The 24 h run-level metrics of one CI, straight from health.run_metrics."""
+    """The 24 h run-level metrics of one CI, straight from run_metrics."""
     async with store.engine.connect() as conn:
         systems = await queries.system_rows(conn)
         ci = next(s for s in systems if s.name == name)
         references = [s.id for s in systems if s.is_reference]
         params = [health.CoverageParams(ci.id, (NOVA,), health.REASONABLE_MIN_S, ci.last_seen)]
-        found = await health.run_metrics(conn, NOW - timedelta(hours=24), NOW, params, references)
+        found = await run_metrics(conn, NOW - timedelta(hours=24), NOW, params, references)
     return found[ci.id]
 
 
@@ -548,8 +551,8 @@ async def test_coverage_counts_only_the_branches_a_ci_follows(ci_store: Store) -
             await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(hours=1), created)
     await _rebuild(ci_store)
     async with ci_store.engine.connect() as conn:
-        following = {s.name: s for s in await queries.systems_summary(conn, configs, now=NOW)}
-        every_branch = {s.name: s for s in await queries.systems_summary(conn, REFERENCE, now=NOW)}
+        following = {s.name: s for s in await health_views.systems_summary(conn, configs, now=NOW)}
+        every_branch = {s.name: s for s in await health_views.systems_summary(conn, REFERENCE, now=NOW)}
     assert (following["acme-ci"].health.eligible, following["acme-ci"].health.covered) == (2, 1)  # master, feature/x
     assert (every_branch["acme-ci"].health.eligible, every_branch["acme-ci"].health.covered) == (4, 1)
 
@@ -569,7 +572,7 @@ async def test_the_30_day_window_counts_what_the_7_day_one_does(ci_store: Store)
     async with ci_store.engine.connect() as conn:
         systems = await queries.system_rows(conn)
         acme = next(s for s in systems if s.name == "acme-ci")
-        detail = await queries.system_detail(conn, acme, REFERENCE, now=NOW)
+        detail = await health_views.system_detail(conn, acme, REFERENCE, now=NOW)
     windows = {w.window: w for w in detail.windows}
     week, month = windows["7d"], windows["30d"]
     assert (week.eligible, week.covered, week.agreement, week.flakiness) == (2, 2, 0.5, 1.0)
@@ -602,8 +605,8 @@ async def test_vote_quality_matrix_false_shares_and_their_cases(ci_store: Store)
 
     async with ci_store.engine.connect() as conn:
         system = next(s for s in await queries.system_rows(conn) if s.name == "acme-ci")
-        negative = await queries.vote_cases(conn, system, REFERENCE, kind="false_negative", window="24h", now=NOW)
-        positive = await queries.vote_cases(conn, system, REFERENCE, kind="false_positive", window="24h", now=NOW)
+        negative = await health_views.vote_cases(conn, system, REFERENCE, kind="false_negative", window="24h", now=NOW)
+        positive = await health_views.vote_cases(conn, system, REFERENCE, kind="false_positive", window="24h", now=NOW)
     assert [row.change for row in negative.rows] == [1] and [row.change for row in positive.rows] == [3]
     assert negative.systems == ["zuul", "acme-ci"]
     assert negative.rows[0].cells["acme-ci"].result == "FAILURE" and negative.rows[0].cells["zuul"].result == "SUCCESS"
@@ -695,9 +698,9 @@ async def test_project_filter_counts_only_that_project(ci_store: Store) -> None:
         )
     await _rebuild(ci_store)
     async with ci_store.engine.connect() as conn:
-        nova = await queries.systems_summary(conn, REFERENCE, project=NOVA, now=NOW)
-        neutron = await queries.systems_summary(conn, REFERENCE, project="openstack/neutron", now=NOW)
-        week = await queries.systems_summary(conn, REFERENCE, window="7d", now=NOW)
+        nova = await health_views.systems_summary(conn, REFERENCE, project=NOVA, now=NOW)
+        neutron = await health_views.systems_summary(conn, REFERENCE, project="openstack/neutron", now=NOW)
+        week = await health_views.systems_summary(conn, REFERENCE, window="7d", now=NOW)
     assert [s.name for s in nova] == ["acme-ci"] and nova[0].health.runs == 4
     assert [s.name for s in neutron] == ["acme-ci"] and neutron[0].health.runs == 2
     acme_week = next(s for s in week if s.name == "acme-ci")
@@ -711,7 +714,7 @@ async def test_project_filter_counts_only_that_project(ci_store: Store) -> None:
 
 async def test_cache_serves_stale_values_while_refreshing() -> None:
     clock = ManualClock()
-    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=clock)
+    cache: TTLCache[str, int] = TTLCache(ttl_s=30, stale_s=300, clock=clock)
     computed: list[int] = []
     release = asyncio.Event()
 
@@ -739,13 +742,13 @@ async def test_cache_serves_stale_values_while_refreshing() -> None:
     assert "k" in cache.refreshing
     await cache.close()  # cancels the refresh it started (before it ran)
     assert not cache.refreshing and len(computed) == 3
-    off: health.TTLCache[str, int] = health.TTLCache(ttl_s=0)  # no caching at all
+    off: TTLCache[str, int] = TTLCache(ttl_s=0)  # no caching at all
     assert await off.get_or_compute("k", compute) == 4 and await off.get_or_compute("k", compute) == 5
 
 
 async def test_background_windows_never_wait_for_their_value() -> None:
     clock = ManualClock()
-    cache: health.TTLCache[str, int] = health.TTLCache(ttl_s=30, stale_s=300, clock=clock)
+    cache: TTLCache[str, int] = TTLCache(ttl_s=30, stale_s=300, clock=clock)
     release = asyncio.Event()
     computed: list[int] = []
 

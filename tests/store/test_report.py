@@ -19,10 +19,10 @@ from cidash.api import create_app
 from cidash.client.report_card import ROWS_PER_PAGE, arrow, markdown, report_csv, report_html, sparkline
 from cidash.config import CISystemConfig, Settings
 from cidash.domain.views import ReportCard
+from cidash.health.report import week_end
 from cidash.parsing import CommentParser
 from cidash.store import Store
 from cidash.store import schema as m
-from cidash.store.report import week_end
 from cidash.store.rollups import rebuild_rollups
 from tests.support.store_fixtures import HUMAN, THIRD_PARTY, ZUUL, observed, parsed
 

@@ -26,7 +26,7 @@ An edge notifies (webhooks, Alertmanager, dashboard toasts) unless it is *quiet*
 began more than ``alert_notify_within_s`` ago (history: a backfill or an archive import), the CI
 was in a declared maintenance window when it opened, or it is silenced; the notification row is
 stored and shown either way. A CI's state (``state`` messages) is health's
-(:func:`cidash.store.queries.systems_summary_one`), sent when one of its incidents opens or resolves.
+(:func:`cidash.health.systems.systems_summary_one`), sent when one of its incidents opens or resolves.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from cidash.domain.results import result_class
 from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.errors import ConfigError
+from cidash.health.systems import systems_summary_one
 from cidash.store import alerts_store as q
 from cidash.store import feed, queries, reading
 from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
@@ -391,7 +392,7 @@ class AlertEngine:
                     system = await queries.find_system(conn, ci.name, ci.server)
                     if system is None:
                         continue
-                    found = await queries.systems_summary_one(conn, system, self._ci_configs, now=now)
+                    found = await systems_summary_one(conn, system, self._ci_configs, now=now)
                     data: dict[str, object] = {
                         "ci": ci.name,
                         "server": ci.server,

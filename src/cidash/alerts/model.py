@@ -25,6 +25,7 @@ from typing import Literal
 
 from cidash.config import AlertRuleConfig
 from cidash.domain.results import FAILED_CLASSES, ResultClass, result_class
+from cidash.domain.spans import duration_text
 
 Verdict = Literal["pass", "fail", "inhibited", "pending", "other"]
 RUN_KINDS = frozenset({"failure", "consecutive_failures", "failure_rate"})
@@ -362,11 +363,13 @@ def summary(rule: AlertRuleConfig, interval: Interval, now: datetime, *, referen
     since = clock_text(interval.started_at, now)
     where = f" in {interval.scope}" if interval.scope else ""
     if rule.kind == "silent":
-        return f"silent since {since}{where}: patch sets in its projects waited {_hours(rule.silent_s)} unanswered"
+        return (
+            f"silent since {since}{where}: patch sets in its projects waited {duration_text(rule.silent_s)} unanswered"
+        )
     if rule.kind == "unreadable":
         return (
-            f"unreadable since {since}: more than {rule.threshold:.0%} of its comments over {_hours(rule.window_s)} "
-            "were neither a result nor a start (see its unread comments)"
+            f"unreadable since {since}: more than {rule.threshold:.0%} of its comments over "
+            f"{duration_text(rule.window_s)} were neither a result nor a start (see its unread comments)"
         )
     judged = interval.failed + interval.passed
     text = f"failing since {since}{where}: {interval.failed} of {judged} runs failed where {reference} passed"
@@ -375,7 +378,3 @@ def summary(rule: AlertRuleConfig, interval: Interval, now: datetime, *, referen
     if interval.resolved_at is not None:
         text += f"; clear since {clock_text(interval.resolved_at, now)}"
     return text
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"

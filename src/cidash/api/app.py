@@ -31,8 +31,8 @@ from cidash import metrics
 from cidash.api.guard import RequestGuard, document_refusals
 from cidash.api.routes import api_router
 from cidash.config import Settings
-from cidash.domain.health import TTLCache
 from cidash.domain.views import ServerStatus
+from cidash.health import HealthCache
 from cidash.store import queries
 from cidash.store.facade import Store
 
@@ -196,7 +196,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.status = status
-    app.state.health_cache = TTLCache(ttl_s=HEALTH_CACHE_TTL_S, stale_s=HEALTH_CACHE_STALE_S)
+    app.state.health_cache = HealthCache(ttl_s=HEALTH_CACHE_TTL_S, stale_s=HEALTH_CACHE_STALE_S)
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(queries.QueryError, _query_error)
@@ -234,7 +234,7 @@ def create_app(
 async def close_app(app: FastAPI) -> None:
     """Stop what the application runs in the background (health refreshes). The lifespan does it;
     call it yourself when the server runs with ``lifespan="off"``."""
-    cache: TTLCache[Any, Any] | None = getattr(app.state, "health_cache", None)
+    cache: HealthCache | None = getattr(app.state, "health_cache", None)
     if cache is not None:
         await cache.close()
 

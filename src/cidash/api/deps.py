@@ -10,8 +10,8 @@ from fastapi import HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import Settings
-from cidash.domain.health import HealthCache
 from cidash.domain.views import ErrorOut
+from cidash.health import HealthCache
 from cidash.store import queries
 from cidash.store.facade import Store
 

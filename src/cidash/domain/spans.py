@@ -1,4 +1,5 @@
-"""Human time spans on the command line: `90s`, `15m`, `6h`, `7d`, `2w`."""
+"""Human time spans: read on the command line (`90s`, `15m`, `6h`, `7d`, `2w`), written for
+operators (`45 min`, `6 h`, `3 d`) in health reasons and incident summaries."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ def parse_span(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a time span; use a number and a unit s, m, h, d or w (e.g. 7d)")
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def duration_text(seconds: float) -> str:
+    """45 min, 6 h, 3 d: the coarse unit an operator reads at a glance."""
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))} min"
+    if seconds < 2 * 86400:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} d"

@@ -1,7 +1,7 @@
 """The weekly report card: every CI's numbers over the last complete week and the week before.
 
 A week ends at midnight UTC (by default the last one, so the card does not move during a day and
-its numbers are cached); its numbers come from :func:`cidash.domain.health.assess` pinned at the end of
+its numbers are cached); its numbers come from :func:`cidash.health.assess` pinned at the end of
 each week, exactly as the overview computes its 7 d window. Rows are sorted worst first (state,
 then success rate), and every number links to the dashboard's list of the runs behind it.
 """
@@ -15,10 +15,12 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
-from cidash.domain import health
 from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
+from cidash.health.assess import assess
+from cidash.health.cache import HealthCache
 from cidash.store.alerts_store import IncidentCounts, incident_counts
 from cidash.store.queries import SystemRow, config_entry, system_rows
+from cidash.store.reads.health import sparklines
 
 WEEK = timedelta(days=7)
 STATE_ORDER = {"failing": 0, "silent": 1, "degraded": 2, "unknown": 3, "healthy": 4}
@@ -99,7 +101,7 @@ async def report_card(
     *,
     end: datetime | None = None,
     project: str | None = None,
-    cache: health.HealthCache | None = None,
+    cache: HealthCache | None = None,
 ) -> ReportCard:
     """The week ending at `end` (default :func:`week_end` of now) and the week before, for every
     CI system (with `project`: those following it, counted on it)."""
@@ -108,15 +110,15 @@ async def report_card(
     systems = await system_rows(conn)
     refs = [s.ref(config_entry(configs, s)) for s in systems]
     references = [s.ref() for s in systems if s.is_reference]
-    week = await health.assess(conn, refs, ["7d"], project=project, now=end, cache=cache, references=references)
+    week = await assess(conn, refs, ["7d"], project=project, now=end, cache=cache, references=references)
     now = datetime.now(UTC)
     # a week ending tomorrow holds today so far: its states are today's, not tomorrow midnight's
     current = week
     if end > now:
-        current = await health.assess(conn, refs, ["24h"], project=project, cache=cache, references=references)
-    before = await health.assess(conn, refs, ["7d"], project=project, now=start, cache=cache, references=references)
+        current = await assess(conn, refs, ["24h"], project=project, cache=cache, references=references)
+    before = await assess(conn, refs, ["7d"], project=project, now=start, cache=cache, references=references)
     # 14 daily buckets, the last one the week's last day (a moment before midnight)
-    sparks = await health.sparklines(conn, "7d", end - timedelta(microseconds=1), project=project)
+    sparks = await sparklines(conn, "7d", end - timedelta(microseconds=1), project=project)
     incidents = await incident_counts(conn, start, end, project)
     previous_incidents = await incident_counts(conn, previous_start, start, project)
     none = IncidentCounts()

@@ -3,8 +3,7 @@
 Every function takes an open :class:`AsyncConnection` (the API opens one per request) and runs a
 bounded number of statements whatever the size of the history:
 
-* systems and their health: :func:`systems_summary`, :func:`system_detail` (via
-  :mod:`cidash.domain.health`, rollups for counts);
+* CI systems: :func:`system_rows`, :func:`find_system` (their health is :mod:`cidash.health`'s);
 * runs: :func:`runs_page` (keyset pagination on ``(posted_at, id)`` descending, served by the
   ``(ci_system_id, posted_at)``, ``(project, posted_at, id, ...)`` or ``(posted_at, id, ...)``
   index), :func:`run_by_id`;
@@ -31,38 +30,39 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import CISystemConfig
 from cidash.domain import health
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.domain.health import LATENCY_BUCKETS
 from cidash.domain.results import INFRA_ERRORS, RESULT_CLASSES, SUCCESS_RESULTS, TEST_FAILURES, result_class
 from cidash.domain.urls import log_url as log_url_of
 from cidash.domain.views import (
     ChangeView,
-    CommentCountsOut,
     Grid,
     GridCell,
     GridRow,
-    HealthWindow,
     JobBreakdown,
     JobOut,
     RunOut,
     RunPage,
     SeriesPoint,
-    SystemDetail,
-    SystemSummary,
-    UnreadCommentOut,
-    Window,
 )
 from cidash.parsing import CommentParser
-from cidash.store import reading
 from cidash.store import schema as m
 from cidash.store.natural_keys import IN_CHUNK, chunks
 from cidash.store.rollups import hour_floor
-from cidash.store.schema import LATENCY_BUCKETS, latency_t, rollups_t
-from cidash.store.types import OutOfRangeError, bounded_id, bounded_utc, to_aware_utc, utc_param
+from cidash.store.schema import latency_t, rollups_t
+from cidash.store.types import (
+    OutOfRangeError,
+    allow_long_group_concat,
+    bounded_id,
+    bounded_utc,
+    group_concat_text,
+    to_aware_utc,
+    utc_param,
+)
 
 RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
 MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
 GRID_SCAN_PER_ROW = 40  # runs read per wanted grid row when looking for the most recent patch sets
 CSV_CHUNK = 1000
-UNREAD_SHOWN = 10  # latest unread comments on a system's page
 
 
 class QueryError(ValueError):
@@ -181,168 +181,6 @@ def matches_search(system: SystemRow, q: str | None) -> bool:
     if not wanted:
         return True
     return any(wanted in (value or "").casefold() for value in (system.name, system.display_name, system.owner))
-
-
-def _summary_fields(
-    system: SystemRow, assessment: health.Assessment, window: HealthWindow, sparkline: list[float | None]
-) -> dict[str, Any]:
-    return {
-        "id": system.id,
-        "name": system.name,
-        "server": system.server,
-        "display_name": system.display_name,
-        "owner": system.owner,
-        "is_reference": system.is_reference,
-        "confirmed": system.confirmed,
-        "source": system.source,
-        "projects": assessment.projects,
-        "state": assessment.state,
-        "state_reason": assessment.reason,
-        "last_seen": system.last_seen,
-        "health": window,
-        "sparkline": sparkline,
-    }
-
-
-def _references(systems: Sequence[SystemRow]) -> list[health.SystemRef]:
-    return [s.ref() for s in systems if s.is_reference]
-
-
-async def systems_summary(
-    conn: AsyncConnection,
-    configs: Sequence[CISystemConfig] = (),
-    *,
-    window: Window = "24h",
-    project: str | None = None,
-    now: datetime | None = None,
-    cache: health.HealthCache | None = None,
-    q: str | None = None,
-) -> list[SystemSummary]:
-    """Every CI system (with `project`: those following it; with `q`: those it finds, see
-    :func:`matches_search`), its health in `window` and its state. `now` pins the clock (tests)."""
-    systems = await system_rows(conn)
-    refs = [s.ref(config_entry(configs, s)) for s in systems]
-    assessed = await health.assess(
-        conn,
-        refs,
-        [window],
-        project=project,
-        now=now,
-        cache=cache,
-        references=_references(systems),
-        sparkline=window,
-    )
-    out = []
-    for system in systems:
-        assessment = assessed[system.id]
-        if project is not None and project not in assessment.projects:
-            continue
-        if not matches_search(system, q):
-            continue
-        fields = _summary_fields(system, assessment, assessment.windows[window], assessment.sparkline)
-        out.append(SystemSummary(**fields))
-    return out
-
-
-async def systems_summary_one(
-    conn: AsyncConnection,
-    system: SystemRow,
-    configs: Sequence[CISystemConfig] = (),
-    *,
-    window: Window = "24h",
-    now: datetime | None = None,
-    cache: health.HealthCache | None = None,
-) -> SystemSummary:
-    """The summary of one CI system (badges): reads only its own projects' runs."""
-    detail = await system_detail(conn, system, configs, now=now, cache=cache, windows=(window,))
-    return SystemSummary(**detail.model_dump(exclude={"windows"}))
-
-
-async def system_detail(
-    conn: AsyncConnection,
-    system: SystemRow,
-    configs: Sequence[CISystemConfig] = (),
-    *,
-    now: datetime | None = None,
-    cache: health.HealthCache | None = None,
-    windows: Sequence[Window] | None = None,
-) -> SystemDetail:
-    """One CI system with every window (or `windows`); `health` and the sparkline are the 24 h ones."""
-    windows = health.WINDOWS if windows is None else windows  # not a default: health imports the store
-    references = [s.ref() for s in await system_rows(conn, server=system.server) if s.is_reference]
-    assessed = await health.assess(
-        conn,
-        [system.ref(config_entry(configs, system))],
-        list(dict.fromkeys([*windows, "24h"])),
-        now=now,
-        cache=cache,
-        references=references,
-        sparkline="24h",
-    )
-    assessment = assessed[system.id]
-    fields = _summary_fields(system, assessment, assessment.windows["24h"], assessment.sparkline)
-    shown = [w for w in health.WINDOWS if w in assessment.windows]
-    moment = now or datetime.now(UTC)
-    comments = []
-    for window in shown:
-        counts = await reading.comment_counts(
-            conn, since=moment - health.WINDOW_SPANS[window], until=moment, ci_system_ids=[system.id]
-        )
-        counted = counts.get(system.id, reading.CommentCounts())
-        comments.append(
-            CommentCountsOut(
-                window=window,
-                results=counted.results,
-                starts=counted.starts,
-                unread=counted.unread,
-                unread_share=counted.unread_share,
-            )
-        )
-    unread = [
-        UnreadCommentOut(
-            id=row.id,
-            project=row.project,
-            change=row.change_number,
-            patchset=row.patchset_number,
-            posted_at=row.posted_at,
-            vote=row.vote,
-            text=row.text,
-            why=row.why,
-            parsed_with=row.parsed_with,
-        )
-        for row in await reading.unread_comments(conn, system.id, limit=UNREAD_SHOWN)
-    ]
-    return SystemDetail(**fields, windows=[assessment.windows[w] for w in shown], comments=comments, unread=unread)
-
-
-CaseKind = Literal["false_negative", "false_positive"]
-
-
-async def vote_cases(
-    conn: AsyncConnection,
-    system: SystemRow,
-    configs: Sequence[CISystemConfig] = (),
-    *,
-    kind: CaseKind,
-    window: Window = "7d",
-    now: datetime | None = None,
-    cache: health.HealthCache | None = None,
-) -> Grid:
-    """The patch sets behind a vote-quality number (`false_negative`: its -1 where the reference
-    passed and the change merged; `false_positive`: its +1 where the reference failed), newest
-    first, each with every CI's newest result (the first :data:`health.CASES_KEPT`)."""
-    references = [s.ref() for s in await system_rows(conn, server=system.server) if s.is_reference]
-    assessed = await health.assess(
-        conn, [system.ref(config_entry(configs, system))], [window], now=now, cache=cache, references=references
-    )
-    metrics = assessed[system.id].metrics.get(window)
-    if metrics is None:
-        return Grid(project=None, systems=[], rows=[])
-    ids = metrics.false_negative_cases if kind == "false_negative" else metrics.false_positive_cases
-    infos = await _patchset_infos(conn, ids)
-    systems, _ = await _fill_cells(conn, infos, None)
-    rows = sorted(infos.values(), key=_newest_first)
-    return Grid(project=None, systems=systems, rows=[info.row() for info in rows])
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -918,7 +756,7 @@ async def _fill_cells(
         return [], set()
     created = [info.created_at for info in infos.values() if info.created_at is not None]
     bound = min(created) - timedelta(hours=1) if len(created) == len(infos) else None
-    await health.allow_long_group_concat(conn)
+    await allow_long_group_concat(conn)
     known = await Names.load(conn)
     references: set[str] = set()
     names: set[str] = set()
@@ -927,7 +765,7 @@ async def _fill_cells(
             info = infos.get(patchset_id)
             if info is None or not packed:
                 continue
-            for ci_id, cell in _unpack_cells(health.text_of(packed)):
+            for ci_id, cell in _unpack_cells(group_concat_text(packed)):
                 ci = known.ci(ci_id)
                 names.add(ci)
                 if known.is_reference(ci_id):
@@ -960,7 +798,11 @@ async def grid(
         .order_by(sa.desc("last"), sub.c.patchset_id.desc())
         .limit(limit)
     )
-    ids = [row[0] for row in await conn.execute(query)]
+    return await patchsets_grid(conn, [row[0] for row in await conn.execute(query)], project)
+
+
+async def patchsets_grid(conn: AsyncConnection, ids: Sequence[int], project: str | None = None) -> Grid:
+    """The patch sets `ids`, newest first, with each CI's newest result on them (of `project`'s CIs)."""
     infos = await _patchset_infos(conn, ids)
     systems, _ = await _fill_cells(conn, infos, project)
     rows = sorted(infos.values(), key=_newest_first)

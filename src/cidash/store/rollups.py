@@ -20,7 +20,6 @@ from clock skew, count as 0 s; non-finite ones are ignored) and floor ``posted_a
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,11 +28,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.health import LATENCY_BUCKETS, clean_latency, latency_bucket
 from cidash.domain.results import CLASS_CODES, INFRA_ERRORS, SUCCESS_RESULTS, TEST_FAILURES, ResultClass, result_class
 from cidash.domain.text import clip_required
 from cidash.store import schema as m
 from cidash.store.inserted_run import InsertedRun
-from cidash.store.schema import LATENCY_BUCKETS, hour_totals_t, latency_t, rollups_t
+from cidash.store.schema import hour_totals_t, latency_t, rollups_t
 from cidash.store.types import is_mysql
 
 _ROLLUP_KEY = ("ci_system_id", "project", "hour")
@@ -46,28 +46,6 @@ def hour_floor(moment: datetime) -> datetime:
     """The UTC hour `moment` falls in (aware)."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return aware.replace(minute=0, second=0, microsecond=0)
-
-
-def clean_latency(latency_s: float | None) -> float | None:
-    """The latency the rollups count: None when unknown or not finite, 0 when negative (clock skew)."""
-    if latency_s is None or not math.isfinite(latency_s):
-        return None
-    return max(0.0, float(latency_s))
-
-
-def latency_bucket(latency_s: float) -> int:
-    """Histogram bucket of a (clean, non-negative) latency: 0 for < 1 s, b for [2^(b-1), 2^b)."""
-    if latency_s < 1.0:
-        return 0
-    exponent = math.frexp(latency_s)[1]  # latency = mantissa * 2^exponent, mantissa in [0.5, 1)
-    return min(exponent, LATENCY_BUCKETS - 1)
-
-
-def bucket_bounds(bucket: int) -> tuple[float, float]:
-    """The latency range ``[low, high)`` of a bucket, in seconds."""
-    if bucket <= 0:
-        return 0.0, 1.0
-    return float(2 ** (bucket - 1)), float(2**bucket)
 
 
 # -- SQL expressions shared with the read side --------------------------------------------------

@@ -283,9 +283,6 @@ class SyncWatermarkRow(Base):
 # -- derived for reading: hourly rollups, latency histograms, the feed -----------------------------
 
 
-LATENCY_BUCKETS = 24  # bucket b holds latencies in [2^(b-1), 2^b) seconds; b = 0 holds < 1 s
-
-
 class _RollupSums:
     """The summed columns shared by the per-project rollups and the per-CI hour totals."""
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
@@ -143,3 +144,21 @@ def _short(value: int) -> str:
 def id_type() -> sa.types.TypeEngine[int]:
     """BIGINT ids on MySQL (bulk upserts can burn auto-increment values); SQLite needs INTEGER."""
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+# -- statement helpers shared by the reads ---------------------------------------------------------
+
+
+def group_concat_text(value: Any) -> str:
+    """A ``group_concat`` result as text (some drivers hand it back as bytes)."""
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+_LONG_CONCAT = "cidash_long_group_concat"
+
+
+async def allow_long_group_concat(conn: AsyncConnection) -> None:
+    """MySQL cuts ``group_concat`` at 1024 bytes by default: raise it, once per pooled connection."""
+    if is_mysql(conn.dialect) and not conn.info.get(_LONG_CONCAT):
+        await conn.execute(sa.text("SET SESSION group_concat_max_len = 4194304"))
+        conn.info[_LONG_CONCAT] = True

@@ -17,6 +17,7 @@ from cidash import metrics
 from cidash.api.auth import badges_public, reads_open_to
 from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
 from cidash.domain.views import ChangeView, ErrorOut, Grid, Readiness, ReadinessWords, ServerStatus, State
+from cidash.health.systems import systems_summary_one
 from cidash.store import queries
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,11 @@ async def get_grid(
 async def get_projects(request: Request, conn: Conn) -> list[str]:
     """Every project with CI runs, sorted."""
     cache = cache_of(request)
-    cached = cache.get(PROJECTS_TTL_KEY)
+    cached = cache.projects.get(PROJECTS_TTL_KEY)
     if cached is not None:
         return list(cached)
     names = await queries.project_names(conn)
-    cache.put(PROJECTS_TTL_KEY, names)
+    cache.projects.put(PROJECTS_TTL_KEY, names)
     return names
 
 
@@ -127,7 +128,7 @@ async def get_badge(
     """A small SVG badge: the CI's state colour and its 24 h success rate. Needs the read token
     when reads do, unless ``api.public_badges`` is set."""
     system = await system_or_404(conn, name, server or None)
-    detail = await queries.systems_summary_one(conn, system, settings_of(request).ci, cache=cache_of(request))
+    detail = await systems_summary_one(conn, system, settings_of(request).ci, cache=cache_of(request))
     rate = detail.health.success_rate
     message = detail.state if rate is None else f"{detail.state} {round(rate * 100)}%"
     svg = badge_svg(system.display_name or system.name, message, BADGE_COLOURS[detail.state])

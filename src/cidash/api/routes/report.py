@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.deps import cache_of, connection, query_error, settings_of
 from cidash.domain.views import ReportCard
+from cidash.health.report import report_card, week_end
 from cidash.store import queries
-from cidash.store.report import report_card, week_end
 
 router = APIRouter(tags=["report"])
 

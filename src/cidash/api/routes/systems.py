@@ -23,6 +23,7 @@ from cidash.domain.views import (
     SystemSummary,
     Window,
 )
+from cidash.health.systems import CaseKind, system_detail, systems_summary, vote_cases
 from cidash.store import queries
 
 router = APIRouter(tags=["systems"])
@@ -50,7 +51,7 @@ async def list_systems(
     """Every CI system with its health over `window` and its current state (filtered to the CI
     systems following `project`, and counted on it, when given; to those `q` finds in their
     name, display name or owner, case-insensitive)."""
-    return await queries.systems_summary(
+    return await systems_summary(
         conn, settings_of(request).ci, window=window, project=project or None, cache=cache_of(request), q=q
     )
 
@@ -65,7 +66,7 @@ async def measures() -> dict[str, str]:
 async def get_system(request: Request, conn: Conn, name: Name, server: Server = None) -> SystemDetail:
     """One CI system with every window (1h, 24h, 7d, 30d)."""
     system = await system_or_404(conn, name, server)
-    return await queries.system_detail(conn, system, settings_of(request).ci, cache=cache_of(request))
+    return await system_detail(conn, system, settings_of(request).ci, cache=cache_of(request))
 
 
 @router.patch(
@@ -83,7 +84,7 @@ async def patch_system(
     await store_of(request).patch_system(system, patch)
     cache_of(request).clear()
     updated = await system_or_404(conn, system.name, system.server)
-    return await queries.system_detail(conn, updated, settings_of(request).ci, cache=cache_of(request))
+    return await system_detail(conn, updated, settings_of(request).ci, cache=cache_of(request))
 
 
 @router.get(
@@ -141,16 +142,14 @@ async def system_cases(
     request: Request,
     conn: Conn,
     name: Name,
-    kind: queries.CaseKind,
+    kind: CaseKind,
     server: Server = None,
     window: Window = "7d",
 ) -> Grid:
     """The patch sets behind its false -1 share (`kind=false_negative`: -1 where the reference CI
     passed and the change merged) or false +1 share (`false_positive`), with every CI's result."""
     system = await system_or_404(conn, name, server)
-    return await queries.vote_cases(
-        conn, system, settings_of(request).ci, kind=kind, window=window, cache=cache_of(request)
-    )
+    return await vote_cases(conn, system, settings_of(request).ci, kind=kind, window=window, cache=cache_of(request))
 
 
 @router.get("/systems/{name}/jobs", response_model=list[JobBreakdown], responses=NOT_FOUND)
