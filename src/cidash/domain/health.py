@@ -484,70 +484,89 @@ def metrics_from_digests(
     for p in params:
         for name in p.projects:
             followers.setdefault(name, []).append((p, timedelta(seconds=p.reasonable_s)))
-    comparable = (_SUCCESS, _FAILURE)
     for digest in digests:
-        ref_code: int | None = None
-        answered: set[int] = set()
-        for ci, code, _, _, _ in digest.entries:
-            answered.add(ci)
-            if ci in references and ref_code is None:
-                ref_code = code
-        for ci, code, n, lo, hi in digest.entries:
-            entry = found.get(ci)
-            if entry is None:
-                continue
-            entry.answered += 1
-            if lo in _FAILED or hi in _FAILED:
-                entry.failed_patchsets += 1
-                if n >= 2 and code == _SUCCESS:
-                    entry.recovered += 1
-            if n >= 2:
-                entry.rechecked += 1
-                if lo != hi:
-                    entry.flaky += 1
-            if code == _FAILURE:
-                entry.negatives += 1
-            elif code == _SUCCESS:
-                entry.positives += 1
-            if ref_code in comparable and code in comparable and ci not in references:
-                entry.compared += 1
-                if ref_code == _SUCCESS:
-                    entry.reference_passed += 1
-                if code == ref_code:
-                    entry.agree += 1
-                elif code == _FAILURE:
-                    entry.fail_when_reference_passed += 1
-                    if digest.status == "MERGED":
-                        entry.false_negatives += 1
-                        if len(entry.false_negative_cases) < CASES_KEPT:
-                            entry.false_negative_cases.append(digest.patchset_id)
-                else:
-                    entry.pass_when_reference_failed += 1
-                    if len(entry.false_positive_cases) < CASES_KEPT:
-                        entry.false_positive_cases.append(digest.patchset_id)
-        created = digest.created_at
-        if created is None or created < start:
-            continue
-        superseded = digest.next_created_at
-        closed_at = digest.last_activity if digest.status in _CLOSED else None
-        for follower, reasonable in followers.get(digest.project, ()):
-            if not follower.follows_branch(digest.branch):
-                continue
-            ci, last_seen = follower.ci_system_id, follower.last_seen
-            deadline = created + reasonable
-            if deadline > end:
-                continue  # too recent: it may still answer
-            if superseded is not None and superseded < deadline:
-                continue  # superseded before it could reasonably answer
-            if digest.status in _CLOSED and (closed_at is None or closed_at < deadline):
-                continue  # merged or abandoned before it could reasonably answer
-            entry = found[ci]
-            entry.eligible += 1
-            if ci in answered:
-                entry.covered += 1
-            elif last_seen is None or created > last_seen:
-                entry.missed_since_last_seen += 1
+        _count_results(found, digest, references)
+        _count_coverage(found, digest, followers.get(digest.project, ()), start, end)
     return found
+
+
+_COMPARABLE = (_SUCCESS, _FAILURE)
+
+
+def _count_results(found: dict[int, RunMetrics], digest: PatchSetDigest, references: set[int]) -> None:
+    """What each CI posted on one patch set: answers, rechecks, votes, and how it compares with the
+    reference CI's latest result there."""
+    ref_code = next((code for ci, code, _, _, _ in digest.entries if ci in references), None)
+    for ci, code, n, lo, hi in digest.entries:
+        entry = found.get(ci)
+        if entry is None:
+            continue
+        entry.answered += 1
+        if lo in _FAILED or hi in _FAILED:
+            entry.failed_patchsets += 1
+            if n >= 2 and code == _SUCCESS:
+                entry.recovered += 1
+        if n >= 2:
+            entry.rechecked += 1
+            if lo != hi:
+                entry.flaky += 1
+        if code == _FAILURE:
+            entry.negatives += 1
+        elif code == _SUCCESS:
+            entry.positives += 1
+        if ref_code in _COMPARABLE and code in _COMPARABLE and ci not in references:
+            _compare_with_reference(entry, code, ref_code, digest)
+
+
+def _compare_with_reference(entry: RunMetrics, code: int, ref_code: int | None, digest: PatchSetDigest) -> None:
+    entry.compared += 1
+    if ref_code == _SUCCESS:
+        entry.reference_passed += 1
+    if code == ref_code:
+        entry.agree += 1
+    elif code == _FAILURE:
+        entry.fail_when_reference_passed += 1
+        if digest.status == "MERGED":
+            entry.false_negatives += 1
+            if len(entry.false_negative_cases) < CASES_KEPT:
+                entry.false_negative_cases.append(digest.patchset_id)
+    else:
+        entry.pass_when_reference_failed += 1
+        if len(entry.false_positive_cases) < CASES_KEPT:
+            entry.false_positive_cases.append(digest.patchset_id)
+
+
+def _count_coverage(
+    found: dict[int, RunMetrics],
+    digest: PatchSetDigest,
+    followers: Iterable[tuple[CoverageParams, timedelta]],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """One patch set's part in the coverage (and silence) of the CIs following its project."""
+    created = digest.created_at
+    if created is None or created < start:
+        return
+    answered = {ci for ci, _, _, _, _ in digest.entries}
+    superseded = digest.next_created_at
+    closed_at = digest.last_activity if digest.status in _CLOSED else None
+    for follower, reasonable in followers:
+        if not follower.follows_branch(digest.branch):
+            continue
+        ci, last_seen = follower.ci_system_id, follower.last_seen
+        deadline = created + reasonable
+        if deadline > end:
+            continue  # too recent: it may still answer
+        if superseded is not None and superseded < deadline:
+            continue  # superseded before it could reasonably answer
+        if digest.status in _CLOSED and (closed_at is None or closed_at < deadline):
+            continue  # merged or abandoned before it could reasonably answer
+        entry = found[ci]
+        entry.eligible += 1
+        if ci in answered:
+            entry.covered += 1
+        elif last_seen is None or created > last_seen:
+            entry.missed_since_last_seen += 1
 
 
 def exact_quantile(ordered: Sequence[float], q: float) -> float | None:

@@ -8,6 +8,7 @@ Everything takes ``now`` so that tests can pin the clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +32,7 @@ from cidash.domain.health import (
 from cidash.domain.views import Window
 from cidash.health.cache import FollowedKey, HealthCache, MetricsKey
 from cidash.store.reads.health import (
+    WindowNumbers,
     first_answer_waits,
     followed_projects,
     patchset_digests,
@@ -160,70 +162,86 @@ async def assess(
     now = now or datetime.now(UTC)
     if not systems:
         return {}
-    ids = [s.id for s in systems]
+    ids = [s.id for s in systems] if len(systems) == 1 else None  # one system: only its own rows
     refs = list(references) or [s for s in systems if s.is_reference]
-    reference_ids = sorted({r.id for r in refs})
-    reference_name = {r.server_id: r.display_name for r in refs}
-    single = len(systems) == 1
-    projects = await _followed(conn, cache, systems, now, pinned_now, single)
+    projects = await _followed(conn, cache, systems, now, pinned_now, ids is not None)
 
     wanted: list[Window] = list(dict.fromkeys([*windows, STATE_WINDOW]))
     numbers = {
-        w: await window_numbers(conn, w, now, project=project, ci_ids=ids if single else None, sparkline=w == sparkline)
-        for w in wanted
+        w: await window_numbers(conn, w, now, project=project, ci_ids=ids, sparkline=w == sparkline) for w in wanted
     }
     sparks = numbers[sparkline][2] if sparkline in numbers else {}
     if sparkline is not None and sparkline not in numbers:
-        sparks = await sparklines(conn, sparkline, now, project=project, ci_ids=ids if single else None)
+        sparks = await sparklines(conn, sparkline, now, project=project, ci_ids=ids)
     # the CI's own answer time, for coverage and silence: its 24 h latency over all projects
     state_histograms = numbers[STATE_WINDOW][1]
     if project is not None:
-        state_histograms = (await window_numbers(conn, STATE_WINDOW, now, ci_ids=ids if single else None))[1]
+        state_histograms = (await window_numbers(conn, STATE_WINDOW, now, ci_ids=ids))[1]
     p95 = {ci: percentile(hist, 0.95) for ci, hist in state_histograms.items()}
-    p50 = {ci: percentile(hist, 0.5) for ci, hist in state_histograms.items()}
     params = [
         CoverageParams(
             s.id, tuple(projects.get(s.id, ())), reasonable_answer_s(p95.get(s.id)), s.last_seen, s.configured_branches
         )
         for s in systems
     ]
-    metrics: dict[Window, dict[int, RunMetrics]] = {}
-    pending: set[Window] = set()
+    gathered = _Gathered(now, projects, numbers, {ci: percentile(h, 0.5) for ci, h in state_histograms.items()})
+    gathered.reference_name = {r.server_id: r.display_name for r in refs}
+    reference_ids = sorted({r.id for r in refs})
     for window in wanted:
         if window in RUN_METRIC_WINDOWS:
             found = await _cached_metrics(
-                conn, cache, window, pinned_now, params, reference_ids, project, only_followed=single
+                conn, cache, window, pinned_now, params, reference_ids, project, only_followed=ids is not None
             )
             if found is None:
-                pending.add(window)
+                gathered.pending.add(window)
             else:
-                metrics[window] = found
+                gathered.metrics[window] = found
 
     empty_spark: list[float | None] = [None] * len(sparkline_buckets(sparkline or "24h", now)[0])
-    result: dict[int, Assessment] = {}
-    for s in systems:
-        counts = {w: numbers[w][0].get(s.id) for w in wanted}
-        hists = {w: numbers[w][1].get(s.id) for w in wanted}
+    return {
+        s.id: gathered.assessment(s, windows, sparks.get(s.id, empty_spark) if sparkline is not None else [])
+        for s in systems
+    }
+
+
+@dataclass(slots=True)
+class _Gathered:
+    """What :func:`assess` read for every system at once, from which each system's assessment is made."""
+
+    now: datetime
+    projects: dict[int, list[str]]
+    numbers: dict[Window, WindowNumbers]
+    p50: dict[int, float | None]
+    reference_name: dict[int, str] = field(default_factory=dict)
+    metrics: dict[Window, dict[int, RunMetrics]] = field(default_factory=dict)
+    pending: set[Window] = field(default_factory=set)
+
+    def assessment(self, system: SystemRef, windows: Sequence[Window], sparkline: list[float | None]) -> Assessment:
+        ci = system.id
+        counts = {w: numbers[0].get(ci) for w, numbers in self.numbers.items()}
         state, reason = decide_state(
             counts=counts[STATE_WINDOW] or Counts(),
-            metrics=metrics[STATE_WINDOW].get(s.id),
-            p50_s=p50.get(s.id),
-            last_seen=s.last_seen,
-            now=now,
-            is_reference=s.is_reference,
-            reference_name=reference_name.get(s.server_id),
+            metrics=self.metrics[STATE_WINDOW].get(ci),
+            p50_s=self.p50.get(ci),
+            last_seen=system.last_seen,
+            now=self.now,
+            is_reference=system.is_reference,
+            reference_name=self.reference_name.get(system.server_id),
         )
-        result[s.id] = Assessment(
+        return Assessment(
             state=state,
             reason=reason,
-            projects=projects.get(s.id, []),
+            projects=self.projects.get(ci, []),
             windows={
                 w: health_window(
-                    w, counts[w], hists[w], metrics[w].get(s.id) if w in metrics else None, pending=w in pending
+                    w,
+                    counts[w],
+                    self.numbers[w][1].get(ci),
+                    self.metrics[w].get(ci) if w in self.metrics else None,
+                    pending=w in self.pending,
                 )
                 for w in windows
             },
-            sparkline=sparks.get(s.id, empty_spark) if sparkline is not None else [],
-            metrics={w: metrics[w][s.id] for w in windows if w in metrics and s.id in metrics[w]},
+            sparkline=sparkline,
+            metrics={w: self.metrics[w][ci] for w in windows if w in self.metrics and ci in self.metrics[w]},
         )
-    return result

@@ -19,11 +19,10 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.domain.results import result_class
+from cidash.domain.results import FAILED_CLASSES, result_class
 from cidash.parsing.rechecks import names_of
 from cidash.store import schema as m
-
-FAILED_CLASSES = ("failure", "infra")
+from cidash.store.reads.health import posted_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +31,6 @@ class Attribution:
     ci_system_id: int
     posted_at: datetime
     plain: bool  # a plain recheck attributed through the CI's failure; False: the CI was named
-
-
-def _in_window(
-    table: sa.Table, start: datetime, end: datetime, project: str | None, projects: Sequence[str] | None
-) -> list[sa.ColumnElement[bool]]:
-    where = [table.c.posted_at >= start, table.c.posted_at <= end]
-    if project is not None:
-        where.append(table.c.project == project)
-    elif projects is not None:
-        where.append(table.c.project.in_(sorted(set(projects))))
-    return where
 
 
 async def attribute(
@@ -59,7 +47,7 @@ async def attribute(
         return []
     wanted = set(ci_ids)
     rc, r, later = m.rechecks_t, m.runs_t, m.runs_t.alias("later")
-    window = _in_window(rc, start, end, project, projects)
+    window = posted_in(rc, start, end, project, projects)
     found: list[Attribution] = []
 
     systems, accounts = m.ci_systems_t, m.accounts_t

@@ -22,6 +22,25 @@ from cidash.store.schema import hour_totals_t, latency_t, rollups_t
 from cidash.store.types import UTCDateTime, allow_long_group_concat, group_concat_text
 from cidash.store.types import utc_param as _at
 
+WindowNumbers = tuple[dict[int, Counts], dict[int, list[int]], dict[int, list[float | None]]]
+"""A window's counts, latency histograms and sparklines, by CI system id."""
+
+
+def posted_in(
+    table: sa.Table,
+    start: datetime,
+    end: datetime,
+    project: str | None = None,
+    projects: Sequence[str] | None = None,
+) -> list[sa.ColumnElement[bool]]:
+    """Rows of `table` posted in [start, end], of `project` (or of any of `projects`) when given."""
+    where = [table.c.posted_at >= _at(start), table.c.posted_at <= _at(end)]
+    if project is not None:
+        where.append(table.c.project == project)
+    elif projects is not None:
+        where.append(table.c.project.in_(sorted(set(projects))))
+    return where
+
 
 def _ids_filter(column: sa.ColumnElement[int], ids: Iterable[int] | None) -> list[sa.ColumnElement[bool]]:
     if ids is None:
@@ -110,7 +129,7 @@ async def window_numbers(
     project: str | None = None,
     ci_ids: Iterable[int] | None = None,
     sparkline: bool = False,
-) -> tuple[dict[int, Counts], dict[int, list[int]], dict[int, list[float | None]]]:
+) -> WindowNumbers:
     """Counts, latency histograms and (with `sparkline`) sparklines of a window: counts exact
     from ``ci_runs`` for 1 h, from the rollups otherwise."""
     since = now - WINDOW_SPANS[window]
@@ -150,54 +169,13 @@ async def rollup_window(
     success rate of each bucket of the `sparkline` window's sparkline (:func:`sparkline_buckets`;
     None where it had no runs).
     Without `project` it reads ``ci_hour_totals`` (one row per CI and hour), else ``ci_rollups``."""
-    t = rollups_t if project is not None else hour_totals_t
     starts, step = sparkline_buckets(sparkline or "24h", now)
     hourly = step == timedelta(hours=1)
-    bounds = []
-    if since is not None:
-        bounds.append(hour_floor(since))
-    if sparkline is not None:
-        bounds.append(starts[0])
-    if not bounds:
+    window_start = hour_floor(since) if since is not None else None
+    spark_start = starts[0] if sparkline is not None else None
+    if window_start is None and spark_start is None:
         return {}, {}
-    slot: sa.ColumnElement[Any] = t.c.hour if hourly else sa.func.date(t.c.hour)
-    in_window: sa.ColumnElement[bool] = t.c.hour >= _at(hour_floor(since)) if since is not None else sa.false()
-    in_spark: sa.ColumnElement[bool] = t.c.hour >= _at(starts[0]) if sparkline is not None else sa.false()
-
-    def windowed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return sa.func.sum(sa.case((in_window, column), else_=0))
-
-    inner = (
-        sa.select(
-            t.c.ci_system_id.label("ci"),
-            slot.label("slot"),
-            sa.func.sum(t.c.runs).label("r"),
-            sa.func.sum(t.c.successes).label("s"),
-            windowed(t.c.runs).label("wr"),
-            windowed(t.c.successes).label("ws"),
-            windowed(t.c.test_failures).label("wf"),
-            windowed(t.c.infra_errors).label("wi"),
-            windowed(t.c.latency_n).label("wn"),
-            windowed(t.c.latency_sum).label("wl"),
-            sa.func.max(sa.case((in_spark, 1), else_=0)).label("sp"),
-        )
-        .where(t.c.hour >= _at(min(bounds)), t.c.hour < _at(now), *_ids_filter(t.c.ci_system_id, ci_ids))
-        .group_by(slot, t.c.ci_system_id)
-    )
-    if project is not None:
-        inner = inner.where(t.c.project == project)
-    sub = inner.subquery("h")
-    entry = sa.cast(sub.c.slot, sa.String) + "|" + sa.cast(sub.c.r, sa.String) + "|" + sa.cast(sub.c.s, sa.String)
-    query = sa.select(
-        sub.c.ci,
-        sa.func.sum(sub.c.wr),
-        sa.func.sum(sub.c.ws),
-        sa.func.sum(sub.c.wf),
-        sa.func.sum(sub.c.wi),
-        sa.func.sum(sub.c.wn),
-        sa.func.sum(sub.c.wl),
-        sa.func.group_concat(sa.case((sub.c.sp == 1, entry))),
-    ).group_by(sub.c.ci)
+    query = _rollup_query(window_start, spark_start, hourly, now, project, ci_ids)
     await allow_long_group_concat(conn)
     # slots come back as text ("2026-11-25 10:00:00[.000000]" or "2026-11-25"): match the prefix
     width = 13 if hourly else 10
@@ -214,17 +192,74 @@ async def rollup_window(
                 int(latency_n or 0),
                 float(latency_sum or 0.0),
             )
-        if sparkline is None or packed is None:
-            continue
-        values: list[float | None] = [None] * len(starts)
-        for item in group_concat_text(packed).split(","):
-            key, bucket_runs, bucket_successes = item.rsplit("|", 2)
-            position = index.get(key[:width])
-            total = int(float(bucket_runs))
-            if position is not None and total > 0:
-                values[position] = int(float(bucket_successes)) / total
-        sparks[ci] = values
+        if sparkline is not None and packed is not None:
+            sparks[ci] = _spark_values(group_concat_text(packed), index, width)
     return counts, sparks
+
+
+def _rollup_query(
+    window_start: datetime | None,
+    spark_start: datetime | None,
+    hourly: bool,
+    now: datetime,
+    project: str | None,
+    ci_ids: Iterable[int] | None,
+) -> sa.Select[Any]:
+    """The statement of :func:`rollup_window`: per CI, the sums of the hours from `window_start`
+    and the packed ``slot|runs|successes`` of each sparkline slot from `spark_start`."""
+    t = rollups_t if project is not None else hour_totals_t
+    slot: sa.ColumnElement[Any] = t.c.hour if hourly else sa.func.date(t.c.hour)
+    in_window: sa.ColumnElement[bool] = t.c.hour >= _at(window_start) if window_start is not None else sa.false()
+    in_spark: sa.ColumnElement[bool] = t.c.hour >= _at(spark_start) if spark_start is not None else sa.false()
+
+    def windowed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((in_window, column), else_=0))
+
+    first = min(moment for moment in (window_start, spark_start) if moment is not None)
+    inner = (
+        sa.select(
+            t.c.ci_system_id.label("ci"),
+            slot.label("slot"),
+            sa.func.sum(t.c.runs).label("r"),
+            sa.func.sum(t.c.successes).label("s"),
+            windowed(t.c.runs).label("wr"),
+            windowed(t.c.successes).label("ws"),
+            windowed(t.c.test_failures).label("wf"),
+            windowed(t.c.infra_errors).label("wi"),
+            windowed(t.c.latency_n).label("wn"),
+            windowed(t.c.latency_sum).label("wl"),
+            sa.func.max(sa.case((in_spark, 1), else_=0)).label("sp"),
+        )
+        .where(t.c.hour >= _at(first), t.c.hour < _at(now), *_ids_filter(t.c.ci_system_id, ci_ids))
+        .group_by(slot, t.c.ci_system_id)
+    )
+    if project is not None:
+        inner = inner.where(t.c.project == project)
+    sub = inner.subquery("h")
+    entry = sa.cast(sub.c.slot, sa.String) + "|" + sa.cast(sub.c.r, sa.String) + "|" + sa.cast(sub.c.s, sa.String)
+    return sa.select(
+        sub.c.ci,
+        sa.func.sum(sub.c.wr),
+        sa.func.sum(sub.c.ws),
+        sa.func.sum(sub.c.wf),
+        sa.func.sum(sub.c.wi),
+        sa.func.sum(sub.c.wn),
+        sa.func.sum(sub.c.wl),
+        sa.func.group_concat(sa.case((sub.c.sp == 1, entry))),
+    ).group_by(sub.c.ci)
+
+
+def _spark_values(packed: str, index: dict[str, int], width: int) -> list[float | None]:
+    """The success rate of each sparkline slot from the packed ``slot|runs|successes`` entries
+    (None where the slot had no runs); `index` maps a slot's text prefix of `width` to its position."""
+    values: list[float | None] = [None] * len(index)
+    for item in packed.split(","):
+        key, bucket_runs, bucket_successes = item.rsplit("|", 2)
+        position = index.get(key[:width])
+        total = int(float(bucket_runs))
+        if position is not None and total > 0:
+            values[position] = int(float(bucket_successes)) / total
+    return values
 
 
 async def sparklines(
@@ -291,11 +326,7 @@ def _per_pair(
         r.c.patchset_id,
         r.c.posted_at,
         class_code_sql(r.c.result).label("code"),
-    ).where(r.c.posted_at >= _at(start), r.c.posted_at <= _at(end))
-    if project is not None:
-        base = base.where(r.c.project == project)
-    elif projects is not None:
-        base = base.where(r.c.project.in_(sorted(set(projects))))
+    ).where(*posted_in(r, start, end, project, projects))
     b = base.subquery("b")
     return (
         sa.select(
@@ -403,14 +434,9 @@ async def first_answer_waits(
     r, c, p = m.runs_t, m.ci_comments_t, m.patchsets_t
 
     def first_comments(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-        query = sa.select(table.c.ci_system_id, table.c.patchset_id, table.c.posted_at).where(
-            table.c.posted_at >= _at(start), table.c.posted_at <= _at(end), table.c.ci_system_id.in_(ci_ids), *where
+        return sa.select(table.c.ci_system_id, table.c.patchset_id, table.c.posted_at).where(
+            *posted_in(table, start, end, project, projects), table.c.ci_system_id.in_(ci_ids), *where
         )
-        if project is not None:
-            query = query.where(table.c.project == project)
-        elif projects is not None:
-            query = query.where(table.c.project.in_(sorted(set(projects))))
-        return query
 
     both = sa.union_all(first_comments(r), first_comments(c, c.c.kind == "start")).subquery("a")
     first = (
