@@ -44,11 +44,6 @@ SIDE_USERS = {"service", "cli", "realgerrit"}
 # Back-arrows still in the tree, each with what removes it. Remove an entry with its back-arrow
 # (the test fails while a listed one is gone, so the list stays true).
 KNOWN_BACK_ARROWS = {
-    ("cidash.domain.health", "cidash.store"): "health.py moved whole into domain/; E splits its SQL out",
-    ("cidash.domain.health", "cidash.store.rechecks"): "as above (E)",
-    ("cidash.domain.health", "cidash.store.rollups"): "as above (E)",
-    ("cidash.domain.health", "cidash.store.schema"): "as above (E)",
-    ("cidash.domain.health", "cidash.store.types"): "as above (E)",
     ("cidash.live.hub", "cidash.api.auth"): "the hub checks the API's tokens: the ws/SSE endpoints' part (F)",
     ("cidash.live.hub", "cidash.api.params"): "as above (F)",
     ("cidash.live.hub", "cidash.service.process"): "cancel_and_wait, a cross-cutting helper kept in service/",

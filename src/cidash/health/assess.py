@@ -31,16 +31,7 @@ from cidash.domain.health import (
 )
 from cidash.domain.views import Window
 from cidash.health.cache import FollowedKey, HealthCache, MetricsKey
-from cidash.store.reads.health import (
-    WindowNumbers,
-    first_answer_waits,
-    followed_projects,
-    patchset_digests,
-    sparkline_buckets,
-    sparklines,
-    window_numbers,
-)
-from cidash.store.rechecks import recheck_counts
+from cidash.store import reads, rechecks
 
 BACKGROUND_WINDOWS: frozenset[Window] = frozenset({"30d"})
 """With a cache (the API), the run-level metrics of these windows are never computed inside a
@@ -70,15 +61,17 @@ async def run_metrics(
     projects = sorted({name for p in params for name in p.projects}) if only_followed else None
     if projects is not None and not projects and project is None:
         return {p.ci_system_id: RunMetrics() for p in params}
-    digests = await patchset_digests(conn, start, end, project=project, projects=projects)
+    digests = await reads.health.patchset_digests(conn, start, end, project=project, projects=projects)
     found = metrics_from_digests(digests, start, end, params, reference_ids)
-    waits = await first_answer_waits(conn, start, end, ci_ids=sorted(found), project=project, projects=projects)
+    waits = await reads.health.first_answer_waits(
+        conn, start, end, ci_ids=sorted(found), project=project, projects=projects
+    )
     for ci, seconds in waits.items():
         seconds.sort()
         found[ci].queue_p50_s = exact_quantile(seconds, 0.5)
         found[ci].queue_p95_s = exact_quantile(seconds, 0.95)
-    rechecks = await recheck_counts(conn, start, end, sorted(found), project=project, projects=projects)
-    for ci, count in rechecks.items():
+    aimed = await rechecks.recheck_counts(conn, start, end, sorted(found), project=project, projects=projects)
+    for ci, count in aimed.items():
         found[ci].rechecks = count
     return found
 
@@ -128,12 +121,12 @@ async def _followed(
     configured = {s.id: s.configured_projects for s in systems if s.configured_projects}
     ids = [s.id for s in systems] if single else None
     if cache is None:
-        return await followed_projects(conn, configured, now, ci_ids=ids)
+        return await reads.health.followed_projects(conn, configured, now, ci_ids=ids)
     engine = conn.engine
 
     async def compute() -> dict[int, list[str]]:
         async with engine.connect() as own:
-            return await followed_projects(own, configured, pinned_now or datetime.now(UTC), ci_ids=ids)
+            return await reads.health.followed_projects(own, configured, pinned_now or datetime.now(UTC), ci_ids=ids)
 
     key: FollowedKey = (tuple(sorted(configured.items())), tuple(ids) if ids else None, pinned_now)
     return await cache.followed.get_or_compute(key, compute)
@@ -168,15 +161,16 @@ async def assess(
 
     wanted: list[Window] = list(dict.fromkeys([*windows, STATE_WINDOW]))
     numbers = {
-        w: await window_numbers(conn, w, now, project=project, ci_ids=ids, sparkline=w == sparkline) for w in wanted
+        w: await reads.health.window_numbers(conn, w, now, project=project, ci_ids=ids, sparkline=w == sparkline)
+        for w in wanted
     }
     sparks = numbers[sparkline][2] if sparkline in numbers else {}
     if sparkline is not None and sparkline not in numbers:
-        sparks = await sparklines(conn, sparkline, now, project=project, ci_ids=ids)
+        sparks = await reads.health.sparklines(conn, sparkline, now, project=project, ci_ids=ids)
     # the CI's own answer time, for coverage and silence: its 24 h latency over all projects
     state_histograms = numbers[STATE_WINDOW][1]
     if project is not None:
-        state_histograms = (await window_numbers(conn, STATE_WINDOW, now, ci_ids=ids))[1]
+        state_histograms = (await reads.health.window_numbers(conn, STATE_WINDOW, now, ci_ids=ids))[1]
     p95 = {ci: percentile(hist, 0.95) for ci, hist in state_histograms.items()}
     params = [
         CoverageParams(
@@ -197,7 +191,7 @@ async def assess(
             else:
                 gathered.metrics[window] = found
 
-    empty_spark: list[float | None] = [None] * len(sparkline_buckets(sparkline or "24h", now)[0])
+    empty_spark: list[float | None] = [None] * len(reads.health.sparkline_buckets(sparkline or "24h", now)[0])
     return {
         s.id: gathered.assessment(s, windows, sparks.get(s.id, empty_spark) if sparkline is not None else [])
         for s in systems
@@ -210,7 +204,7 @@ class _Gathered:
 
     now: datetime
     projects: dict[int, list[str]]
-    numbers: dict[Window, WindowNumbers]
+    numbers: dict[Window, reads.health.WindowNumbers]
     p50: dict[int, float | None]
     reference_name: dict[int, str] = field(default_factory=dict)
     metrics: dict[Window, dict[int, RunMetrics]] = field(default_factory=dict)

@@ -18,9 +18,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
 from cidash.health.assess import assess
 from cidash.health.cache import HealthCache
-from cidash.store.alerts_store import IncidentCounts, incident_counts
-from cidash.store.queries import SystemRow, config_entry, system_rows
-from cidash.store.reads.health import sparklines
+from cidash.store import alerts_store, queries, reads
 
 WEEK = timedelta(days=7)
 STATE_ORDER = {"failing": 0, "silent": 1, "degraded": 2, "unknown": 3, "healthy": 4}
@@ -36,7 +34,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def runs_link(system: SystemRow, start: datetime, end: datetime, project: str | None, **extra: str) -> str:
+def runs_link(system: queries.SystemRow, start: datetime, end: datetime, project: str | None, **extra: str) -> str:
     """The dashboard's runs page filtered to this CI (and project) over [start, end)."""
     params = {"ci": system.name, "from": _iso(start), "to": _iso(end), **extra}
     if project is not None:
@@ -44,7 +42,7 @@ def runs_link(system: SystemRow, start: datetime, end: datetime, project: str | 
     return "#/runs?" + urlencode(sorted(params.items()))
 
 
-def _links(system: SystemRow, start: datetime, end: datetime, project: str | None) -> dict[str, str]:
+def _links(system: queries.SystemRow, start: datetime, end: datetime, project: str | None) -> dict[str, str]:
     every = runs_link(system, start, end, project)
     return {
         "runs": every,
@@ -65,7 +63,7 @@ def _span(start: datetime, end: datetime, project: str | None) -> list[tuple[str
     return [("from", _iso(start)), ("to", _iso(end))] + ([("project", project)] if project is not None else [])
 
 
-def _numbers(window: HealthWindow | None, incidents: IncidentCounts, is_reference: bool) -> ReportNumbers:
+def _numbers(window: HealthWindow | None, incidents: alerts_store.IncidentCounts, is_reference: bool) -> ReportNumbers:
     """A week's numbers (the reference CI has no vote quality: it is what the others are judged by)."""
     quality = window.vote_quality if window is not None and not is_reference else None
     return ReportNumbers(
@@ -107,8 +105,8 @@ async def report_card(
     CI system (with `project`: those following it, counted on it)."""
     end = end or week_end(datetime.now(UTC))
     start, previous_start = end - WEEK, end - 2 * WEEK
-    systems = await system_rows(conn)
-    refs = [s.ref(config_entry(configs, s)) for s in systems]
+    systems = await queries.system_rows(conn)
+    refs = [s.ref(queries.config_entry(configs, s)) for s in systems]
     references = [s.ref() for s in systems if s.is_reference]
     week = await assess(conn, refs, ["7d"], project=project, now=end, cache=cache, references=references)
     now = datetime.now(UTC)
@@ -118,10 +116,10 @@ async def report_card(
         current = await assess(conn, refs, ["24h"], project=project, cache=cache, references=references)
     before = await assess(conn, refs, ["7d"], project=project, now=start, cache=cache, references=references)
     # 14 daily buckets, the last one the week's last day (a moment before midnight)
-    sparks = await sparklines(conn, "7d", end - timedelta(microseconds=1), project=project)
-    incidents = await incident_counts(conn, start, end, project)
-    previous_incidents = await incident_counts(conn, previous_start, start, project)
-    none = IncidentCounts()
+    sparks = await reads.health.sparklines(conn, "7d", end - timedelta(microseconds=1), project=project)
+    incidents = await alerts_store.incident_counts(conn, start, end, project)
+    previous_incidents = await alerts_store.incident_counts(conn, previous_start, start, project)
+    none = alerts_store.IncidentCounts()
     rows = []
     for system in systems:
         assessed = week[system.id]

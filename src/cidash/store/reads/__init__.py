@@ -3,3 +3,7 @@
 Importable from above the store (``cidash.health``, ``cidash.api``); imports only the store's own
 modules and ``cidash.domain``.
 """
+
+from cidash.store.reads import health
+
+__all__ = ["health"]
