@@ -14,6 +14,7 @@ from cidash.domain.views import BackfillPassOut, StreamSessionOut
 from cidash.store import Store
 from cidash.store.collection import PROCESS_ENDED, STALE_AFTER, PassIndex, PassRecord, covering_pass, find_gaps
 from tests.support.api import client_for, settings_for
+from tests.support.clock import T0
 
 SERVER = "review"
 MIN = timedelta(minutes=1)
@@ -172,14 +173,14 @@ def _s(start: int, end: int | None, t0: datetime) -> StreamSessionOut:
 
 
 def test_overlapping_sessions_leave_no_gap() -> None:
-    t0 = datetime(2030, 1, 1, tzinfo=UTC)  # pure arithmetic: any instant does
+    t0 = T0  # pure arithmetic: any instant does
     # a takeover: the new collector connected before the old one's session ended
     assert find_gaps([_s(0, 30, t0), _s(25, 60, t0), _s(70, None, t0)]) == [(t0 + 60 * MIN, t0 + 70 * MIN)]
     assert find_gaps([_s(0, None, t0), _s(10, 20, t0)]) == []  # one still connected covers the rest
 
 
 def test_a_pass_starting_inside_the_gap_does_not_cover_it() -> None:
-    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    t0 = T0
 
     def made(pass_id: int, since: int, until: int, outcome: str = "ok") -> BackfillPassOut:
         return BackfillPassOut(
