@@ -23,13 +23,11 @@ from typing import Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import Mapped, mapped_column
 
 from cidash.domain.text import clip_required
 from cidash.domain.views import BackfillPassOut, CollectionGap, CollectionSummary, ServerCollection, StreamSessionOut
 from cidash.store import schema as m
-from cidash.store.schema import MYSQL_TABLE, REASON_LEN, Base
-from cidash.store.types import UTCDateTime, id_type, to_aware_utc
+from cidash.store.types import to_aware_utc
 
 HEARTBEAT_S = 30.0  # how often a connected collector moves its session's last_seen_at
 STALE_AFTER = timedelta(seconds=3 * HEARTBEAT_S)
@@ -39,39 +37,6 @@ MAX_LISTED = 500  # sessions, gaps and passes listed per server (the summary cou
 PassOutcome = Literal["ok", "failed", "stalled"]  # stalled: cut at backfill_deadline_s
 OUTCOMES: tuple[str, ...] = get_args(PassOutcome)
 GapState = Literal["covered", "uncovered", "open"]
-
-
-class StreamSessionRow(Base):
-    __tablename__ = "stream_sessions"
-    __table_args__ = (sa.Index(None, "server_id", "connected_at"), MYSQL_TABLE)
-
-    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
-    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
-    connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reason: Mapped[str | None] = mapped_column(sa.String(REASON_LEN))
-
-
-class BackfillPassRow(Base):
-    __tablename__ = "backfill_passes"
-    __table_args__ = (sa.Index(None, "server_id", "finished_at"), MYSQL_TABLE)
-
-    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
-    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    since_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    until_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    changes: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    comments: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    runs_new: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    outcome: Mapped[str] = mapped_column(sa.String(16))  # ok | failed | stalled
-    error: Mapped[str | None] = mapped_column(sa.String(REASON_LEN))
-
-
-sessions_t = Base.metadata.tables["stream_sessions"]
-passes_t = Base.metadata.tables["backfill_passes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +59,7 @@ class PassRecord:
 
 async def open_session(conn: AsyncConnection, server_id: int, connected_at: datetime) -> int:
     result = await conn.execute(
-        sa.insert(sessions_t).values(server_id=server_id, connected_at=connected_at, last_seen_at=connected_at)
+        sa.insert(m.sessions_t).values(server_id=server_id, connected_at=connected_at, last_seen_at=connected_at)
     )
     key = result.inserted_primary_key
     assert key is not None
@@ -102,7 +67,7 @@ async def open_session(conn: AsyncConnection, server_id: int, connected_at: date
 
 
 async def touch_session(conn: AsyncConnection, session_id: int, seen_at: datetime) -> None:
-    table = sessions_t
+    table = m.sessions_t
     await conn.execute(
         sa.update(table)
         .where(table.c.id == session_id, table.c.disconnected_at.is_(None), table.c.last_seen_at < seen_at)
@@ -112,18 +77,18 @@ async def touch_session(conn: AsyncConnection, session_id: int, seen_at: datetim
 
 async def close_session(conn: AsyncConnection, session_id: int, at: datetime, reason: str) -> None:
     """End a session that is still open (a second close of the same session changes nothing)."""
-    table = sessions_t
+    table = m.sessions_t
     await conn.execute(
         sa.update(table)
         .where(table.c.id == session_id, table.c.disconnected_at.is_(None))
-        .values(disconnected_at=at, reason=clip_required(reason, REASON_LEN))
+        .values(disconnected_at=at, reason=clip_required(reason, m.REASON_LEN))
     )
 
 
 async def close_abandoned(conn: AsyncConnection, server_id: int, reason: str = PROCESS_ENDED) -> int:
     """At a collector's start: end the server's sessions left open by a process that died (kill -9,
     power loss) at their last heartbeat, the last moment anyone knew them connected."""
-    table = sessions_t
+    table = m.sessions_t
     result = await conn.execute(
         sa.update(table)
         .where(table.c.server_id == server_id, table.c.disconnected_at.is_(None))
@@ -136,7 +101,7 @@ async def insert_pass(conn: AsyncConnection, server_id: int, record: PassRecord)
     if record.outcome not in OUTCOMES:
         raise ValueError(f"backfill pass outcome {record.outcome!r} is not one of {', '.join(OUTCOMES)}")
     result = await conn.execute(
-        sa.insert(passes_t).values(
+        sa.insert(m.passes_t).values(
             server_id=server_id,
             started_at=record.started_at,
             finished_at=record.finished_at,
@@ -146,7 +111,7 @@ async def insert_pass(conn: AsyncConnection, server_id: int, record: PassRecord)
             comments=record.comments,
             runs_new=record.runs_new,
             outcome=record.outcome,
-            error=clip_required(record.error, REASON_LEN) if record.error else None,
+            error=clip_required(record.error, m.REASON_LEN) if record.error else None,
         )
     )
     key = result.inserted_primary_key
@@ -156,7 +121,7 @@ async def insert_pass(conn: AsyncConnection, server_id: int, record: PassRecord)
 
 def purge_where(table: sa.Table, older_than: datetime) -> sa.ColumnElement[bool]:
     """Rows that ended before `older_than` (a session still open is kept however old)."""
-    if table is sessions_t:
+    if table is m.sessions_t:
         return sa.and_(table.c.disconnected_at.is_not(None), table.c.disconnected_at < older_than)
     return table.c.finished_at < older_than
 
@@ -373,7 +338,7 @@ async def server_names(conn: AsyncConnection) -> dict[str, int]:
 async def _sessions(conn: AsyncConnection, server_id: int, low: datetime, high: datetime) -> list[StreamSessionOut]:
     """The sessions in [low, high), the last one that started before `low` and the first one
     from `high` on: the ones that bound the window's gaps."""
-    table = sessions_t
+    table = m.sessions_t
     mine = table.c.server_id == server_id
     inside = sa.select(table).where(
         mine,
@@ -393,7 +358,7 @@ async def _passes(
     conn: AsyncConnection, server_id: int, low: datetime, high: datetime, gaps_from: datetime | None
 ) -> list[BackfillPassOut]:
     """Passes that finished in [low, high), and the ok ones after `gaps_from` that may cover a gap."""
-    table = passes_t
+    table = m.passes_t
     mine = table.c.server_id == server_id
     listed = sa.and_(table.c.finished_at >= low, table.c.finished_at < high)
     where, earliest = listed, low

@@ -346,7 +346,7 @@ class Store:
         """Delete stream sessions and backfill passes that ended before `older_than`."""
         moment = to_aware_utc(older_than)
         removed = 0
-        for table in (collection.sessions_t, collection.passes_t):
+        for table in (m.sessions_t, m.passes_t):
             removed += await self._purge(table, collection.purge_where(table, moment))
         return removed
 

@@ -493,6 +493,39 @@ class LeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class StreamSessionRow(Base):
+    """A stream-events session of one Gerrit server (migration 0006; read by store/collection.py)."""
+
+    __tablename__ = "stream_sessions"
+    __table_args__ = (sa.Index(None, "server_id", "connected_at"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(sa.String(REASON_LEN))
+
+
+class BackfillPassRow(Base):
+    """One backfill pass of one Gerrit server and the range it read (migration 0006)."""
+
+    __tablename__ = "backfill_passes"
+    __table_args__ = (sa.Index(None, "server_id", "finished_at"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(id_type(), primary_key=True, autoincrement=True)
+    server_id: Mapped[int] = mapped_column(id_type(), sa.ForeignKey("gerrit_servers.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    since_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    until_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    changes: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    comments: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    runs_new: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    outcome: Mapped[str] = mapped_column(sa.String(16))  # ok | failed | stalled
+    error: Mapped[str | None] = mapped_column(sa.String(REASON_LEN))
+
+
 # Core tables for the bulk write path and the reads
 servers_t = Base.metadata.tables["gerrit_servers"]
 accounts_t = Base.metadata.tables["accounts"]
@@ -517,3 +550,5 @@ incidents_t = Base.metadata.tables["incidents"]
 incident_runs_t = Base.metadata.tables["incident_runs"]
 incident_notes_t = Base.metadata.tables["incident_notes"]
 maintenance_t = Base.metadata.tables["maintenance_windows"]
+sessions_t = Base.metadata.tables["stream_sessions"]
+passes_t = Base.metadata.tables["backfill_passes"]
