@@ -12,7 +12,15 @@ import pytest
 from cidash.api import create_app
 from cidash.domain.views import BackfillPassOut, StreamSessionOut
 from cidash.store import Store
-from cidash.store.collection import PROCESS_ENDED, STALE_AFTER, PassIndex, PassRecord, covering_pass, find_gaps
+from cidash.store.collection import (
+    PROCESS_ENDED,
+    STALE_AFTER,
+    PassIndex,
+    PassRecord,
+    covering_pass,
+    find_gaps,
+    server_timeline,
+)
 from tests.support.api import client_for, settings_for
 from tests.support.clock import T0
 
@@ -205,6 +213,36 @@ def test_a_pass_starting_inside_the_gap_does_not_cover_it() -> None:
     assert PassIndex([made(1, 5, 12), made(2, 14, 30)]).read_until(start, end) == t0 + 12 * MIN
     assert PassIndex([made(1, 5, 12), made(2, 14, 30), made(3, 11, 15)]).read_until(start, end) == end
     assert PassIndex([made(1, 11, 30)]).read_until(start, end) is None
+
+
+def test_a_fully_covered_window_is_exactly_complete() -> None:
+    """Spans whose float seconds sum to a hair under the window (CI saw 0.9999999999999998)."""
+    first, gap, second = (
+        timedelta(hours=2, minutes=31, seconds=49, microseconds=153009),
+        timedelta(seconds=44, microseconds=653592),
+        timedelta(hours=2, minutes=20, seconds=49, microseconds=103791),
+    )
+    t0 = T0
+    end = t0 + first + gap + second
+    sessions = [
+        StreamSessionOut(id=1, connected_at=t0, last_seen_at=t0 + first, disconnected_at=t0 + first, reason=None),
+        StreamSessionOut(id=2, connected_at=t0 + first + gap, last_seen_at=end, disconnected_at=None, reason=None),
+    ]
+    cover = BackfillPassOut(
+        id=1,
+        started_at=t0 + first + gap,
+        finished_at=t0 + first + gap + MIN,
+        since=t0,
+        until=t0 + first + gap,
+        changes=0,
+        comments=0,
+        runs_new=0,
+        outcome="ok",
+        error=None,
+    )
+    summary = server_timeline(SERVER, sessions, [cover], t0, end, end + MIN).summary
+    assert summary.uncovered_gaps == 0 and not summary.open_gap
+    assert summary.completeness == 1.0
 
 
 async def test_collection_route(store: Store, tmp_path: Path) -> None:

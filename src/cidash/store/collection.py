@@ -212,10 +212,10 @@ def _covers(pieces: list[tuple[datetime, datetime]], start: datetime, end: datet
     return reached >= end
 
 
-def _overlap(start: datetime, end: datetime | None, low: datetime, high: datetime) -> float:
-    """Seconds of [start, end or high] inside [low, high]."""
+def _overlap(start: datetime, end: datetime | None, low: datetime, high: datetime) -> timedelta:
+    """The part of [start, end or high] inside [low, high]; a timedelta, so sums are exact."""
     stop = min(end or high, high)
-    return max(0.0, (stop - max(start, low)).total_seconds())
+    return max(timedelta(0), stop - max(start, low))
 
 
 def server_timeline(
@@ -276,24 +276,25 @@ def _summary(
     for item in passes:
         if window_from <= item.finished_at < observed_to and item.outcome in outcomes:
             outcomes[item.outcome] += 1
-    seconds = {"connected": 0.0, "covered": 0.0, "uncovered": 0.0, "open": 0.0}
+    # Summed as timedeltas (whole microseconds): float seconds made a fully covered window 0.9999999999999998.
+    spans = {"connected": timedelta(0), "covered": timedelta(0), "uncovered": timedelta(0), "open": timedelta(0)}
     if observed_from is not None and observed_from < observed_to:
         for session in sessions:
-            seconds["connected"] += _overlap(session.connected_at, session.disconnected_at, observed_from, observed_to)
+            spans["connected"] += _overlap(session.connected_at, session.disconnected_at, observed_from, observed_to)
         for gap in gaps:
             read = gap.read_until or gap.start  # what passes read of an uncovered or open gap counts as covered
-            seconds["covered"] += _overlap(gap.start, read, observed_from, observed_to)
+            spans["covered"] += _overlap(gap.start, read, observed_from, observed_to)
             if gap.state != "covered":
-                seconds[gap.state] += _overlap(read, gap.end, observed_from, observed_to)
-    observed = (observed_to - observed_from).total_seconds() if observed_from is not None else 0.0
+                spans[gap.state] += _overlap(read, gap.end, observed_from, observed_to)
+    observed = observed_to - observed_from if observed_from is not None else timedelta(0)
     return CollectionSummary(
         observed_from=observed_from,
         observed_to=observed_to,
-        connected_s=round(seconds["connected"], 3),
-        covered_s=round(seconds["covered"], 3),
-        uncovered_s=round(seconds["uncovered"], 3),
-        open_s=round(seconds["open"], 3),
-        completeness=min(1.0, (seconds["connected"] + seconds["covered"]) / observed) if observed > 0 else None,
+        connected_s=round(spans["connected"].total_seconds(), 3),
+        covered_s=round(spans["covered"].total_seconds(), 3),
+        uncovered_s=round(spans["uncovered"].total_seconds(), 3),
+        open_s=round(spans["open"].total_seconds(), 3),
+        completeness=min(1.0, (spans["connected"] + spans["covered"]) / observed) if observed > timedelta(0) else None,
         uncovered_gaps=sum(1 for gap in gaps if gap.state == "uncovered"),
         open_gap=any(gap.state == "open" for gap in gaps),
         passes_ok=outcomes["ok"],
