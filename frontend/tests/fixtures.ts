@@ -1,3 +1,4 @@
+import type { StorageLike } from '../src/lib/prefs';
 import type { AlertOut, Grid, HealthWindow, RunOut, SystemSummary } from '../src/lib/types';
 
 export function health(h: Partial<HealthWindow> = {}): HealthWindow {
@@ -127,5 +128,16 @@ export function grid(): Grid {
         cells: {},
       },
     ],
+  };
+}
+
+/** An in-memory Storage whose contents a test can read (`data`). */
+export function memoryStorage(): StorageLike & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+    removeItem: (k) => void data.delete(k),
   };
 }

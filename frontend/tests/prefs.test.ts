@@ -7,18 +7,8 @@ import {
   saveNotify,
   saveTheme,
   saveToken,
-  type StorageLike,
 } from '../src/lib/prefs';
-
-function memory(): StorageLike & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    getItem: (k) => data.get(k) ?? null,
-    setItem: (k, v) => void data.set(k, v),
-    removeItem: (k) => void data.delete(k),
-  };
-}
+import { memoryStorage as memory } from './fixtures';
 
 describe('prefs', () => {
   it('persists the theme, "auto" being the absence of a choice', () => {

@@ -1,17 +1,8 @@
 // @vitest-environment jsdom
 import { afterEach, describe, expect, it } from 'vitest';
+import { memoryStorage as memory } from './fixtures';
 import type { StorageLike } from '../src/lib/prefs';
 import { loadWriteToken, operatorWrite, saveWriteToken } from '../src/lib/writeToken';
-
-function memory(): StorageLike & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    getItem: (k) => data.get(k) ?? null,
-    setItem: (k, v) => void data.set(k, v),
-    removeItem: (k) => void data.delete(k),
-  };
-}
 
 describe('writeToken', () => {
   afterEach(() => {
