@@ -158,3 +158,18 @@ async def test_cidash_reparse_reports_progress_and_counts(store: Store, tmp_path
     async with store.engine.connect() as conn:
         red = (await conn.execute(sa.select(m.runs_t.c.result).where(m.runs_t.c.change_number == 2))).scalar_one()
     assert red == "FAILURE"
+
+
+async def test_a_catastrophic_rule_is_cut_off_without_holding_the_api(store: Store, tmp_path: Path) -> None:
+    # (a+)+$ against a's and a b backtracks through 2^40 splits: hours, were it not killed
+    rule = {"success_pattern": r"^(a+)+$", "failure_pattern": r"^never$"}
+    body = {"ci": "acme-ci", "text": "a" * 40 + "b", "rule": rule, "limit": 0}
+    async with await _client(store, tmp_path) as client:
+        trial = asyncio.create_task(client.post("/api/v1/explain", json=body, headers=AUTH))
+        await asyncio.sleep(0.2)  # the trial is reading in its child process by now
+        systems = await client.get("/api/v1/systems")
+        assert systems.status_code == 200
+        assert not trial.done(), "the API answered only after the trial: the trial held its event loop"
+        response = await trial
+    assert response.status_code == 422
+    assert "did not finish reading" in response.json()["detail"]
