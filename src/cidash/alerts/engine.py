@@ -48,7 +48,6 @@ from cidash.alerts.model import (
     Interval,
     JudgedRun,
     damping,
-    judge,
     read_comment,
     severity,
     silence,
@@ -58,7 +57,7 @@ from cidash.alerts.model import (
 )
 from cidash.alerts.webhooks import WebhookSender
 from cidash.config import AlertRuleConfig, CISystemConfig, Settings
-from cidash.domain.results import result_class
+from cidash.domain.judgement import judge_on_patchset
 from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.errors import ConfigError
@@ -620,25 +619,15 @@ async def judge_runs(
     conn: AsyncConnection, ci: CIRef, runs: Sequence[HistoryRun]
 ) -> list[tuple[JudgedRun, str | None]]:
     """Each run of `ci` judged against the other CIs on its patch set (see
-    :func:`cidash.alerts.model.judge`), with the reference CI's newest result there."""
+    :func:`cidash.domain.judgement.judge_on_patchset`), with the reference CI's newest result there."""
     results = await q.patchset_results(conn, {run.patchset_id for run in runs})
     references = set((await q.reference_ids(conn)).get(ci.server_id, []))
     judged = []
     for index, run in enumerate(runs):
         if index % 500 == 499:
             await asyncio.sleep(0)  # a week of a busy CI is CPU: others get the loop
-        newest: dict[int, str] = {}
-        reference = None
-        for other in results.get(run.patchset_id, ()):  # oldest first: the last one wins
-            if other.ci_system_id in references:
-                reference = other.result
-            elif other.ci_system_id != ci.id:
-                newest[other.ci_system_id] = other.result
-        verdict = judge(
-            run.cls,
-            reference=None if ci.is_reference else reference,
-            others=[result_class(result) for result in newest.values()],
-        )
+        on_patchset = [(other.ci_system_id, other.result) for other in results.get(run.patchset_id, ())]
+        verdict, reference = judge_on_patchset(run.cls, ci.id, on_patchset, references)
         judged.append(
             (JudgedRun(run.id, run.posted_at, run.result, run.project, run.change, run.patchset, verdict), reference)
         )

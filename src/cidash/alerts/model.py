@@ -7,58 +7,29 @@ many runs join it, and resolves when the condition has been clear long enough. T
 (:mod:`cidash.alerts.engine`) feeds stored runs through :func:`walk` and keeps what comes out; the demo
 week test feeds the simulator's runs straight in.
 
-Relative judgement (:func:`judge`): a failure counts against a CI only when the reference CI passed
-the same patch set, or, with no reference result, when most of the other CIs that reported on it
-passed. When they failed too (or most others failed although the reference passed, on a recheck) the
-change was broken: the failure is *inhibited* (shown, never
-counted). A failure nobody else has judged yet is *pending* until someone does. The reference CI
-is judged against the other CIs' consensus.
+Runs are judged relatively (:mod:`cidash.domain.judgement`, the one judgement the recheck burden
+shares): a failure counts against a CI only when the reference CI passed the same patch set, or,
+with no reference result, when most of the other CIs that reported on it passed; otherwise the
+change was broken and the failure is *inhibited* (shown, never counted), or *pending* while nobody
+else has judged the patch set.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
 from cidash.config import AlertRuleConfig
-from cidash.domain.results import FAILED_CLASSES, ResultClass, result_class
+from cidash.domain.judgement import RunVerdict
+from cidash.domain.judgement import judge as judge  # exported: the model judges with it
 from cidash.domain.spans import duration_text
 
-Verdict = Literal["pass", "fail", "inhibited", "pending", "other"]
 RUN_KINDS = frozenset({"failure", "consecutive_failures", "failure_rate"})
 COMMENT_KINDS = frozenset({"unreadable"})  # walked over the CI's comments (unread: "fail", read: "pass")
 ALL_PROJECTS = ""  # the scope of a rule that is not split per project
-# other CIs that must have failed a patch set (and outnumber its passes) to outvote a reference
-# success: a reference that passed on a recheck does not make a broken change fine
-CONSENSUS_MIN = 1
 CLEAR_RUNS = 5  # judged passes a cleared streak or rate needs before its incident resolves
-
-
-def judge(cls: ResultClass, *, reference: str | None, others: Iterable[ResultClass]) -> Verdict:
-    """The verdict on one run of class `cls`: `reference` is the reference CI's newest result on the
-    same patch set (None when it has none, or when this run is the reference CI's own), `others`
-    the newest result class of every other CI there."""
-    if cls == "success":
-        return "pass"
-    if cls not in FAILED_CLASSES:
-        return "other"
-    passed = failed = 0
-    for other in others:
-        passed += other == "success"
-        failed += other in FAILED_CLASSES
-    if reference is not None:
-        ref_cls = result_class(reference)
-        if ref_cls in FAILED_CLASSES:
-            return "inhibited"
-        if ref_cls == "success":
-            # a reference that passed on a recheck while most others failed: the change is suspect
-            return "inhibited" if failed >= CONSENSUS_MIN and failed > passed else "fail"
-    if passed + failed == 0:
-        return "pending"
-    return "fail" if passed > failed else "inhibited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +40,7 @@ class JudgedRun:
     project: str
     change: int
     patchset: int
-    verdict: Verdict
+    verdict: RunVerdict
 
 
 @dataclass(slots=True)
