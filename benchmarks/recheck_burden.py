@@ -3,8 +3,10 @@ stored (SQLite) and attributed per CI, summed per persona, with the time the att
 takes over the week.
 
 The simulator's humans recheck after failures: plainly, and with ``recheck-<name>`` after a
-flaky third-party CI's failure. So flaky CIs should carry the most rechecks per 100 runs, and a
-healthy one little beyond the plain rechecks that follow the reference CI's failures.
+flaky third-party CI's failure. A plain recheck counts for a CI only when its failure there was
+its own, judged as incidents judge it (:mod:`cidash.store.rechecks`), so broken and flaky CIs
+should carry the most rechecks per 100 runs, and a healthy one almost none (a change that broke
+every CI is nobody's failure).
 
 Usage: .venv/bin/python benchmarks/recheck_burden.py [--days 7] [--seed 1]
 """

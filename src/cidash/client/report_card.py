@@ -22,7 +22,7 @@ FORMATS = ("md", "html", "csv")
 ROWS_PER_PAGE = 10
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 RECHECK_NOTE = (
-    "Rechecks: human recheck comments aimed at the CI (recheck-<name>, or a plain recheck after its failure), "
+    "Rechecks: human recheck comments aimed at the CI (recheck-<name>, or a plain recheck after a failure of its own), "
     "/100: per 100 of its runs. Recovered: of the patch sets it failed, the share it passed after a recheck there."
 )
 ALERTS_NOTE = "Incidents: open = still open at the week's end; new = started during the week (resolved since or not)."

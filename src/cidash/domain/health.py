@@ -110,9 +110,11 @@ MEASURES: dict[str, str] = {
     "rechecks": (
         "Recheck burden: the human comments in the window that asked it to run again. A CI-specific one "
         "(recheck-<name>, <name>: recheck, recheck <name>, or the CI's recheck_patterns) counts for the CI it "
-        "names; a plain 'recheck' (or 'recheck <reason>') for every CI whose latest result on the patch set before "
-        "the comment was a test failure or an infra error, and for nobody before any failure. Also per 100 of its "
-        "runs in the window."
+        "names, whatever its results; a plain 'recheck' (or 'recheck <reason>') for a CI whose latest result on the "
+        "patch set before the comment was a test failure or an infra error of its own: judged as incidents judge a "
+        "failure, the reference CI passed the patch set (or, with no reference result, most other CIs that reported "
+        "on it passed; the reference CI is judged by the others). A plain recheck after a change broke every CI "
+        "counts for none of them, one before any failure for nobody. Also per 100 of its runs in the window."
     ),
     "queue_latency": (
         "Time to first answer: for the patch sets created in the window that it answered, from the upload to its "

@@ -103,7 +103,7 @@ class RecheckOut(BaseModel):
     change: int
     patchset: int
     text: str  # the comment without Gerrit's "Patch Set N:" line, clipped
-    aimed: Literal["named", "plain"]  # it named the CI, or a plain recheck after the CI's failure
+    aimed: Literal["named", "plain"]  # it named the CI, or a plain recheck after a failure of the CI's own
 
 
 class RecheckCases(BaseModel):

@@ -7,7 +7,8 @@ What people write to get a CI to run again on a patch set (the comment body, aft
   timeout in tempest``): a *plain* recheck. Zuul's check pipeline triggers on
   ``(?i)^(Patch Set [0-9]+:)?( [\\w\\\\+-]*)*(\\n\\n)?\\s*recheck``, so a plain one re-runs every CI
   that listens; which of them it was aimed at (those whose latest result on the patch set before
-  the comment was a failure) needs the runs, so the store decides that, not this module.
+  the comment was a failure of their own, not the change's) needs the runs, so the store decides
+  that (:mod:`cidash.store.rechecks`), not this module.
 * A CI-specific form (third-party CIs ask for one in their report footer, "To recheck only this
   CI, leave a comment with 'recheck-acme'"): ``recheck-<name>``, ``<name>: recheck`` and
   ``recheck <name>``, where ``<name>`` is the CI's account or that without a ``-ci``/``_ci``

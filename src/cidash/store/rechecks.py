@@ -2,10 +2,15 @@
 
 A CI-specific recheck (``recheck-acme``, ``acme: recheck``) is aimed at the CI it names: its
 account key, or that key without a ``-ci`` suffix (:func:`cidash.parsing.rechecks.names_of`), on the same
-server. A plain ``recheck`` is aimed at every CI whose latest result on that patch set before the
-comment was a failure (a test failure or an infra error); one before any failure is aimed at
-nobody. Attribution is done here, when reading, because a CI's result may be stored after the
-recheck that answered it (a backfill bringing what the stream missed).
+server, whatever its results. A plain ``recheck`` is aimed at a CI whose latest result on that patch
+set before the comment was a failure (a test failure or an infra error) only when that failure was
+the CI's and not the change's: judged as the incidents judge a failure
+(:func:`cidash.domain.judgement.judge_on_patchset`, over every CI's newest result on the patch set),
+it is counted (``fail``), not inhibited (the reference CI, or most others, failed too) nor pending
+(nobody else has reported there yet). So a plain recheck after a change broke every CI is aimed at
+none of them, and one before any failure at nobody. Attribution is done here, when reading,
+because a CI's result may be stored after the recheck that answered it (a backfill bringing what
+the stream missed).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.domain.judgement import judge_on_patchset
 from cidash.domain.results import FAILED_CLASSES, result_class
 from cidash.parsing.rechecks import names_of
 from cidash.store import schema as m
+from cidash.store.alerts_store import patchset_results, reference_ids
 from cidash.store.reads.health import posted_in
 
 
@@ -30,7 +37,7 @@ class Attribution:
     recheck_id: int
     ci_system_id: int
     posted_at: datetime
-    plain: bool  # a plain recheck attributed through the CI's failure; False: the CI was named
+    plain: bool  # a plain recheck attributed through the CI's own failure; False: the CI was named
 
 
 async def attribute(
@@ -45,26 +52,37 @@ async def attribute(
     """The rechecks posted in [start, end] aimed at each of `ci_ids` (module docstring)."""
     if not ci_ids:
         return []
-    wanted = set(ci_ids)
-    rc, r, later = m.rechecks_t, m.runs_t, m.runs_t.alias("later")
-    window = posted_in(rc, start, end, project, projects)
-    found: list[Attribution] = []
+    wanted = sorted(set(ci_ids))
+    window = posted_in(m.rechecks_t, start, end, project, projects)
+    found = await _named(conn, wanted, window) + await _plain(conn, wanted, window)
+    # two runs of one CI at the same instant would attribute a plain recheck twice
+    return list({(item.recheck_id, item.ci_system_id): item for item in found}.values())
 
-    systems, accounts = m.ci_systems_t, m.accounts_t
+
+async def _named(conn: AsyncConnection, ci_ids: list[int], window: list[sa.ColumnElement[bool]]) -> list[Attribution]:
+    """The CI-specific rechecks in the window, each aimed at the CI it names."""
+    rc, systems, accounts = m.rechecks_t, m.ci_systems_t, m.accounts_t
     by_name: dict[tuple[int, str], list[int]] = {}
     query = (
         sa.select(systems.c.id, systems.c.server_id, accounts.c.account_key)
         .join(accounts, accounts.c.id == systems.c.account_id)
-        .where(systems.c.id.in_(sorted(wanted)))
+        .where(systems.c.id.in_(ci_ids))
     )
     for ci_id, server_id, key in await conn.execute(query):
         for name in names_of(key):
             by_name.setdefault((server_id, name), []).append(ci_id)
     aimed = sa.select(rc.c.id, rc.c.server_id, rc.c.aimed_at, rc.c.posted_at).where(rc.c.aimed_at.is_not(None), *window)
-    for recheck_id, server_id, aimed_at, posted_at in await conn.execute(aimed):
-        for ci_id in by_name.get((server_id, aimed_at.lower()), ()):
-            found.append(Attribution(recheck_id, ci_id, posted_at, plain=False))
+    return [
+        Attribution(recheck_id, ci_id, posted_at, plain=False)
+        for recheck_id, server_id, aimed_at, posted_at in await conn.execute(aimed)
+        for ci_id in by_name.get((server_id, aimed_at.lower()), ())
+    ]
 
+
+async def _plain(conn: AsyncConnection, ci_ids: list[int], window: list[sa.ColumnElement[bool]]) -> list[Attribution]:
+    """The plain rechecks in the window, each aimed at the CIs whose latest result before it was a
+    failure of their own (module docstring)."""
+    rc, r, later = m.rechecks_t, m.runs_t, m.runs_t.alias("later")
     # each CI's latest run on the patch set before the plain recheck: no run of it in between
     newer_before = (
         sa.select(sa.literal(1))
@@ -76,16 +94,23 @@ async def attribute(
         )
         .exists()
     )
-    plain = (
-        sa.select(rc.c.id, r.c.ci_system_id, r.c.result, rc.c.posted_at)
+    latest = (
+        sa.select(rc.c.id, rc.c.server_id, rc.c.patchset_id, r.c.ci_system_id, r.c.result, rc.c.posted_at)
         .join(r, sa.and_(r.c.patchset_id == rc.c.patchset_id, r.c.posted_at < rc.c.posted_at))
-        .where(rc.c.aimed_at.is_(None), r.c.ci_system_id.in_(sorted(wanted)), ~newer_before, *window)
+        .where(rc.c.aimed_at.is_(None), r.c.ci_system_id.in_(ci_ids), ~newer_before, *window)
     )
-    for recheck_id, ci_id, result, posted_at in await conn.execute(plain):
-        if result_class(result) in FAILED_CLASSES:
+    failed = [row for row in await conn.execute(latest) if result_class(row[4]) in FAILED_CLASSES]
+    if not failed:
+        return []
+    on_patchset = await patchset_results(conn, {patchset_id for _, _, patchset_id, _, _, _ in failed})
+    references = await reference_ids(conn)
+    found = []
+    for recheck_id, server_id, patchset_id, ci_id, result, posted_at in failed:
+        results = [(other.ci_system_id, other.result) for other in on_patchset.get(patchset_id, ())]
+        verdict, _ = judge_on_patchset(result_class(result), ci_id, results, references.get(server_id, ()))
+        if verdict == "fail":
             found.append(Attribution(recheck_id, ci_id, posted_at, plain=True))
-    # two runs of one CI at the same instant would attribute a plain recheck twice
-    return list({(item.recheck_id, item.ci_system_id): item for item in found}.values())
+    return found
 
 
 async def recheck_counts(
@@ -114,7 +139,7 @@ class RecheckCase:
     change_number: int
     patchset_number: int
     text: str
-    aimed: Literal["named", "plain"]  # "named" (a CI-specific form) or "plain" (after its failure)
+    aimed: Literal["named", "plain"]  # "named" (a CI-specific form) or "plain" (after its own failure)
 
 
 async def recheck_cases(

@@ -28,7 +28,7 @@ async def system_rechecks(
     project: Project = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RecheckCases:
-    """The recheck comments aimed at the CI (named, or plain after its failure; see
+    """The recheck comments aimed at the CI (named, or plain after a failure of its own; see
     ``GET /api/v1/measures``) over `window` back from now, or from `from` to `to` when given (the
     report card's week; both ends included), how many, and the newest `limit` of them with their text."""
     system = await system_or_404(conn, name, server)
