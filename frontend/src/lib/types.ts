@@ -78,7 +78,7 @@ export interface HealthWindow {
   recheck_recovery: number | null;
   failed_patchsets: number;
   recovered: number;
-  /** Human recheck comments aimed at it in the window (named, or plain after its failure). */
+  /** Human recheck comments aimed at it in the window (named, or plain after a failure of its own). */
   rechecks: number;
   rechecks_per_100_runs: number | null;
   /** Time to first answer after the upload (queue latency). */
@@ -417,7 +417,7 @@ export interface RecheckOut {
   change: number;
   patchset: number;
   text: string;
-  /** It named the CI, or it was a plain recheck after the CI's failure. */
+  /** It named the CI, or it was a plain recheck after a failure of the CI's own (not the change's). */
   aimed: 'named' | 'plain';
 }
 
