@@ -105,7 +105,9 @@ MEASURES: dict[str, str] = {
     ),
     "recheck_recovery": (
         "Of the patch sets where one of its results was a test failure or an infra error, the share where its latest "
-        "result, after running again on the same patch set (a recheck), is a success."
+        "result, after running again on the same patch set (a recheck), is a success. Every failed patch set counts, "
+        "the change's failures too: a share of its own runs, not a charge against it, so it is not judged against "
+        "other CIs as the recheck burden is."
     ),
     "rechecks": (
         "Recheck burden: the human comments in the window that asked it to run again. A CI-specific one "
