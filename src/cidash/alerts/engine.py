@@ -62,11 +62,8 @@ from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.errors import ConfigError
 from cidash.health.systems import systems_summary_one
+from cidash.store import CIRef, HistoryRun, NewAlert, Store, StoredIncident, feed, queries, reading, to_aware_utc
 from cidash.store import alerts_store as q
-from cidash.store import feed, queries, reading
-from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
-from cidash.store.facade import Store
-from cidash.store.types import to_aware_utc
 
 log = logging.getLogger(__name__)
 
