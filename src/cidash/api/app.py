@@ -33,8 +33,7 @@ from cidash.api.routes import api_router
 from cidash.config import Settings
 from cidash.domain.views import ServerStatus
 from cidash.health import HealthCache
-from cidash.store import queries
-from cidash.store.facade import Store
+from cidash.store import Store, queries
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import Settings
 from cidash.domain.views import ErrorOut
 from cidash.health import HealthCache
-from cidash.store import queries
-from cidash.store.facade import Store
+from cidash.store import Store, queries
 
 API_PREFIX = "/api/v1"
 
