@@ -44,10 +44,9 @@ SIDE_USERS = {"service", "cli", "realgerrit"}
 # Back-arrows still in the tree, each with what removes it. Remove an entry with its back-arrow
 # (the test fails while a listed one is gone, so the list stays true).
 KNOWN_BACK_ARROWS = {
-    ("cidash.live.hub", "cidash.api.auth"): "the hub checks the API's tokens: the ws/SSE endpoints' part (F)",
-    ("cidash.live.hub", "cidash.api.params"): "as above (F)",
     ("cidash.live.hub", "cidash.service.process"): "cancel_and_wait, a cross-cutting helper kept in service/",
     ("cidash.live.bus", "cidash.service.process"): "cancel_and_wait, as above",
+    ("cidash.api.ws", "cidash.service.process"): "cancel_and_wait, as above",
     ("cidash.collector.service", "cidash.service.process"): "cancel_and_wait, as above",
     ("cidash.collector.completeness", "cidash.service.process"): "cancel_and_wait, as above",
     ("cidash.sim.runner", "cidash.service.httpserver"): "the simulator serves REST with service's QuietServer",

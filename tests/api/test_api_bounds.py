@@ -35,11 +35,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from cidash.api import create_app
+from cidash.api import sse as sse_feed
+from cidash.api import ws as ws_feed
 from cidash.api.app import content_security_policy
+from cidash.api.live_slots import CLOSE_TRY_AGAIN
 from cidash.api.routes import alerts as alert_routes
 from cidash.config import ApiConfig, Settings
 from cidash.domain.views import ServerStatus
-from cidash.live import hub as live
 from cidash.store import Store
 from tests.support.store_fixtures import ZUUL, observed, parsed
 from tests.support.wait import until_awaited
@@ -241,7 +243,7 @@ async def test_websocket_since_that_is_no_feed_id_closes_with_4022(
         if message is not None:
             await ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
         code, text = await _closed_with(ws)
-    assert code == live.CLOSE_INVALID
+    assert code == ws_feed.CLOSE_INVALID
     assert text.startswith(reason), text
 
 
@@ -272,11 +274,11 @@ async def test_live_clients_are_capped_with_a_clear_close_code_and_status(served
             assert orjson.loads(await ws.recv())["type"] == "hello"
         async with connect(_ws_url(served)) as refused:
             code, reason = await _closed_with(refused)
-        assert code == live.CLOSE_TRY_AGAIN
+        assert code == CLOSE_TRY_AGAIN
         assert reason == f"too many live clients (api.max_live_clients = {LIVE_CLIENTS}); try again later"
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             sse = await client.get("/api/v1/events", headers={"Authorization": f"Bearer {READ}"})
-        assert sse.status_code == 503 and sse.headers["retry-after"] == str(live.SSE_RETRY_AFTER_S)
+        assert sse.status_code == 503 and sse.headers["retry-after"] == str(sse_feed.SSE_RETRY_AFTER_S)
         assert sse.json()["detail"] == reason
         await sockets.pop().close()
         deadline = time.monotonic() + 10
@@ -308,7 +310,7 @@ def _client(store: Store, tmp_path: Path, **api: Any) -> httpx.AsyncClient:
         _settings(store, **api),
         store,
         status=lambda: STATUSES,
-        extra_routers=[live.router, alert_routes.router],
+        extra_routers=[ws_feed.router, sse_feed.router, alert_routes.router],
         frontend_dir=tmp_path / "none",
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cidash.test")

@@ -1,6 +1,7 @@
-"""cidash.live.hub over a real uvicorn server: subscriptions and filters, resuming with `since`
-(exactly the missed messages, once, also while new ones are published), slow consumers, ping/pong
-and idle timeouts, and server-sent events with Last-Event-ID."""
+"""The live feed (cidash.live.hub behind cidash.api.ws and cidash.api.sse) over a real uvicorn
+server: subscriptions and filters, resuming with `since` (exactly the missed messages, once, also
+while new ones are published), slow consumers, ping/pong and idle timeouts, and server-sent events
+with Last-Event-ID."""
 
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from cidash import metrics
 from cidash.alerts.engine import AlertEngine
+from cidash.api import sse as sse_feed
+from cidash.api import ws as ws_feed
+from cidash.api.live_slots import live_clients
 from cidash.api.routes import alerts as alert_routes
 from cidash.config import AlertRuleConfig, CISystemConfig, Settings
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import FeedMessage
 from cidash.live import hub as live
 from cidash.live.bus import Bus, LocalBus, RedisBus
-from cidash.live.hub import LiveOptions, live_clients
+from cidash.live.hub import LiveOptions
 from cidash.store import Store
 from cidash.store import feed as feed_module
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
@@ -105,7 +109,8 @@ async def running(
     await store.sync_ci_configs([CISystemConfig(account="zuul", reference=True)], ["review"])
     bus = bus or LocalBus()
     app = FastAPI()
-    app.include_router(live.router)
+    app.include_router(ws_feed.router)
+    app.include_router(sse_feed.router)
     app.include_router(alert_routes.router)
     app.state.store, app.state.bus, app.state.alerts = store, bus, engine
     app.state.settings = settings or Settings()
@@ -244,7 +249,7 @@ async def test_the_hub_offers_a_message_to_the_followers_of_its_ci_only() -> Non
     """Routing by CI (so 1,000 clients are not all asked about each message), kept in step with
     filter changes, and emptied when clients leave."""
     hub = live.FeedHub(LocalBus(), None, FAST)  # type: ignore[arg-type]  # routing needs no store
-    acme, zuul, every = (live._Client("websocket", 10, 0.0) for _ in range(3))
+    acme, zuul, every = (live.Subscriber("websocket", 10, 0.0) for _ in range(3))
     for client, ci in ((acme, ["acme-ci"]), (zuul, ["zuul", "acme-ci"]), (every, [])):
         hub.join(client)
         hub.subscribe(client, feed_module.FeedFilter.of(ci=ci), None)
@@ -271,7 +276,7 @@ async def test_clients_that_join_together_are_pinged_at_different_times() -> Non
     hub = live.FeedHub(LocalBus(), None, LiveOptions(ping_interval_s=15))  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     before = loop.time()
-    clients = [live._Client("websocket", 10, before) for _ in range(1000)]
+    clients = [live.Subscriber("websocket", 10, before) for _ in range(1000)]
     for client in clients:
         hub.join(client)
     after = loop.time()  # joining 1,000 may take a while on a busy machine

@@ -958,7 +958,9 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     """The real `/api/v1/ws` (cidash.live.hub) over runs written through the store: a replay with
     ``--since-id``, then a burst into a tiny server queue (a slow-consumer close, resumed with
     ``since``); every id once, in order."""
+    from cidash.api import ws
     from cidash.api.app import create_app
+    from cidash.api.live_slots import close_live, live_clients
     from cidash.live import hub as live
     from cidash.live.bus import make_bus
     from cidash.store import feed
@@ -973,7 +975,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     await bus.start()
     app = create_app(Settings(), store, frontend_dir=tmp_path)
     # the live router where the dashboard and this client look for it: /api/v1/ws
-    app.include_router(live.router, prefix="" if live.router.prefix.endswith("/api/v1") else "/api/v1")
+    app.include_router(ws.router)
     app.state.bus = bus
     app.state.live_options = live.LiveOptions(queue_size=2, ping_interval_s=0.3)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -992,7 +994,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
         async with served(app) as url:
             args = ("watch", "--since-id", "1", "--max-messages", "21", "--json", "--url", url)
             watching = asyncio.ensure_future(asyncio.to_thread(invoke, *args))
-            await until(lambda: live.live_clients() > 0, 10, "watch to connect")
+            await until(lambda: live_clients() > 0, 10, "watch to connect")
             await asyncio.sleep(0.5)  # the replay (2, 3) and a ping or two
             await write(2000, 20)  # feed ids 4..23 in one burst
             result = await asyncio.wait_for(watching, 30)
@@ -1002,7 +1004,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
         assert [m.id for m in messages] == list(range(2, 23))
         assert [RunOut.model_validate(m.data).change for m in messages[2:]] == list(range(2000, 2019))
     finally:
-        await live.close_live(app)
+        await close_live(app)
         await bus.close()
 
 

@@ -1,5 +1,12 @@
-"""The HTTP side of cidash: ``create_app`` builds the FastAPI application (``/api/v1``, probes,
-metrics, the dashboard); :mod:`cidash.metrics` holds the Prometheus metric objects."""
+"""The HTTP side of cidash, the step after the live feed: ``create_app`` builds the FastAPI
+application (``/api/v1`` in ``routes/``, the live feed's websocket ``ws.py`` and server-sent
+events ``sse.py``, probes, metrics, the dashboard); :mod:`cidash.metrics` holds the Prometheus
+metric objects.
+
+May import every step below it (domain, store, health, alerts, live) and the cross-cutting
+modules; never ``service`` or ``cli`` (``ws.py`` still takes ``cancel_and_wait`` from
+``service.process``: a known back-arrow, see tests/test_layers.py).
+"""
 
 from cidash.api.app import create_app
 

@@ -7,12 +7,15 @@ number or a year-1 date is a 422 with a clear message instead of a database erro
   length-checked before it is turned into a number.
 * :func:`encode_id_cursor` / :func:`decode_id_cursor`: the opaque cursor of a list paged by id
   (the alert history), bounded like :data:`StoredId`.
+* :func:`feed_filter` / :func:`resume_point`: a live-feed subscription's filters and ``since``, as
+  the websocket and SSE endpoints take them (URL, subscribe message, ``Last-Event-ID``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
@@ -20,7 +23,7 @@ from fastapi import HTTPException, Path
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from cidash.store import MAX_ID, OutOfRangeError, bounded_id, bounded_utc
+from cidash.store import MAX_ID, FeedFilter, OutOfRangeError, bounded_id, bounded_utc
 
 MAX_ID_DIGITS = len(str(MAX_ID))
 
@@ -74,3 +77,25 @@ def decode_id_cursor(prefix: str, cursor: str) -> int:
         return parse_id(number, "cursor")
     except ValueError:
         raise bad from None
+
+
+def _names(values: Iterable[object]) -> list[str]:
+    """The comma-separated names in `values` (what is not text is left out)."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            found.extend(part.strip() for part in value.split(",") if part.strip())
+    return found
+
+
+def feed_filter(kinds: Iterable[object], ci: Iterable[object], projects: Iterable[object]) -> FeedFilter:
+    """A live-feed filter from comma-separated (or repeated) values; none means everything."""
+    return FeedFilter.of(_names(kinds), _names(ci), _names(projects))
+
+
+def resume_point(value: object, what: str = "since") -> int | None:
+    """A live-feed resume point: None when absent, a feed id 0 to 2^63 - 1, else a ValueError
+    naming `what`."""
+    if value is None or value == "":
+        return None
+    return parse_id(value, what, minimum=0)

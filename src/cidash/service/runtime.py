@@ -153,15 +153,15 @@ class Runtime:
                     await collector.backfilled.wait()
 
     async def _start_api(self) -> None:
+        from cidash.api import sse, ws
         from cidash.api.app import create_app
         from cidash.api.routes import alerts as alert_routes
-        from cidash.live import hub as live
 
         app = create_app(
             self.settings,
             self.store,
             status=self.server_status,
-            extra_routers=[live.router, alert_routes.router],
+            extra_routers=[ws.router, sse.router, alert_routes.router],
             frontend_dir=self._frontend_dir,
         )
         app.state.bus = self.bus
@@ -262,7 +262,7 @@ class Runtime:
 
         if self.app is not None:
             from cidash.api.app import close_app
-            from cidash.live.hub import close_live
+            from cidash.api.live_slots import close_live
 
             app = self.app
             await step("the live feed", lambda: close_live(app))
