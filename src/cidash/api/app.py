@@ -33,7 +33,7 @@ from cidash.api.routes import api_router
 from cidash.config import Settings
 from cidash.domain.views import ServerStatus
 from cidash.health import HealthCache
-from cidash.store import Store, queries
+from cidash.store import Store, reads
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def create_app(
     app.state.health_cache = HealthCache(ttl_s=HEALTH_CACHE_TTL_S, stale_s=HEALTH_CACHE_STALE_S)
 
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(queries.QueryError, _query_error)
+    app.add_exception_handler(reads.params.QueryError, _query_error)
     app.add_exception_handler(DBAPIError, _database_error)
 
     app.include_router(api_router())

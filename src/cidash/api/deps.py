@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import Settings
 from cidash.domain.views import ErrorOut
 from cidash.health import HealthCache
-from cidash.store import Store, queries
+from cidash.store import Store, queries, reads
 
 API_PREFIX = "/api/v1"
 
@@ -51,7 +51,7 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(404, what)
 
 
-def query_error(exc: queries.QueryError) -> HTTPException:
+def query_error(exc: reads.params.QueryError) -> HTTPException:
     return HTTPException(422, str(exc))
 
 

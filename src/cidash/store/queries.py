@@ -15,15 +15,12 @@ bounded number of statements whatever the size of the history:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,13 +44,12 @@ from cidash.domain.views import (
 from cidash.parsing import CommentParser
 from cidash.store import schema as m
 from cidash.store.natural_keys import IN_CHUNK, chunks
+from cidash.store.reads.cursor import decode_cursor, encode_cursor
+from cidash.store.reads.params import QueryError
 from cidash.store.rollups import hour_floor
 from cidash.store.schema import latency_t, rollups_t
 from cidash.store.types import (
-    OutOfRangeError,
     allow_long_group_concat,
-    bounded_id,
-    bounded_utc,
     group_concat_text,
     to_aware_utc,
     utc_param,
@@ -63,10 +59,6 @@ RESULT_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z_ ]{0,63}$")
 MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
 GRID_SCAN_PER_ROW = 40  # runs read per wanted grid row when looking for the most recent patch sets
 CSV_CHUNK = 1000
-
-
-class QueryError(ValueError):
-    """A parameter the caller got wrong (the API answers 422 with this message)."""
 
 
 # -- CI systems ------------------------------------------------------------------------------------
@@ -197,23 +189,6 @@ class RunFilters:
     until: datetime | None = None  # posted_at < until
 
 
-def parse_time(value: str | None, what: str) -> datetime | None:
-    """An ISO 8601 date-time (or date) from a query parameter; naive means UTC."""
-    if value is None or value == "":
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"{what}: {value[:64]!r} is not an ISO 8601 date-time (e.g. 2026-11-25T10:00:00Z)") from None
-    try:
-        return bounded_utc(moment, what)
-    except OutOfRangeError as exc:
-        raise QueryError(str(exc)) from None
-
-
 def check_result_filter(value: str | None) -> str | None:
     """A result class (success|failure|infra|other) as is, a result word upper-cased; else an error."""
     if value is None or value == "":
@@ -225,30 +200,6 @@ def check_result_filter(value: str | None) -> str | None:
             f"result: {value[:64]!r} is neither a result class (success, failure, infra, other) nor a result word"
         )
     return value.upper().replace(" ", "_")
-
-
-def encode_cursor(posted_at: datetime, run_id: int) -> str:
-    raw = orjson.dumps({"t": to_aware_utc(posted_at).isoformat(), "id": run_id})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    bad = QueryError("cursor: not a cursor this API returned (pass next_cursor back unchanged)")
-    if len(cursor) > 200:
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
-        moment = datetime.fromisoformat(data["t"])
-        run_id = data["id"]
-    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
-        raise bad from None
-    if not isinstance(run_id, int) or isinstance(run_id, bool) or moment.tzinfo is None:
-        raise bad
-    try:
-        return bounded_utc(moment, "cursor"), bounded_id(run_id, "cursor")
-    except OutOfRangeError:
-        raise bad from None
 
 
 def _result_condition(result: str) -> sa.ColumnElement[bool]:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.api.deps import NOT_FOUND, connection, not_found, query_error
 from cidash.domain.views import CollectionOut
-from cidash.store import collection, queries
+from cidash.store import collection, reads
 
 router = APIRouter(tags=["collection"])
 
@@ -32,12 +32,12 @@ async def get_collection(
     the gap covered."""
     now = datetime.now(UTC)
     try:
-        window_to = queries.parse_time(to, "to") or now
-        window_from = queries.parse_time(from_, "from") or window_to - DEFAULT_WINDOW
-    except queries.QueryError as exc:
+        window_to = reads.params.parse_time(to, "to") or now
+        window_from = reads.params.parse_time(from_, "from") or window_to - DEFAULT_WINDOW
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
     if window_from >= window_to:
-        raise query_error(queries.QueryError("from: must be before to"))
+        raise query_error(reads.params.QueryError("from: must be before to"))
     servers = await collection.collection(conn, window_from, window_to, now, server=server or None)
     if server and not servers:
         raise not_found(f"no Gerrit server named {server!r}")

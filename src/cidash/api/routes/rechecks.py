@@ -12,7 +12,7 @@ from cidash.api.deps import NOT_FOUND, connection, query_error, system_or_404
 from cidash.api.routes.systems import Name, Project, Server
 from cidash.domain import health
 from cidash.domain.views import RecheckCases, RecheckOut, Window
-from cidash.store import queries, recheck_cases
+from cidash.store import reads, recheck_cases
 
 router = APIRouter(tags=["systems"])
 
@@ -33,8 +33,8 @@ async def system_rechecks(
     report card's week; both ends included), how many, and the newest `limit` of them with their text."""
     system = await system_or_404(conn, name, server)
     try:
-        since, until = queries.parse_time(from_, "from"), queries.parse_time(to, "to")
-    except queries.QueryError as exc:
+        since, until = reads.params.parse_time(from_, "from"), reads.params.parse_time(to, "to")
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
     until = until or datetime.now(UTC)
     since = since or until - health.WINDOW_SPANS[window]

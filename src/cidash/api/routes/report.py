@@ -11,14 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.api.deps import cache_of, connection, query_error, settings_of
 from cidash.domain.views import ReportCard
 from cidash.health.report import report_card, week_end
-from cidash.store import queries
+from cidash.store import reads
 
 router = APIRouter(tags=["report"])
 
 
 def _end(value: str | None) -> datetime | None:
     """`end` as midnight UTC of its day (a date, or a time whose day is taken)."""
-    moment = queries.parse_time(value, "end")
+    moment = reads.params.parse_time(value, "end")
     return week_end(moment) if moment is not None else None
 
 
@@ -40,11 +40,11 @@ async def get_report(
     behind each number; worst first."""
     try:
         when = _end(end)
-    except queries.QueryError as exc:
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
     if when is not None and when > week_end(datetime.now(UTC)) + timedelta(days=1):
         raise query_error(
-            queries.QueryError(
+            reads.params.QueryError(
                 "end: the week cannot end after the end of today (a week ending tomorrow holds today so far)"
             )
         )

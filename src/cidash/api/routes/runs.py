@@ -18,7 +18,7 @@ from cidash.api.auth import require_write
 from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
 from cidash.api.params import StoredId
 from cidash.domain.views import ErrorOut, RunOut, RunPage
-from cidash.store import queries
+from cidash.store import queries, reads
 
 router = APIRouter(tags=["runs"])
 
@@ -104,10 +104,10 @@ def run_filters(
             project=project or None,
             branch=branch or None,
             result=queries.check_result_filter(result),
-            since=queries.parse_time(from_, "from"),
-            until=queries.parse_time(to, "to"),
+            since=reads.params.parse_time(from_, "from"),
+            until=reads.params.parse_time(to, "to"),
         )
-    except queries.QueryError as exc:
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
 
 
@@ -156,8 +156,8 @@ async def csv_response(
     422 or 503, not a 200 that stops after the header."""
     if cursor:
         try:
-            queries.decode_cursor(cursor)
-        except queries.QueryError as exc:
+            reads.cursor.decode_cursor(cursor)
+        except reads.params.QueryError as exc:
             raise query_error(exc) from None
     engine = store_of(request).engine
 
@@ -206,7 +206,7 @@ async def list_runs(
         return await csv_response(request, filters, limit, cursor, "runs.csv")
     try:
         return await queries.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
-    except queries.QueryError as exc:
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
 
 

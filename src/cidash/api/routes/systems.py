@@ -24,7 +24,7 @@ from cidash.domain.views import (
     Window,
 )
 from cidash.health.systems import CaseKind, system_detail, systems_summary, vote_cases
-from cidash.store import queries
+from cidash.store import queries, reads
 
 router = APIRouter(tags=["systems"])
 
@@ -113,7 +113,7 @@ async def system_runs(
         return await csv_response(request, filters, limit, cursor, f"{system.name}-runs.csv")
     try:
         return await queries.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
-    except queries.QueryError as exc:
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
 
 
@@ -130,10 +130,10 @@ async def system_series(
     """Runs, outcomes, success rate and latency per hour or day over [from, to) (every bucket)."""
     system = await system_or_404(conn, name, server)
     try:
-        since = queries.parse_time(from_, "from")
-        until = queries.parse_time(to, "to")
+        since = reads.params.parse_time(from_, "from")
+        until = reads.params.parse_time(to, "to")
         return await queries.series(conn, system, bucket=bucket, since=since, until=until, project=project or None)
-    except queries.QueryError as exc:
+    except reads.params.QueryError as exc:
         raise query_error(exc) from None
 
 

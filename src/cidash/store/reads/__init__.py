@@ -1,9 +1,14 @@
 """Reads of the store, by resource: each module holds the statements one resource needs.
 
-Importable from above the store (``cidash.health``, ``cidash.api``); imports only the store's own
-modules and ``cidash.domain``.
+Step: the store's read side (after parsing, before health). Importable from above the store
+(``cidash.health``, ``cidash.api``) through ``cidash.store.reads``; imports only the store's own
+modules, ``cidash.config``, ``cidash.domain`` and ``cidash.parsing``.
+
+* ``params``: :class:`~cidash.store.reads.params.QueryError` (422) and the date-time parameters;
+* ``cursor``: the run lists' page cursor;
+* ``health``: the health model's statements.
 """
 
-from cidash.store.reads import health
+from cidash.store.reads import cursor, health, params
 
-__all__ = ["health"]
+__all__ = ["cursor", "health", "params"]
