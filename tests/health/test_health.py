@@ -23,7 +23,7 @@ from cidash.domain.results import Result, result_class
 from cidash.domain.views import SystemSummary
 from cidash.health import TTLCache, run_metrics
 from cidash.health import systems as health_views
-from cidash.store import Store, queries
+from cidash.store import Store, queries, reads
 from cidash.store import schema as m
 from cidash.store.inserted_run import InsertedRun
 from cidash.store.rollups import apply_rollups, rebuild_rollups
@@ -86,7 +86,7 @@ async def _summaries(store: Store) -> dict[str, SystemSummary]:
 async def _metrics(store: Store, name: str) -> health.RunMetrics:
     """The 24 h run-level metrics of one CI, straight from run_metrics."""
     async with store.engine.connect() as conn:
-        systems = await queries.system_rows(conn)
+        systems = await reads.systems.system_rows(conn)
         ci = next(s for s in systems if s.name == name)
         references = [s.id for s in systems if s.is_reference]
         params = [health.CoverageParams(ci.id, (NOVA,), health.REASONABLE_MIN_S, ci.last_seen)]
@@ -209,7 +209,7 @@ async def _entities(store: Store) -> tuple[int, list[int], list[tuple[int, int, 
     await store.write_comments(items)
     async with store.engine.connect() as conn:
         server_id = (await conn.execute(sa.select(m.servers_t.c.id))).scalar_one()
-        ci_ids = [s.id for s in await queries.system_rows(conn)]
+        ci_ids = [s.id for s in await reads.systems.system_rows(conn)]
         p, c = m.patchsets_t, m.changes_t
         patchsets = [
             (row[0], row[1], row[2])
@@ -570,7 +570,7 @@ async def test_the_30_day_window_counts_what_the_7_day_one_does(ci_store: Store)
             await _post(ci_store, THIRD_PARTY, change, 1, "FAILURE", created + timedelta(hours=2), created)
     await _rebuild(ci_store)
     async with ci_store.engine.connect() as conn:
-        systems = await queries.system_rows(conn)
+        systems = await reads.systems.system_rows(conn)
         acme = next(s for s in systems if s.name == "acme-ci")
         detail = await health_views.system_detail(conn, acme, REFERENCE, now=NOW)
     windows = {w.window: w for w in detail.windows}
@@ -604,7 +604,7 @@ async def test_vote_quality_matrix_false_shares_and_their_cases(ci_store: Store)
     assert quality.false_negative_share == 0.25 and quality.false_positive_share == 0.5
 
     async with ci_store.engine.connect() as conn:
-        system = next(s for s in await queries.system_rows(conn) if s.name == "acme-ci")
+        system = next(s for s in await reads.systems.system_rows(conn) if s.name == "acme-ci")
         negative = await health_views.vote_cases(conn, system, REFERENCE, kind="false_negative", window="24h", now=NOW)
         positive = await health_views.vote_cases(conn, system, REFERENCE, kind="false_positive", window="24h", now=NOW)
     assert [row.change for row in negative.rows] == [1] and [row.change for row in positive.rows] == [3]

@@ -62,7 +62,7 @@ from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.errors import ConfigError
 from cidash.health.systems import systems_summary_one
-from cidash.store import CIRef, HistoryRun, NewAlert, Store, StoredIncident, feed, queries, reading, to_aware_utc
+from cidash.store import CIRef, HistoryRun, NewAlert, Store, StoredIncident, feed, reading, reads, to_aware_utc
 from cidash.store import alerts_store as q
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,7 @@ class AlertEngine:
         try:
             async with self._store.engine.connect() as conn:
                 for ci in cis:
-                    system = await queries.find_system(conn, ci.name, ci.server)
+                    system = await reads.systems.find_system(conn, ci.name, ci.server)
                     if system is None:
                         continue
                     found = await systems_summary_one(conn, system, self._ci_configs, now=now)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cidash.config import Settings
 from cidash.domain.views import ErrorOut
 from cidash.health import HealthCache
-from cidash.store import Store, queries, reads
+from cidash.store import Store, reads
 
 API_PREFIX = "/api/v1"
 
@@ -55,8 +55,8 @@ def query_error(exc: reads.params.QueryError) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-async def system_or_404(conn: AsyncConnection, name: str, server: str | None) -> queries.SystemRow:
-    system = await queries.find_system(conn, name, server)
+async def system_or_404(conn: AsyncConnection, name: str, server: str | None) -> reads.systems.SystemRow:
+    system = await reads.systems.find_system(conn, name, server)
     if system is None:
         where = f" on server {server!r}" if server else ""
         raise not_found(f"no CI system named {name!r}{where}")

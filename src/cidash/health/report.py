@@ -18,7 +18,7 @@ from cidash.config import CISystemConfig
 from cidash.domain.views import HealthWindow, ReportCard, ReportNumbers, ReportRow
 from cidash.health.assess import assess
 from cidash.health.cache import HealthCache
-from cidash.store import alerts_store, queries, reads
+from cidash.store import alerts_store, reads
 
 WEEK = timedelta(days=7)
 STATE_ORDER = {"failing": 0, "silent": 1, "degraded": 2, "unknown": 3, "healthy": 4}
@@ -34,7 +34,9 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def runs_link(system: queries.SystemRow, start: datetime, end: datetime, project: str | None, **extra: str) -> str:
+def runs_link(
+    system: reads.systems.SystemRow, start: datetime, end: datetime, project: str | None, **extra: str
+) -> str:
     """The dashboard's runs page filtered to this CI (and project) over [start, end)."""
     params = {"ci": system.name, "from": _iso(start), "to": _iso(end), **extra}
     if project is not None:
@@ -42,7 +44,7 @@ def runs_link(system: queries.SystemRow, start: datetime, end: datetime, project
     return "#/runs?" + urlencode(sorted(params.items()))
 
 
-def _links(system: queries.SystemRow, start: datetime, end: datetime, project: str | None) -> dict[str, str]:
+def _links(system: reads.systems.SystemRow, start: datetime, end: datetime, project: str | None) -> dict[str, str]:
     every = runs_link(system, start, end, project)
     return {
         "runs": every,
@@ -105,8 +107,8 @@ async def report_card(
     CI system (with `project`: those following it, counted on it)."""
     end = end or week_end(datetime.now(UTC))
     start, previous_start = end - WEEK, end - 2 * WEEK
-    systems = await queries.system_rows(conn)
-    refs = [s.ref(queries.config_entry(configs, s)) for s in systems]
+    systems = await reads.systems.system_rows(conn)
+    refs = [s.ref(reads.systems.config_entry(configs, s)) for s in systems]
     references = [s.ref() for s in systems if s.is_reference]
     week = await assess(conn, refs, ["7d"], project=project, now=end, cache=cache, references=references)
     now = datetime.now(UTC)

@@ -25,13 +25,13 @@ from cidash.domain.views import (
 )
 from cidash.health.assess import assess
 from cidash.health.cache import HealthCache
-from cidash.store import queries, reading
+from cidash.store import queries, reading, reads
 
 UNREAD_SHOWN = 10  # latest unread comments on a system's page
 
 
 def _summary_fields(
-    system: queries.SystemRow, assessment: Assessment, window: HealthWindow, sparkline: list[float | None]
+    system: reads.systems.SystemRow, assessment: Assessment, window: HealthWindow, sparkline: list[float | None]
 ) -> dict[str, Any]:
     return {
         "id": system.id,
@@ -51,7 +51,7 @@ def _summary_fields(
     }
 
 
-def _references(systems: Sequence[queries.SystemRow]) -> list[SystemRef]:
+def _references(systems: Sequence[reads.systems.SystemRow]) -> list[SystemRef]:
     return [s.ref() for s in systems if s.is_reference]
 
 
@@ -66,10 +66,10 @@ async def systems_summary(
     q: str | None = None,
 ) -> list[SystemSummary]:
     """Every CI system (with `project`: those following it; with `q`: those it finds, see
-    :func:`~cidash.store.queries.matches_search`), its health in `window` and its state. `now`
+    :func:`~cidash.store.reads.systems.matches_search`), its health in `window` and its state. `now`
     pins the clock (tests)."""
-    systems = await queries.system_rows(conn)
-    refs = [s.ref(queries.config_entry(configs, s)) for s in systems]
+    systems = await reads.systems.system_rows(conn)
+    refs = [s.ref(reads.systems.config_entry(configs, s)) for s in systems]
     assessed = await assess(
         conn,
         refs,
@@ -85,7 +85,7 @@ async def systems_summary(
         assessment = assessed[system.id]
         if project is not None and project not in assessment.projects:
             continue
-        if not queries.matches_search(system, q):
+        if not reads.systems.matches_search(system, q):
             continue
         fields = _summary_fields(system, assessment, assessment.windows[window], assessment.sparkline)
         out.append(SystemSummary(**fields))
@@ -94,7 +94,7 @@ async def systems_summary(
 
 async def systems_summary_one(
     conn: AsyncConnection,
-    system: queries.SystemRow,
+    system: reads.systems.SystemRow,
     configs: Sequence[CISystemConfig] = (),
     *,
     window: Window = "24h",
@@ -108,7 +108,7 @@ async def systems_summary_one(
 
 async def system_detail(
     conn: AsyncConnection,
-    system: queries.SystemRow,
+    system: reads.systems.SystemRow,
     configs: Sequence[CISystemConfig] = (),
     *,
     now: datetime | None = None,
@@ -117,10 +117,10 @@ async def system_detail(
 ) -> SystemDetail:
     """One CI system with every window (or `windows`); `health` and the sparkline are the 24 h ones."""
     windows = health.WINDOWS if windows is None else windows
-    references = [s.ref() for s in await queries.system_rows(conn, server=system.server) if s.is_reference]
+    references = [s.ref() for s in await reads.systems.system_rows(conn, server=system.server) if s.is_reference]
     assessed = await assess(
         conn,
-        [system.ref(queries.config_entry(configs, system))],
+        [system.ref(reads.systems.config_entry(configs, system))],
         list(dict.fromkeys([*windows, "24h"])),
         now=now,
         cache=cache,
@@ -168,7 +168,7 @@ CaseKind = Literal["false_negative", "false_positive"]
 
 async def vote_cases(
     conn: AsyncConnection,
-    system: queries.SystemRow,
+    system: reads.systems.SystemRow,
     configs: Sequence[CISystemConfig] = (),
     *,
     kind: CaseKind,
@@ -179,9 +179,14 @@ async def vote_cases(
     """The patch sets behind a vote-quality number (`false_negative`: its -1 where the reference
     passed and the change merged; `false_positive`: its +1 where the reference failed), newest
     first, each with every CI's newest result (the first :data:`health.CASES_KEPT`)."""
-    references = [s.ref() for s in await queries.system_rows(conn, server=system.server) if s.is_reference]
+    references = [s.ref() for s in await reads.systems.system_rows(conn, server=system.server) if s.is_reference]
     assessed = await assess(
-        conn, [system.ref(queries.config_entry(configs, system))], [window], now=now, cache=cache, references=references
+        conn,
+        [system.ref(reads.systems.config_entry(configs, system))],
+        [window],
+        now=now,
+        cache=cache,
+        references=references,
     )
     metrics = assessed[system.id].metrics.get(window)
     if metrics is None:

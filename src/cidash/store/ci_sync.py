@@ -27,7 +27,7 @@ from cidash.store import schema as m
 from cidash.store.comment_writer import CommentWriter
 
 if TYPE_CHECKING:
-    from cidash.store.queries import SystemRow
+    from cidash.store.reads.systems import SystemRow
 
 _DEMOTED = {"source": m.CISource.DETECTED.value, "confirmed": False}
 

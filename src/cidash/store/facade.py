@@ -40,7 +40,7 @@ from cidash.store.reparse import Progress, ReparseCounts
 from cidash.store.types import to_aware_utc
 
 if TYPE_CHECKING:
-    from cidash.store.queries import SystemRow
+    from cidash.store.reads.systems import SystemRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from cidash.domain.views import ExplainedComment, ExplainIn, ExplainOut
 from cidash.parsing.bounded import TRIAL_DEADLINE_S, read_all_within
 from cidash.parsing.explain import RuleTrial, ci_toml, pasted_comment, with_rule
 from cidash.store import queries, reading
-from cidash.store.queries import SystemRow
+from cidash.store.reads.systems import SystemRow, system_rows
 
 
 async def try_rule(
@@ -27,7 +27,7 @@ async def try_rule(
     """How `system`'s latest stored comments (and `request.text`) read with the configuration now,
     beside how they would read with `request.rule` added. Raises ConfigError for a bad rule, and
     RuleTooSlowError (a ConfigError) when the reading takes over `deadline_s`."""
-    systems = await queries.system_rows(conn)
+    systems = await system_rows(conn)
     candidate_configs = with_rule(configs, system.name, system.server, request.rule) if request.rule else None
     trial = RuleTrial(
         queries.stored_parser(configs, systems),

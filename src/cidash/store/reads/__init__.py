@@ -6,9 +6,11 @@ modules, ``cidash.config``, ``cidash.domain`` and ``cidash.parsing``.
 
 * ``params``: :class:`~cidash.store.reads.params.QueryError` (422) and the date-time parameters;
 * ``cursor``: the run lists' page cursor;
+* ``systems``: CI systems (:class:`~cidash.store.reads.systems.SystemRow`), their configuration
+  entry, the overview's search, and the id -> name map the other reads use;
 * ``health``: the health model's statements.
 """
 
-from cidash.store.reads import cursor, health, params
+from cidash.store.reads import cursor, health, params, systems
 
-__all__ = ["cursor", "health", "params"]
+__all__ = ["cursor", "health", "params", "systems"]
