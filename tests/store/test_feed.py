@@ -13,11 +13,13 @@ import orjson
 import sqlalchemy as sa
 
 from cidash.domain.comments import AccountRef
+from cidash.domain.results import result_class
 from cidash.domain.views import FeedMessage, RunOut
 from cidash.parsing import JobResult
 from cidash.store import Store, WriteStats
 from cidash.store import feed as feed_module
-from cidash.store.feed import FeedEntry, FeedFilter, first_log_url, result_class
+from cidash.store.feed import FeedEntry, FeedFilter
+from cidash.store.reads.run_rows import first_log_url
 from cidash.store.schema import feed_t
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from cidash.parsing import JobResult
 from cidash.store import Store
 from cidash.store import schema as m
-from cidash.store.reparse import job_results
+from cidash.store.reads.run_rows import job_results
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,13 +27,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cidash.domain.results import result_class
-from cidash.domain.urls import log_url
-from cidash.domain.views import FeedKind, FeedMessage, JobOut, RunOut
-from cidash.parsing import JobResult
+from cidash.domain.views import FeedKind, FeedMessage
 from cidash.store import schema as m
 from cidash.store.bulk_io import insert_rows
 from cidash.store.inserted_run import InsertedRun
+from cidash.store.reads.run_rows import run_out
 from cidash.store.schema import feed_t, leases_t
 from cidash.store.types import is_mysql
 
@@ -43,35 +41,6 @@ REPLAY_PAGE = 500
 
 _COLUMNS = ("kind", "created_at", "ci_system_id", "project", "payload")
 _LOCK_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-def first_log_url(jobs: Iterable[JobResult]) -> str | None:
-    return log_url(job.url for job in jobs)
-
-
-def run_out(run: InsertedRun) -> RunOut:
-    """The public view of a newly inserted run (the payload of its `run` message)."""
-    return RunOut(
-        id=run.id,
-        server=run.server,
-        ci=run.ci,
-        project=run.project,
-        branch=run.branch,
-        change=run.change_number,
-        patchset=run.patchset_number,
-        result=run.result,
-        result_class=result_class(run.result),
-        vote=run.vote,
-        pipeline=run.pipeline,
-        posted_at=run.posted_at,
-        latency_s=run.latency_s,
-        message_id=run.message_id,
-        source=run.source,
-        log_url=first_log_url(run.jobs),
-        jobs=[
-            JobOut(name=j.name, url=j.url, result=j.result, duration_s=j.duration_s, voting=j.voting) for j in run.jobs
-        ],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +103,15 @@ async def append(conn: AsyncConnection, entries: Sequence[FeedEntry]) -> list[Fe
 async def append_run_messages(conn: AsyncConnection, runs: Sequence[InsertedRun]) -> list[FeedMessage]:
     """One `run` feed row per new run (payload: RunOut), in the writer's transaction; the messages
     to publish once it has committed, ids ascending."""
-    entries = [FeedEntry("run", run_out(run).model_dump(mode="json"), run.ci_system_id, run.project) for run in runs]
+    entries = [
+        FeedEntry(
+            "run",
+            run_out(run, server=run.server, ci=run.ci, jobs=run.jobs).model_dump(mode="json"),
+            run.ci_system_id,
+            run.project,
+        )
+        for run in runs
+    ]
     return await append(conn, entries)
 
 

@@ -36,16 +36,16 @@ from cidash.domain.views import (
     GridCell,
     GridRow,
     JobBreakdown,
-    JobOut,
     RunOut,
     RunPage,
     SeriesPoint,
 )
-from cidash.parsing import CommentParser
+from cidash.parsing import CommentParser, JobResult
 from cidash.store import schema as m
 from cidash.store.natural_keys import IN_CHUNK, chunks
 from cidash.store.reads.cursor import decode_cursor, encode_cursor
 from cidash.store.reads.params import QueryError
+from cidash.store.reads.run_rows import job_results, run_out
 from cidash.store.reads.systems import Names, SystemRow, system_rows
 from cidash.store.rollups import hour_floor
 from cidash.store.schema import latency_t, rollups_t
@@ -130,22 +130,6 @@ def _run_select(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
     return sa.select(*_run_columns(), *extra).select_from(m.runs_t)
 
 
-async def _jobs(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[JobOut]]:
-    table = m.jobs_t
-    found: dict[int, list[JobOut]] = {}
-    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
-        query = (
-            sa.select(table.c.run_id, table.c.name, table.c.url, table.c.result, table.c.duration_s, table.c.voting)
-            .where(table.c.run_id.in_(part))
-            .order_by(table.c.run_id, table.c.position)
-        )
-        for run_id, name, url, result, duration_s, voting in await conn.execute(query):
-            found.setdefault(run_id, []).append(
-                JobOut(name=name, url=url, result=result, duration_s=duration_s, voting=bool(voting))
-            )
-    return found
-
-
 def _log_url_sql(run_id: sa.ColumnElement[int]) -> sa.ColumnElement[str | None]:
     """The first job URL of a run that :func:`~cidash.domain.urls.looks_http`, as a correlated subquery walking
     its (run_id, position) key; :func:`~cidash.domain.urls.log_url` then decides whether it is a link."""
@@ -160,25 +144,12 @@ def _log_url_sql(run_id: sa.ColumnElement[int]) -> sa.ColumnElement[str | None]:
     )
 
 
-def _run_out(row: Any, names: Names, jobs: list[JobOut], comment: str | None = None) -> RunOut:
-    return RunOut(
-        id=row.id,
+def _run_view(row: Any, names: Names, jobs: dict[int, list[JobResult]], comment: str | None = None) -> RunOut:
+    return run_out(
+        row,
         server=names.server(row.ci_system_id),
         ci=names.ci(row.ci_system_id),
-        project=row.project,
-        branch=row.branch,
-        change=row.change_number,
-        patchset=row.patchset_number,
-        result=row.result,
-        result_class=result_class(row.result),
-        vote=row.vote,
-        pipeline=row.pipeline,
-        posted_at=row.posted_at,
-        latency_s=row.latency_s,
-        message_id=row.message_id,
-        source=row.source,
-        log_url=log_url_of(job.url for job in jobs),
-        jobs=jobs,
+        jobs=jobs.get(row.id, ()),
         comment=comment,
     )
 
@@ -255,9 +226,9 @@ async def runs_page(
     rows = (await conn.execute(query.page(position, limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    jobs = await _jobs(conn, [row.id for row in rows])
+    jobs = await job_results(conn, [row.id for row in rows])
     names = await Names.load(conn)
-    items = [_run_out(row, names, jobs.get(row.id, [])) for row in rows]
+    items = [_run_view(row, names, jobs) for row in rows]
     last = rows[-1] if rows else None
     next_cursor = encode_cursor(last.posted_at, last.id) if more and last is not None else None
     return RunPage(items=items, next_cursor=next_cursor)
@@ -278,9 +249,9 @@ async def iter_runs(
         rows = (await conn.execute(query.page(position, size))).all()
         if not rows:
             return
-        jobs = await _jobs(conn, [row.id for row in rows])
+        jobs = await job_results(conn, [row.id for row in rows])
         for row in rows:
-            yield _run_out(row, names, jobs.get(row.id, []))
+            yield _run_view(row, names, jobs)
         position = (rows[-1].posted_at, rows[-1].id)
         if left is not None:
             left -= len(rows)
@@ -294,8 +265,8 @@ async def run_by_id(conn: AsyncConnection, run_id: int) -> RunOut | None:
     row = (await conn.execute(query)).first()
     if row is None:
         return None
-    jobs = await _jobs(conn, [run_id])
-    return _run_out(row, await Names.load(conn), jobs.get(run_id, []), comment=row.raw_comment)
+    jobs = await job_results(conn, [run_id])
+    return _run_view(row, await Names.load(conn), jobs, comment=row.raw_comment)
 
 
 # -- per system: series and jobs -----------------------------------------------------------------

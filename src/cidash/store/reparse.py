@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
 from cidash.domain.text import clip
-from cidash.parsing import PARSER_VERSION, CommentKind, CommentParser, JobResult
+from cidash.parsing import PARSER_VERSION, CommentKind, CommentParser
 from cidash.store import schema as m
 from cidash.store.bulk_io import fitted, insert_rows, update_rows
 from cidash.store.comment_writer import JOB_COLUMNS, UNKNOWN_RESULT, job_values
 from cidash.store.natural_keys import IN_CHUNK, chunks
 from cidash.store.queries import stored_observed, stored_parser
+from cidash.store.reads.run_rows import job_results
 from cidash.store.reads.systems import SystemRow, system_rows
 from cidash.store.rollups import rebuild_rollups
 from cidash.store.types import fit_int32
@@ -69,31 +70,6 @@ class _Chunk:
 def _add(total: ReparseCounts, part: ReparseCounts) -> None:
     for name in total.__dataclass_fields__:
         setattr(total, name, getattr(total, name) + getattr(part, name))
-
-
-async def job_results(conn: AsyncConnection, run_ids: Sequence[int]) -> dict[int, list[JobResult]]:
-    """The stored jobs of these runs, by run id, each run's in the order they were posted."""
-    table = m.jobs_t
-    found: dict[int, list[JobResult]] = {}
-    for part in chunks(sorted(set(run_ids)), IN_CHUNK):
-        query = (
-            sa.select(
-                table.c.run_id,
-                table.c.name,
-                table.c.url,
-                table.c.result,
-                table.c.duration_s,
-                table.c.voting,
-                table.c.detail,
-            )
-            .where(table.c.run_id.in_(part))
-            .order_by(table.c.run_id, table.c.position)
-        )
-        for job in await conn.execute(query):
-            found.setdefault(job.run_id, []).append(
-                JobResult(job.name, job.url, job.result, job.duration_s, bool(job.voting), job.detail)
-            )
-    return found
 
 
 async def _count_rows(store: Store, table: sa.Table, ci_ids: Sequence[int]) -> int:
