@@ -18,7 +18,7 @@ from cidash.api.auth import badges_public, reads_open_to
 from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
 from cidash.domain.views import ChangeView, ErrorOut, Grid, Readiness, ReadinessWords, ServerStatus, State
 from cidash.health.systems import systems_summary_one
-from cidash.store import queries
+from cidash.store import queries, reads
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def get_projects(request: Request, conn: Conn) -> list[str]:
     cached = cache.projects.get(PROJECTS_TTL_KEY)
     if cached is not None:
         return list(cached)
-    names = await queries.project_names(conn)
+    names = await reads.runs.project_names(conn)
     cache.projects.put(PROJECTS_TTL_KEY, names)
     return names
 

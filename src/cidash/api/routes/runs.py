@@ -18,7 +18,7 @@ from cidash.api.auth import require_write
 from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, query_error, settings_of, store_of
 from cidash.api.params import StoredId
 from cidash.domain.views import ErrorOut, RunOut, RunPage
-from cidash.store import queries, reads
+from cidash.store import reads
 
 router = APIRouter(tags=["runs"])
 
@@ -96,14 +96,14 @@ def run_filters(
     result: str | None,
     from_: str | None,
     to: str | None,
-) -> queries.RunFilters:
+) -> reads.runs.RunFilters:
     try:
-        return queries.RunFilters(
+        return reads.runs.RunFilters(
             ci=ci or None,
             server=server or None,
             project=project or None,
             branch=branch or None,
-            result=queries.check_result_filter(result),
+            result=reads.runs.check_result_filter(result),
             since=reads.params.parse_time(from_, "from"),
             until=reads.params.parse_time(to, "to"),
         )
@@ -149,7 +149,7 @@ def _csv_line(run: RunOut | None) -> str:
 
 
 async def csv_response(
-    request: Request, filters: queries.RunFilters, limit: int | None, cursor: str | None, filename: str
+    request: Request, filters: reads.runs.RunFilters, limit: int | None, cursor: str | None, filename: str
 ) -> Response:
     """Every matching run (or `limit` of them), newest first, streamed as CSV with a header line.
     The first query runs before the status line is sent, so a bad cursor or a database error is a
@@ -163,7 +163,7 @@ async def csv_response(
 
     async def lines() -> AsyncIterator[str]:
         async with engine.connect() as conn:
-            runs = aiter(queries.iter_runs(conn, filters, limit=limit, cursor=cursor))
+            runs = aiter(reads.runs.iter_runs(conn, filters, limit=limit, cursor=cursor))
             first = await anext(runs, None)
             yield _csv_line(None) + ("" if first is None else _csv_line(first))
             async for run in runs:
@@ -205,7 +205,7 @@ async def list_runs(
     if format == "csv":
         return await csv_response(request, filters, limit, cursor, "runs.csv")
     try:
-        return await queries.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
+        return await reads.runs.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
     except reads.params.QueryError as exc:
         raise query_error(exc) from None
 
@@ -257,7 +257,7 @@ async def get_run(
     run_id: StoredId,
 ) -> RunOut:
     """One run, with its raw comment."""
-    run = await queries.run_by_id(conn, run_id)
+    run = await reads.runs.run_by_id(conn, run_id)
     if run is None:
         raise not_found(f"no run {run_id}")
     return run

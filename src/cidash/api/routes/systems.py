@@ -112,7 +112,7 @@ async def system_runs(
     if format == "csv":
         return await csv_response(request, filters, limit, cursor, f"{system.name}-runs.csv")
     try:
-        return await queries.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
+        return await reads.runs.runs_page(conn, filters, limit=limit or 50, cursor=cursor)
     except reads.params.QueryError as exc:
         raise query_error(exc) from None
 

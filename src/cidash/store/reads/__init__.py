@@ -8,9 +8,11 @@ modules, ``cidash.config``, ``cidash.domain`` and ``cidash.parsing``.
 * ``cursor``: the run lists' page cursor;
 * ``systems``: CI systems (:class:`~cidash.store.reads.systems.SystemRow`), their configuration
   entry, the overview's search, and the id -> name map the other reads use;
+* ``runs``: run lists (filters, keyset pages, the CSV export's chunks), one run, the projects;
+* ``run_rows``: the one RunOut builder and a runs' stored jobs;
 * ``health``: the health model's statements.
 """
 
-from cidash.store.reads import cursor, health, params, systems
+from cidash.store.reads import cursor, health, params, run_rows, runs, systems
 
-__all__ = ["cursor", "health", "params", "systems"]
+__all__ = ["cursor", "health", "params", "run_rows", "runs", "systems"]
