@@ -17,33 +17,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.config import CISystemConfig
-from cidash.domain import health
 from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
-from cidash.domain.health import LATENCY_BUCKETS
-from cidash.domain.results import INFRA_ERRORS, TEST_FAILURES, result_class
+from cidash.domain.results import result_class
 from cidash.domain.urls import log_url as log_url_of
 from cidash.domain.views import (
     ChangeView,
     Grid,
     GridCell,
     GridRow,
-    JobBreakdown,
-    SeriesPoint,
 )
 from cidash.parsing import CommentParser
 from cidash.store import schema as m
 from cidash.store.natural_keys import IN_CHUNK, chunks
-from cidash.store.reads.params import QueryError
 from cidash.store.reads.systems import Names, SystemRow
-from cidash.store.rollups import hour_floor
-from cidash.store.schema import latency_t, rollups_t
 from cidash.store.types import (
     allow_long_group_concat,
     group_concat_text,
@@ -51,7 +44,6 @@ from cidash.store.types import (
     utc_param,
 )
 
-MAX_SERIES_POINTS = 24 * 92  # a quarter of hourly points
 GRID_SCAN_PER_ROW = 40  # runs read per wanted grid row when looking for the most recent patch sets
 
 
@@ -67,140 +59,6 @@ def _log_url_sql(run_id: sa.ColumnElement[int]) -> sa.ColumnElement[str | None]:
         .scalar_subquery()
         .label("log_url")
     )
-
-
-# -- per system: series and jobs -----------------------------------------------------------------
-
-
-async def series(
-    conn: AsyncConnection,
-    system: SystemRow,
-    *,
-    bucket: Literal["hour", "day"] = "hour",
-    since: datetime | None = None,
-    until: datetime | None = None,
-    project: str | None = None,
-    now: datetime | None = None,
-) -> list[SeriesPoint]:
-    """One point per hour or day in [since, until) (every bucket, empty ones with 0 runs), from
-    the rollups. Defaults: until now, since 24 h (hour) or 30 d (day) before."""
-    now = now or datetime.now(UTC)
-    until = until or now
-    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
-    since = since or until - (timedelta(hours=24) if bucket == "hour" else timedelta(days=30))
-    if since >= until:
-        raise QueryError("from must be before to")
-
-    def floor(moment: datetime) -> datetime:
-        hour = hour_floor(moment)
-        return hour if bucket == "hour" else hour.replace(hour=0)
-
-    first = floor(since)
-    starts = []
-    current = first
-    while current < until:
-        starts.append(current)
-        if len(starts) > MAX_SERIES_POINTS:
-            raise QueryError(f"from..to spans more than {MAX_SERIES_POINTS} {bucket}s; use a larger bucket")
-        current += step
-    index = {start: i for i, start in enumerate(starts)}
-    counts = [health.Counts() for _ in starts]
-    hists = [[0] * LATENCY_BUCKETS for _ in starts]
-
-    t = rollups_t
-    query = sa.select(
-        t.c.hour,
-        sa.func.sum(t.c.runs),
-        sa.func.sum(t.c.successes),
-        sa.func.sum(t.c.test_failures),
-        sa.func.sum(t.c.infra_errors),
-    ).where(t.c.ci_system_id == system.id, t.c.hour >= utc_param(first), t.c.hour < utc_param(until))
-    if project is not None:
-        query = query.where(t.c.project == project)
-    for hour, runs, successes, failures, infra in await conn.execute(query.group_by(t.c.hour)):
-        position = index.get(floor(hour))
-        if position is not None:
-            counts[position].add(health.Counts(int(runs), int(successes), int(failures), int(infra)))
-    lat = latency_t
-    lat_query = (
-        sa.select(lat.c.hour, lat.c.bucket, lat.c.n)
-        .where(lat.c.ci_system_id == system.id, lat.c.hour >= utc_param(first), lat.c.hour < utc_param(until))
-        .order_by(lat.c.hour)
-    )
-    for hour, bucket_no, n in await conn.execute(lat_query):
-        position = index.get(floor(hour))
-        if position is not None and 0 <= bucket_no < LATENCY_BUCKETS:
-            hists[position][bucket_no] += int(n)
-    return [
-        SeriesPoint(
-            t=start,
-            runs=c.runs,
-            successes=c.successes,
-            failures=c.test_failures,
-            infra_errors=c.infra_errors,
-            success_rate=c.success_rate,
-            latency_p50_s=health.percentile(hist, 0.5),
-            latency_p95_s=health.percentile(hist, 0.95),
-        )
-        for start, c, hist in zip(starts, counts, hists, strict=True)
-    ]
-
-
-async def job_breakdown(
-    conn: AsyncConnection, system: SystemRow, *, since: datetime, until: datetime | None = None
-) -> list[JobBreakdown]:
-    """Per job name of the CI's runs posted since `since`: runs, test failures, infra errors and
-    the latest failure (most failures first)."""
-    r, j = m.runs_t, m.jobs_t
-    failed = j.c.result.in_(sorted(TEST_FAILURES))
-    infra = j.c.result.in_(sorted(INFRA_ERRORS))
-    window = [r.c.ci_system_id == system.id, r.c.posted_at >= utc_param(since)]
-    if until is not None:
-        window.append(r.c.posted_at < utc_param(until))
-    query = (
-        sa.select(
-            j.c.name,
-            sa.func.count(),
-            sa.func.sum(sa.case((failed, 1), else_=0)),
-            sa.func.sum(sa.case((infra, 1), else_=0)),
-        )
-        .select_from(r.join(j, j.c.run_id == r.c.id))
-        .where(*window)
-        .group_by(j.c.name)
-    )
-    totals = [(name, int(n), int(f or 0), int(i or 0)) for name, n, f, i in await conn.execute(query)]
-    ranked = (
-        sa.select(
-            j.c.name.label("name"),
-            j.c.url.label("url"),
-            r.c.posted_at.label("posted_at"),
-            sa.func.row_number()
-            .over(partition_by=j.c.name, order_by=(r.c.posted_at.desc(), r.c.id.desc(), j.c.position))
-            .label("rn"),
-        )
-        .select_from(r.join(j, j.c.run_id == r.c.id))
-        .where(*window, failed)
-        .subquery("f")
-    )
-    last: dict[str, tuple[datetime, str | None]] = {}
-    for name, url, posted_at in await conn.execute(
-        sa.select(ranked.c.name, ranked.c.url, ranked.c.posted_at).where(ranked.c.rn == 1)
-    ):
-        last[name] = (to_aware_utc(posted_at), url)
-    out = [
-        JobBreakdown(
-            name=name,
-            runs=n,
-            failures=f,
-            infra_errors=i,
-            failure_rate=f / n if n else 0.0,
-            last_failure_at=last[name][0] if name in last else None,
-            last_failure_url=last[name][1] if name in last else None,
-        )
-        for name, n, f, i in totals
-    ]
-    out.sort(key=lambda b: (-b.failures, -b.failure_rate, b.name))
-    return out
 
 
 # -- patch sets: grid and change view -------------------------------------------------------------

@@ -24,7 +24,7 @@ from cidash.domain.views import (
     Window,
 )
 from cidash.health.systems import CaseKind, system_detail, systems_summary, vote_cases
-from cidash.store import queries, reads
+from cidash.store import reads
 
 router = APIRouter(tags=["systems"])
 
@@ -132,7 +132,7 @@ async def system_series(
     try:
         since = reads.params.parse_time(from_, "from")
         until = reads.params.parse_time(to, "to")
-        return await queries.series(conn, system, bucket=bucket, since=since, until=until, project=project or None)
+        return await reads.series.series(conn, system, bucket=bucket, since=since, until=until, project=project or None)
     except reads.params.QueryError as exc:
         raise query_error(exc) from None
 
@@ -157,4 +157,4 @@ async def system_jobs(conn: Conn, name: Name, server: Server = None, window: Win
     """Per job: runs, test failures, infra errors and the latest failure over `window`."""
     system = await system_or_404(conn, name, server)
     since = datetime.now(UTC) - health.WINDOW_SPANS[window]
-    return await queries.job_breakdown(conn, system, since=since)
+    return await reads.jobs.job_breakdown(conn, system, since=since)
