@@ -9,7 +9,7 @@ import pytest
 from cidash.domain.urls import redact_url
 from cidash.domain.views import RunOut
 from cidash.parsing import JobResult
-from cidash.store import Store, queries, reads
+from cidash.store import Store, reads
 from cidash.store import feed as feed_module
 from tests.support.store_fixtures import T0, observed, parsed
 
@@ -89,7 +89,7 @@ async def test_one_run_has_one_log_url_on_the_feed_the_runs_api_and_the_grid(sto
     live = {RunOut.model_validate(m.data).change: RunOut.model_validate(m.data).log_url for m in stats.after_insert}
     async with store.engine.connect() as conn:
         page = await reads.runs.runs_page(conn, reads.runs.RunFilters(), limit=100)
-        grid = await queries.grid(conn, limit=100)
+        grid = await reads.grid.grid(conn, limit=100)
     rest = {run.change: run.log_url for run in page.items}
     cells = {row.change: cell.log_url for row in grid.rows for cell in row.cells.values()}
     expected = {5000 + index: link for index, (_, link) in enumerate(LINK_CASES)}

@@ -23,7 +23,7 @@ from cidash.domain.results import Result, result_class
 from cidash.domain.views import SystemSummary
 from cidash.health import TTLCache, run_metrics
 from cidash.health import systems as health_views
-from cidash.store import Store, queries, reads
+from cidash.store import Store, reads
 from cidash.store import schema as m
 from cidash.store.inserted_run import InsertedRun
 from cidash.store.rollups import apply_rollups, rebuild_rollups
@@ -534,7 +534,7 @@ async def test_coverage_agrees_with_the_grid_and_a_slow_ci_is_not_excused(ci_sto
     assert acme.health.coverage == pytest.approx(6 / 9)
 
     async with ci_store.engine.connect() as conn:
-        shown = await queries.grid(conn, project=NOVA, limit=50)
+        shown = await reads.grid.grid(conn, project=NOVA, limit=50)
     eligible_rows = [row for row in shown.rows if (row.change, row.patchset) not in {(20, 1), (21, 1)}]
     filled = [row for row in eligible_rows if "acme-ci" in row.cells]
     assert len(shown.rows) == 11 and len(eligible_rows) == acme.health.eligible

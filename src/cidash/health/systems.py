@@ -25,7 +25,7 @@ from cidash.domain.views import (
 )
 from cidash.health.assess import assess
 from cidash.health.cache import HealthCache
-from cidash.store import queries, reading, reads
+from cidash.store import reading, reads
 
 UNREAD_SHOWN = 10  # latest unread comments on a system's page
 
@@ -192,4 +192,4 @@ async def vote_cases(
     if metrics is None:
         return Grid(project=None, systems=[], rows=[])
     ids = metrics.false_negative_cases if kind == "false_negative" else metrics.false_positive_cases
-    return await queries.patchsets_grid(conn, ids)
+    return await reads.grid.patchsets_grid(conn, ids)

@@ -18,7 +18,7 @@ from cidash.api.auth import badges_public, reads_open_to
 from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
 from cidash.domain.views import ChangeView, ErrorOut, Grid, Readiness, ReadinessWords, ServerStatus, State
 from cidash.health.systems import systems_summary_one
-from cidash.store import queries, reads
+from cidash.store import reads
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def get_grid(
     server: Server = None,
 ) -> Grid:
     """The most recently active patch sets (of `project`) x CI systems: each CI's newest result."""
-    return await queries.grid(conn, project=project or None, limit=limit, server=server or None)
+    return await reads.grid.grid(conn, project=project or None, limit=limit, server=server or None)
 
 
 @router.get("/projects", response_model=list[str], tags=["patch sets"])
@@ -74,7 +74,7 @@ async def get_projects(request: Request, conn: Conn) -> list[str]:
 @router.get("/changes/{number}", response_model=ChangeView, responses=NOT_FOUND, tags=["patch sets"])
 async def get_change(conn: Conn, number: Annotated[int, Path(ge=1, le=2**31 - 1)], server: Server = None) -> ChangeView:
     """A change with each patch set and every CI's newest result on it."""
-    view = await queries.change_view(conn, number, server=server or None)
+    view = await reads.grid.change_view(conn, number, server=server or None)
     if view is None:
         raise not_found(f"no change {number}" + (f" on server {server!r}" if server else ""))
     return view

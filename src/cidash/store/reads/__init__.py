@@ -10,11 +10,12 @@ modules, ``cidash.config``, ``cidash.domain`` and ``cidash.parsing``.
   entry, the overview's search, and the id -> name map the other reads use;
 * ``runs``: run lists (filters, keyset pages, the CSV export's chunks), one run, the projects;
 * ``run_rows``: the one RunOut builder and a runs' stored jobs;
+* ``grid``: patch sets x CI systems (the grid, a change's patch sets);
 * ``series``: a CI's points per hour or day, from the rollups;
 * ``jobs``: a CI's jobs by name (failures, infra errors, the latest failure);
 * ``health``: the health model's statements.
 """
 
-from cidash.store.reads import cursor, health, jobs, params, run_rows, runs, series, systems
+from cidash.store.reads import cursor, grid, health, jobs, params, run_rows, runs, series, systems
 
-__all__ = ["cursor", "health", "jobs", "params", "run_rows", "runs", "series", "systems"]
+__all__ = ["cursor", "grid", "health", "jobs", "params", "run_rows", "runs", "series", "systems"]
