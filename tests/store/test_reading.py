@@ -1,5 +1,5 @@
 """Per CI and window: how many comments became results, starts or nothing (``ci_comments``,
-:mod:`cidash.store.reading`), on both engines, and how ``/api/v1/systems/{name}`` shows them."""
+:mod:`cidash.store.reads.comments`), on both engines, and how ``/api/v1/systems/{name}`` shows them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cidash.config import ApiConfig, CISystemConfig, Settings
 from cidash.parsing import CommentKind, CommentParser, ParsedComment
 from cidash.store import Store
 from cidash.store import schema as m
-from cidash.store.reading import CommentCounts, comment_counts, unread_comments
+from cidash.store.reads.comments import CommentCounts, comment_counts, unread_comments
 from tests.support.store_fixtures import HUMAN, T0, observed, parsed, rest_copy, stream_copy
 
 UNREAD_TEXT = "Patch Set 1:\n\nWe could not read this. Contact ci@acme.example"

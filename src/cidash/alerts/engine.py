@@ -62,7 +62,7 @@ from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, AlertRuleOut, FeedMessage, IncidentOut, RunOut
 from cidash.errors import ConfigError
 from cidash.health.systems import systems_summary_one
-from cidash.store import CIRef, HistoryRun, NewAlert, Store, StoredIncident, feed, reading, reads, to_aware_utc
+from cidash.store import CIRef, HistoryRun, NewAlert, Store, StoredIncident, feed, reads, to_aware_utc
 from cidash.store import alerts_store as q
 
 log = logging.getLogger(__name__)
@@ -436,7 +436,7 @@ class AlertEngine:
                 runs = await q.runs_between(conn, ci.id, walked.lower, upper)
                 walked.runs = [judged for judged, _ in await judge_runs(conn, ci, runs)]
             if any(rule.kind in COMMENT_KINDS for rule in rules):
-                marks = await reading.comment_marks(conn, ci.id, walked.lower, upper)
+                marks = await reads.comments.comment_marks(conn, ci.id, walked.lower, upper)
                 walked.comments = [
                     read_comment(c.id, c.posted_at, c.project, c.change_number, c.patchset_number, unread=c.unread)
                     for c in marks

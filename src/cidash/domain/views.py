@@ -130,7 +130,7 @@ class SystemSummary(BaseModel):
 
 
 class CommentCountsOut(BaseModel):
-    """A CI's comments in one window by what they became (see cidash.store.reading)."""
+    """A CI's comments in one window by what they became (see cidash.store.reads.comments)."""
 
     window: Window
     results: int  # read as a result: one run each

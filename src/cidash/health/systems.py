@@ -1,5 +1,5 @@
 """The health of CI systems as the API shows it: the overview, one system's page, its badge and
-the patch sets behind its vote quality. Rows from :mod:`cidash.store.queries`, judged by
+the patch sets behind its vote quality. Rows from :mod:`cidash.store.reads`, judged by
 :func:`cidash.health.assess`, out as :mod:`cidash.domain.views` models.
 """
 
@@ -25,7 +25,7 @@ from cidash.domain.views import (
 )
 from cidash.health.assess import assess
 from cidash.health.cache import HealthCache
-from cidash.store import reading, reads
+from cidash.store import reads
 
 UNREAD_SHOWN = 10  # latest unread comments on a system's page
 
@@ -133,10 +133,10 @@ async def system_detail(
     moment = now or datetime.now(UTC)
     comments = []
     for window in shown:
-        counts = await reading.comment_counts(
+        counts = await reads.comments.comment_counts(
             conn, since=moment - health.WINDOW_SPANS[window], until=moment, ci_system_ids=[system.id]
         )
-        counted = counts.get(system.id, reading.CommentCounts())
+        counted = counts.get(system.id, reads.comments.CommentCounts())
         comments.append(
             CommentCountsOut(
                 window=window,
@@ -158,7 +158,7 @@ async def system_detail(
             why=row.why,
             parsed_with=row.parsed_with,
         )
-        for row in await reading.unread_comments(conn, system.id, limit=UNREAD_SHOWN)
+        for row in await reads.comments.unread_comments(conn, system.id, limit=UNREAD_SHOWN)
     ]
     return SystemDetail(**fields, windows=[assessment.windows[w] for w in shown], comments=comments, unread=unread)
 

@@ -4,12 +4,13 @@ alerts, live, api or service.
 
 This package is the store's public face: import from ``cidash.store``, not from its modules.
 Every write goes through :class:`Store` (:meth:`Store.write`, one lock and one retry policy).
-The reads are grouped by resource in the modules named here as namespaces (``alerts_store``,
-``collection``, ``feed``, ``queries``, ``reading``, ``reads.health``, ``rechecks``); ``schema`` holds
-the tables.
+The reads are grouped by resource in the namespaces named here: ``reads`` (``reads.systems``,
+``reads.runs``, ``reads.grid``, ``reads.series``, ``reads.jobs``, ``reads.comments``,
+``reads.health``, ``reads.params``, ``reads.cursor``, ``reads.run_rows``), ``alerts_store``,
+``collection``, ``feed`` and ``rechecks``; ``schema`` holds the tables.
 """
 
-from cidash.store import alerts_store, collection, feed, queries, reading, reads, rechecks, schema
+from cidash.store import alerts_store, collection, feed, reads, rechecks, schema
 from cidash.store.alerts_store import CIRef, HistoryRun, NewAlert, StoredIncident
 from cidash.store.collection import HEARTBEAT_S, PassOutcome, PassRecord
 from cidash.store.comment_writer import AfterInsert, WriteStats
@@ -59,8 +60,6 @@ __all__ = [
     "leases_t",
     "migrations_dir",
     "open_store",
-    "queries",
-    "reading",
     "reads",
     "recheck_cases",
     "rechecks",

@@ -29,7 +29,7 @@ from cidash.store import schema as m
 from cidash.store.bulk_io import fitted, insert_rows, update_rows
 from cidash.store.comment_writer import JOB_COLUMNS, UNKNOWN_RESULT, job_values
 from cidash.store.natural_keys import IN_CHUNK, chunks
-from cidash.store.queries import stored_observed, stored_parser
+from cidash.store.reads.comments import stored_observed, stored_parser
 from cidash.store.reads.run_rows import job_results
 from cidash.store.reads.systems import SystemRow, system_rows
 from cidash.store.rollups import rebuild_rollups

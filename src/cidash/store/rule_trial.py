@@ -13,7 +13,7 @@ from cidash.domain.comments import AccountRef
 from cidash.domain.views import ExplainedComment, ExplainIn, ExplainOut
 from cidash.parsing.bounded import TRIAL_DEADLINE_S, read_all_within
 from cidash.parsing.explain import RuleTrial, ci_toml, pasted_comment, with_rule
-from cidash.store import queries, reading
+from cidash.store.reads.comments import latest_comments, stored_observed, stored_parser
 from cidash.store.reads.systems import SystemRow, system_rows
 
 
@@ -30,14 +30,12 @@ async def try_rule(
     systems = await system_rows(conn)
     candidate_configs = with_rule(configs, system.name, system.server, request.rule) if request.rule else None
     trial = RuleTrial(
-        queries.stored_parser(configs, systems),
-        queries.stored_parser(candidate_configs, systems) if candidate_configs is not None else None,
+        stored_parser(configs, systems),
+        stored_parser(candidate_configs, systems) if candidate_configs is not None else None,
     )
-    stored = await reading.latest_comments(conn, system.id, limit=request.limit) if request.limit else []
+    stored = await latest_comments(conn, system.id, limit=request.limit) if request.limit else []
     pasted = pasted_comment(system.server, _author(system), request.text) if request.text is not None else None
-    trial_reading = await read_all_within(
-        trial, [queries.stored_observed(system, row) for row in stored], pasted, deadline_s
-    )
+    trial_reading = await read_all_within(trial, [stored_observed(system, row) for row in stored], pasted, deadline_s)
     comments = [
         ExplainedComment(
             id=row.id,

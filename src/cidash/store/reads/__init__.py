@@ -13,9 +13,10 @@ modules, ``cidash.config``, ``cidash.domain`` and ``cidash.parsing``.
 * ``grid``: patch sets x CI systems (the grid, a change's patch sets);
 * ``series``: a CI's points per hour or day, from the rollups;
 * ``jobs``: a CI's jobs by name (failures, infra errors, the latest failure);
+* ``comments``: a CI's stored comments by what they became, and as the parser reads them again;
 * ``health``: the health model's statements.
 """
 
-from cidash.store.reads import cursor, grid, health, jobs, params, run_rows, runs, series, systems
+from cidash.store.reads import comments, cursor, grid, health, jobs, params, run_rows, runs, series, systems
 
-__all__ = ["cursor", "grid", "health", "jobs", "params", "run_rows", "runs", "series", "systems"]
+__all__ = ["comments", "cursor", "grid", "health", "jobs", "params", "run_rows", "runs", "series", "systems"]

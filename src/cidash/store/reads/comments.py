@@ -1,5 +1,7 @@
-"""How each CI's comments were read: per CI and window, how many became results (``ci_runs``),
-starts or nothing ("unread", both in ``ci_comments``), and the latest unread comments.
+"""A CI's stored comments and how they were read: per CI and window, how many became results
+(``ci_runs``), starts or nothing ("unread", both in ``ci_comments``), the latest unread ones, the
+latest of every kind and their marks on a timeline; and a stored comment as the parser reads it
+again (:func:`stored_observed`, :func:`stored_parser`: re-parsing and the rule tester).
 
 :func:`comment_counts` is the read the ``unreadable`` alert rule and ``/api/v1/systems/{name}``
 share; both count from the ``(ci_system_id, posted_at ...)`` indexes, one grouped statement per
@@ -11,12 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.config import CISystemConfig
+from cidash.domain.comments import AccountRef, ObservedComment, ObservedPatchSet, Source
+from cidash.parsing import CommentParser
 from cidash.store import schema as m
+from cidash.store.reads.systems import SystemRow
 from cidash.store.types import to_aware_utc
 
 
@@ -194,3 +200,41 @@ async def comment_marks(
             )
     found.sort(key=lambda mark: (mark.posted_at, mark.id))
     return found
+
+
+def stored_observed(system: SystemRow, row: Any) -> ObservedComment:
+    """A stored comment (a ``ci_runs`` or ``ci_comments`` row) as the parser sees one: the CI's
+    account, the stored text, and the stored Verified vote as the stream's approval (a stream
+    copy's text may lack the ``Patch Set N: Verified+1`` header that carries it)."""
+    if system.username or system.email or system.account_name:
+        author = AccountRef(username=system.username, name=system.account_name, email=system.email)
+    else:
+        author = AccountRef(username=system.name)
+    vote = row.vote
+    return ObservedComment(
+        server=system.server,
+        project=row.project,
+        branch=row.branch,
+        change_number=row.change_number,
+        change_id=None,
+        patchset=ObservedPatchSet(number=row.patchset_number),
+        author=author,
+        posted_at=row.posted_at,
+        message=row.raw_comment,
+        source=Source(row.source),
+        message_id=getattr(row, "message_id", None),
+        approvals={"Verified": vote} if vote is not None else {},
+        changed_labels=frozenset({"Verified"}) if vote is not None else frozenset(),
+    )
+
+
+def stored_parser(configs: Sequence[CISystemConfig], systems: Sequence[SystemRow]) -> CommentParser:
+    """The parser for stored comments: every stored CI system counts as a CI (as if it were in
+    its server's CI group), so only the text (and the stored vote) decides."""
+    parser = CommentParser(configs, auto_detect=True)
+    by_server: dict[str, list[str]] = {}
+    for system in systems:
+        by_server.setdefault(system.server, []).append(system.name)
+    for server, names in by_server.items():
+        parser.set_group_members(server, names)
+    return parser
