@@ -115,55 +115,80 @@ async def resolve(
     """
     if len(entity.cache) > entity.max_cache:
         entity.cache.clear()
-    cache = entity.cache
-    missing = [key for key in wanted if key not in cache and key[0] not in new_scopes]
+    missing = [key for key in wanted if key not in entity.cache and key[0] not in new_scopes]
     if missing:
         await _load(conn, entity, missing)
-    ids: dict[Key, int] = {}
-    inserts: list[tuple[Key, Attrs]] = []
-    changed: list[tuple[int, Attrs | None, Attrs]] = []
-    updates: dict[tuple[int, ...], list[tuple[int, Attrs]]] = {}
+    plan = _merge_known(entity, wanted)
+    now = datetime.now(UTC)
+    await _update_changed(conn, entity, plan.updates, now)
+    if plan.inserts:
+        await _insert_new(conn, entity, plan.inserts, now)
+        for key, attrs in plan.inserts:
+            row_id = entity.cache[key][0]
+            plan.ids[key] = row_id
+            plan.changed.append((row_id, None, attrs))
+    return Resolved(plan.ids, {key for key, _ in plan.inserts}, plan.changed)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What :func:`resolve` found for the wanted keys before writing."""
+
+    ids: dict[Key, int] = field(default_factory=dict)  # of the known keys
+    inserts: list[tuple[Key, Attrs]] = field(default_factory=list)  # unknown keys, merged attributes
+    changed: list[tuple[int, Attrs | None, Attrs]] = field(default_factory=list)  # (id, old, new)
+    updates: dict[tuple[int, ...], list[tuple[int, Attrs]]] = field(default_factory=dict)  # by changed columns
+
+
+def _merge_known(entity: Entity, wanted: Mapping[Key, Attrs]) -> _Plan:
+    """Merge the wanted attributes into the cached rows (the cache takes the merged ones); the
+    keys not in the cache are to insert."""
+    plan = _Plan()
+    cache = entity.cache
     for key, new in wanted.items():
         known = cache.get(key)
         if known is None:
-            inserts.append((key, entity.merge(None, new)))
+            plan.inserts.append((key, entity.merge(None, new)))
             continue
         row_id, old = known
         merged = entity.merge(old, new)
-        ids[key] = row_id
+        plan.ids[key] = row_id
         if merged != old:
-            changed.append((row_id, old, merged))
+            plan.changed.append((row_id, old, merged))
             cache[key] = (row_id, merged)
             columns = tuple(index for index, (a, b) in enumerate(zip(old, merged, strict=True)) if a != b)
-            updates.setdefault(columns, []).append((row_id, tuple(merged[index] for index in columns)))
-    now = datetime.now(UTC)
+            plan.updates.setdefault(columns, []).append((row_id, tuple(merged[index] for index in columns)))
+    return plan
+
+
+async def _update_changed(
+    conn: AsyncConnection, entity: Entity, updates: Mapping[tuple[int, ...], list[tuple[int, Attrs]]], now: datetime
+) -> None:
+    """One UPDATE per set of changed columns (stamped with `now` when the entity has a stamp)."""
     for columns, rows in updates.items():
         names = [entity.attrs[index] for index in columns]
         if entity.stamp is not None:
             names.append(entity.stamp)
             rows = [(row_id, (*values, now)) for row_id, values in rows]
         await update_rows(conn, entity.table, names, rows)
-    inserted: set[Key] = set()
-    if inserts:
-        fixed = tuple(entity.fixed.values()) + ((now,) if entity.stamp is not None else ())
-        stamped = (entity.stamp,) if entity.stamp is not None else ()
-        returning = ("id", entity.scope, entity.key) if can_return(conn) else ()
-        new_rows = await insert_rows(
-            conn,
-            entity.table,
-            (entity.scope, entity.key, *entity.fixed, *stamped, *entity.attrs),
-            [(key[0], key[1], *fixed, *attrs) for key, attrs in inserts],
-            returning,
-        )
-        inserted = {key for key, _ in inserts}
-        if returning:
-            attrs_by_key = dict(inserts)
-            for row_id, scope, key in new_rows:
-                cache[(scope, key)] = (row_id, attrs_by_key[(scope, key)])
-        else:
-            await _load_ids(conn, entity, inserts)
-        for key, attrs in inserts:
-            row_id = cache[key][0]
-            ids[key] = row_id
-            changed.append((row_id, None, attrs))
-    return Resolved(ids, inserted, changed)
+
+
+async def _insert_new(conn: AsyncConnection, entity: Entity, inserts: list[tuple[Key, Attrs]], now: datetime) -> None:
+    """Insert the new rows in one statement; their ids go to the cache (RETURNING where the
+    engine has it, else read back)."""
+    fixed = tuple(entity.fixed.values()) + ((now,) if entity.stamp is not None else ())
+    stamped = (entity.stamp,) if entity.stamp is not None else ()
+    returning = ("id", entity.scope, entity.key) if can_return(conn) else ()
+    new_rows = await insert_rows(
+        conn,
+        entity.table,
+        (entity.scope, entity.key, *entity.fixed, *stamped, *entity.attrs),
+        [(key[0], key[1], *fixed, *attrs) for key, attrs in inserts],
+        returning,
+    )
+    if returning:
+        attrs_by_key = dict(inserts)
+        for row_id, scope, key in new_rows:
+            entity.cache[(scope, key)] = (row_id, attrs_by_key[(scope, key)])
+    else:
+        await _load_ids(conn, entity, inserts)
