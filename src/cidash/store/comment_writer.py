@@ -17,7 +17,7 @@ The id caches are only correct while this process is the only writer for its ser
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -204,6 +204,53 @@ RECHECK_COLUMNS = (
 JOB_COLUMNS = ("name", "url", "result", "duration_s", "voting", "detail")
 JOB_EARLY = ("position", *JOB_COLUMNS)
 JOB_LATE = ("run_id",)
+
+
+def _by_table(
+    items: Sequence[tuple[ObservedComment, ParsedComment]], server_ids: Mapping[str, int]
+) -> tuple[list[_Result], list[_Result], list[_Result]]:
+    """The items to store, by the table they go to: results (``ci_runs``), a CI's starts and
+    unread comments (``ci_comments``), humans' recheck comments (``recheck_comments``); a CI's
+    notices and other humans' comments are not stored."""
+    reported: list[_Result] = []
+    noted: list[_Result] = []
+    rechecks: list[_Result] = []
+    for index, (comment, parsed) in enumerate(items):
+        if parsed.kind == CommentKind.RESULT:
+            into = reported
+        elif parsed.is_ci:
+            if parsed.kind == CommentKind.NOTICE:
+                continue
+            into = noted
+        elif parsed.recheck is not None:
+            into = rechecks
+        else:
+            continue
+        key = content_key(comment)
+        into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
+    return reported, noted, rechecks
+
+
+def _inserted_run(result: _Result, run: KnownRun, late: tuple[Any, ...], run_id: int) -> InsertedRun:
+    """What the derived tables hear of a run just inserted (`late`: its late columns)."""
+    return InsertedRun(
+        id=run_id,
+        server=result.comment.server,
+        ci_system_id=late[1],
+        ci=_key(result.comment.author.key),
+        project=result.comment.project,
+        branch=result.comment.branch,
+        change_number=result.comment.change_number,
+        patchset_number=result.comment.patchset.number,
+        result=result.parsed.result or UNKNOWN_RESULT,
+        vote=result.parsed.vote,
+        pipeline=result.parsed.pipeline,
+        posted_at=run.posted_at,
+        latency_s=late[4],
+        message_id=run.message_id,
+        source=result.comment.source.value,
+        jobs=result.parsed.jobs,
+    )
 
 
 def _run_values(result: _Result, parser_version: str) -> tuple[Any, ...]:
@@ -424,22 +471,7 @@ class CommentWriter:
         if not items:
             return WriteStats()
         server_ids = await self.server_ids(conn, list({comment.server for comment, _ in items}))
-        reported: list[_Result] = []
-        noted: list[_Result] = []  # a CI's starts and unread comments
-        rechecks: list[_Result] = []  # humans' recheck comments
-        for index, (comment, parsed) in enumerate(items):
-            if parsed.kind == CommentKind.RESULT:
-                into = reported
-            elif parsed.is_ci:
-                if parsed.kind == CommentKind.NOTICE:
-                    continue
-                into = noted
-            elif parsed.recheck is not None:
-                into = rechecks
-            else:
-                continue
-            key = content_key(comment)
-            into.append(_Result(index, comment, parsed, key, server_ids[comment.server], _aware(comment.posted_at)))
+        reported, noted, rechecks = _by_table(items, server_ids)
         outcome = await self._dedup(conn, reported, m.runs_t) if reported else _Outcome()
         already_runs = 0
         unread = [item for item in noted if item.parsed.kind == CommentKind.OTHER]
@@ -829,24 +861,7 @@ class CommentWriter:
                 ),
             )
         inserted = tuple(
-            InsertedRun(
-                id=ids[key],
-                server=result.comment.server,
-                ci_system_id=late[1],
-                ci=_key(result.comment.author.key),
-                project=result.comment.project,
-                branch=result.comment.branch,
-                change_number=result.comment.change_number,
-                patchset_number=result.comment.patchset.number,
-                result=result.parsed.result or UNKNOWN_RESULT,
-                vote=result.parsed.vote,
-                pipeline=result.parsed.pipeline,
-                posted_at=run.posted_at,
-                latency_s=late[4],
-                message_id=run.message_id,
-                source=result.comment.source.value,
-                jobs=result.parsed.jobs,
-            )
+            _inserted_run(result, run, late, ids[key])
             for (result, run), late, key in zip(pending, lates, keys, strict=True)
         )
         return count, inserted
