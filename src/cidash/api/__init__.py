@@ -4,8 +4,7 @@ events ``sse.py``, probes, metrics, the dashboard); :mod:`cidash.metrics` holds 
 metric objects.
 
 May import every step below it (domain, store, health, alerts, live) and the cross-cutting
-modules; never ``service`` or ``cli`` (``ws.py`` still takes ``cancel_and_wait`` from
-``service.process``: a known back-arrow, see tests/test_layers.py).
+modules; never ``service`` or ``cli``.
 """
 
 from cidash.api.app import create_app

@@ -48,8 +48,8 @@ from cidash.api.live_slots import (
 from cidash.api.params import feed_filter, resume_point
 from cidash.config import Settings
 from cidash.live.hub import GONE, FeedHub, Subscriber
-from cidash.service.process import cancel_and_wait
 from cidash.store import FeedFilter
+from cidash.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from cidash.collector.backfill import BackfillResult
-from cidash.service.process import cancel_and_wait
 from cidash.store import HEARTBEAT_S, PassRecord, Store
+from cidash.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

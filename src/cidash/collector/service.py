@@ -25,8 +25,8 @@ from cidash.errors import GerritAuthError, GerritUnavailableError
 from cidash.gerrit.rest import GerritRestClient
 from cidash.gerrit.stream import StreamClient
 from cidash.parsing import CommentParser
-from cidash.service.process import cancel_and_wait
 from cidash.store import PassOutcome, PassRecord, Store, WriteStats
+from cidash.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 between replicas (Redis) or within one process (``bus.py``), and the hub that fans them out to an
 application's subscribers in feed-id order (``hub.py``).
 
-May import ``domain``, ``store`` and the cross-cutting modules; never ``api`` or ``service``
-(``service.process.cancel_and_wait`` is a known back-arrow, see tests/test_layers.py). The API's
-websocket and SSE endpoints read from it.
+May import ``domain``, ``store`` and the cross-cutting modules; never ``api`` or ``service``.
+The API's websocket and SSE endpoints read from it.
 """

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from cidash.domain.urls import redact_url
 from cidash.domain.views import FeedMessage
 from cidash.errors import CidashError
-from cidash.service.process import cancel_and_wait
+from cidash.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ import orjson
 from cidash import metrics
 from cidash.domain.views import FeedMessage
 from cidash.live.bus import Bus, BusClosedError
-from cidash.service.process import cancel_and_wait
 from cidash.store import FeedFilter, Store, StoredFeedRow, feed
+from cidash.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from cidash.config import GerritServer, Settings
 from cidash.domain.views import FeedMessage, ServerStatus
 from cidash.live.bus import Bus, make_bus
 from cidash.parsing import CommentParser
-from cidash.service.httpserver import QuietServer
-from cidash.service.process import cancel_and_wait
+from cidash.serving import QuietServer
 from cidash.store import Store, WriteStats, open_store, upgrade, wait_for_schema
+from cidash.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import uvicorn
 
 from cidash.errors import CidashError
 from cidash.gerrit.events import StreamEvent
-from cidash.service.httpserver import QuietServer
+from cidash.serving import QuietServer
 from cidash.sim.faults import FaultRequest, Faults
 from cidash.sim.hub import EventHub
 from cidash.sim.rest import create_rest_app

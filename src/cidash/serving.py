@@ -1,4 +1,5 @@
-"""uvicorn as a task inside our own event loop (the simulator, `cidash serve`, `cidash demo`)."""
+"""uvicorn as a task inside our own event loop (the simulator, `cidash serve`, `cidash demo`):
+cross-cutting, so the simulator serves its REST API without importing the service."""
 
 from __future__ import annotations
 
