@@ -186,7 +186,7 @@ def create_app(
     app = FastAPI(
         lifespan=_lifespan,
         title="cidash",
-        version=cidash.__version__ if hasattr(cidash, "__version__") else "0",
+        version=cidash.__version__,
         description="Health of the third-party CI systems voting on Gerrit code review.",
         openapi_url="/openapi.json",
         docs_url=None,
