@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,10 +25,11 @@ from cidash.health import systems as health_views
 from cidash.store import Store, reads
 from cidash.store import schema as m
 from cidash.store.inserted_run import InsertedRun
-from cidash.store.rollups import apply_rollups, rebuild_rollups
+from cidash.store.rollups import apply_rollups
 from cidash.store.schema import hour_totals_t, latency_t, rollups_t
 from tests.support.api import load_history
 from tests.support.clock import ManualClock
+from tests.support.rollups import rebuild, same_rollups, snapshot
 from tests.support.store_fixtures import T0, THIRD_PARTY, ZUUL, observed, parsed
 from tests.support.wait import until
 
@@ -71,13 +71,8 @@ async def _post(
     await store.write_comments([(comment, parsed(result=result, ci=author.key, jobs=(), vote=None))])
 
 
-async def _rebuild(store: Store) -> None:
-    async with store.engine.begin() as conn:
-        await rebuild_rollups(conn)
-
-
 async def _summaries(store: Store) -> dict[str, SystemSummary]:
-    await _rebuild(store)
+    await rebuild(store)
     async with store.engine.connect() as conn:
         found = await health_views.systems_summary(conn, REFERENCE, now=NOW)
     return {summary.name: summary for summary in found}
@@ -218,50 +213,6 @@ async def _entities(store: Store) -> tuple[int, list[int], list[tuple[int, int, 
     return server_id, sorted(ci_ids), patchsets
 
 
-def _sums(row: Any) -> tuple[Any, ...]:
-    """The summed columns of a ci_rollups or ci_hour_totals row."""
-    return (row.runs, row.successes, row.test_failures, row.infra_errors, row.latency_n, row.latency_sum)
-
-
-async def _snapshot(store: Store) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, int]]:
-    async with store.engine.connect() as conn:
-        rollups = {
-            (row.ci_system_id, row.project, row.hour): _sums(row)
-            for row in await conn.execute(sa.select(rollups_t))
-            if row.runs != 0
-        }
-        latency = {
-            (row.ci_system_id, row.hour, row.bucket): row.n
-            for row in await conn.execute(sa.select(latency_t))
-            if row.n != 0
-        }
-        totals = {
-            (row.ci_system_id, row.hour): _sums(row)
-            for row in await conn.execute(sa.select(hour_totals_t))
-            if row.runs != 0
-        }
-    # ci_hour_totals always holds the per-project rollups added up per CI and hour
-    expected: dict[Any, list[Any]] = {}
-    for (ci, _, hour), values in rollups.items():
-        expected.setdefault((ci, hour), [0] * 6)
-        expected[(ci, hour)] = [a + b for a, b in zip(expected[(ci, hour)], values, strict=True)]
-    assert _same_rollups(totals, {key: tuple(values) for key, values in expected.items()}), (totals, expected)
-    return rollups, latency
-
-
-def _same_rollups(left: dict[Any, tuple[Any, ...]], right: dict[Any, tuple[Any, ...]]) -> bool:
-    if left.keys() != right.keys():
-        return False
-    for key, values in left.items():
-        other = right[key]
-        if values[:5] != other[:5]:
-            return False
-        # sums of floats in another order: compare loosely
-        if not math.isclose(values[5], other[5], rel_tol=1e-4, abs_tol=1e-2):
-            return False
-    return True
-
-
 async def _insert_runs(
     store: Store,
     server_id: int,
@@ -345,11 +296,11 @@ async def test_incremental_rollups_equal_a_recomputation(
     for begin, end in itertools.pairwise(bounds):  # one writer transaction per batch
         async with store.engine.begin() as conn:
             await apply_rollups(conn, inserted[begin:end])
-    incremental = await _snapshot(store)
-    await _rebuild(store)
-    recomputed = await _snapshot(store)
+    incremental = await snapshot(store)
+    await rebuild(store)
+    recomputed = await snapshot(store)
     assert incremental[1] == recomputed[1]
-    assert _same_rollups(incremental[0], recomputed[0]), (incremental[0], recomputed[0])
+    assert same_rollups(incremental[0], recomputed[0]), (incremental[0], recomputed[0])
     assert sum(values[0] for values in recomputed[0].values()) == len(runs)
     assert sum(recomputed[1].values()) == sum(1 for run in runs if run[4] is not None)
 
@@ -374,7 +325,7 @@ async def test_retracting_and_moving_runs_keeps_rollups_exact(store: Store) -> N
     async with store.engine.begin() as conn:
         await apply_rollups(conn, inserted)
     ten, eleven = datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 20, 11, tzinfo=UTC)
-    before = await _snapshot(store)
+    before = await snapshot(store)
     assert {key[2]: values[0] for key, values in before[0].items()} == {ten: 10, eleven: 10}
     # the REST copy of the first runs gives them a later time (across the hour) and a latency
     moved = [
@@ -390,10 +341,10 @@ async def test_retracting_and_moving_runs_keeps_rollups_exact(store: Store) -> N
                 .where(m.runs_t.c.id == run.id)
                 .values(posted_at=run.posted_at, latency_s=run.latency_s)
             )
-    incremental = await _snapshot(store)
-    await _rebuild(store)
-    recomputed = await _snapshot(store)
-    assert _same_rollups(incremental[0], recomputed[0]) and incremental[1] == recomputed[1]
+    incremental = await snapshot(store)
+    await rebuild(store)
+    recomputed = await snapshot(store)
+    assert same_rollups(incremental[0], recomputed[0]) and incremental[1] == recomputed[1]
     assert {key[2]: values[0] for key, values in recomputed[0].items()} == {eleven: 20}
     assert sum(recomputed[1].values()) == 12
 
@@ -549,7 +500,7 @@ async def test_coverage_counts_only_the_branches_a_ci_follows(ci_store: Store) -
         await _post(ci_store, ZUUL, change, 1, "SUCCESS", created + timedelta(minutes=30), created, branch=branch)
         if change == 1:
             await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(hours=1), created)
-    await _rebuild(ci_store)
+    await rebuild(ci_store)
     async with ci_store.engine.connect() as conn:
         following = {s.name: s for s in await health_views.systems_summary(conn, configs, now=NOW)}
         every_branch = {s.name: s for s in await health_views.systems_summary(conn, REFERENCE, now=NOW)}
@@ -568,7 +519,7 @@ async def test_the_30_day_window_counts_what_the_7_day_one_does(ci_store: Store)
             await _post(ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(minutes=40), created)
         if change == 5:  # a recheck with a different class: flaky
             await _post(ci_store, THIRD_PARTY, change, 1, "FAILURE", created + timedelta(hours=2), created)
-    await _rebuild(ci_store)
+    await rebuild(ci_store)
     async with ci_store.engine.connect() as conn:
         systems = await reads.systems.system_rows(conn)
         acme = next(s for s in systems if s.name == "acme-ci")
@@ -696,7 +647,7 @@ async def test_project_filter_counts_only_that_project(ci_store: Store) -> None:
         await _post(
             ci_store, THIRD_PARTY, change, 1, "SUCCESS", created + timedelta(minutes=30), created, project=project
         )
-    await _rebuild(ci_store)
+    await rebuild(ci_store)
     async with ci_store.engine.connect() as conn:
         nova = await health_views.systems_summary(conn, REFERENCE, project=NOVA, now=NOW)
         neutron = await health_views.systems_summary(conn, REFERENCE, project="openstack/neutron", now=NOW)
@@ -774,9 +725,9 @@ async def test_rollups_kept_by_the_writer_equal_a_recomputation(store: Store) ->
     in batches, the rollups are exactly what a recomputation gives."""
     store.after_insert = apply_rollups  # what cidash.store.derived_writes does, without the feed
     await load_history(store, hours=3, seed=8, rebuild=False)
-    incremental = await _snapshot(store)
-    await _rebuild(store)
-    recomputed = await _snapshot(store)
+    incremental = await snapshot(store)
+    await rebuild(store)
+    recomputed = await snapshot(store)
     assert incremental[1] == recomputed[1]
-    assert _same_rollups(incremental[0], recomputed[0])
+    assert same_rollups(incremental[0], recomputed[0])
     assert sum(values[0] for values in recomputed[0].values()) == await store.run_count() > 100

@@ -8,17 +8,17 @@ from datetime import timedelta
 
 from cidash.store import Store, derived_writes
 from cidash.store.rollups import apply_rollups
-from tests.health.test_health import _rebuild, _same_rollups, _snapshot
+from tests.support.rollups import rebuild, same_rollups, snapshot
 from tests.support.store_fixtures import HUMAN, T0, human_parsed, observed, parsed, rest_copy, stream_copy
 from tests.support.stored import all_runs
 
 
 async def _assert_rollups_equal_a_recomputation(store: Store) -> None:
-    incremental = await _snapshot(store)
-    await _rebuild(store)
-    recomputed = await _snapshot(store)
+    incremental = await snapshot(store)
+    await rebuild(store)
+    recomputed = await snapshot(store)
     assert incremental[1] == recomputed[1]
-    assert _same_rollups(incremental[0], recomputed[0]), (incremental[0], recomputed[0])
+    assert same_rollups(incremental[0], recomputed[0]), (incremental[0], recomputed[0])
 
 
 def _keep_rollups(store: Store) -> None:
