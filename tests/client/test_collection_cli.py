@@ -13,14 +13,14 @@ import orjson
 from cidash.api.app import create_app
 from cidash.config import Settings
 from cidash.store import Store
-from tests.store.test_collection import MIN, _history, _t0
 from tests.support.api import served
 from tests.support.cli import invoke
+from tests.support.collection import MIN, history, start_hour
 
 
 async def test_collection_command(migrated_db_url: str, store: Store, tmp_path: Path) -> None:
-    t0 = _t0()
-    ids = await _history(store, t0)
+    t0 = start_hour()
+    ids = await history(store, t0)
     app = create_app(Settings(database_url=migrated_db_url), store, frontend_dir=tmp_path)
     window = ("--from", (t0 - MIN).isoformat(), "--to", (t0 + 250 * MIN).isoformat())
     async with served(app) as url:

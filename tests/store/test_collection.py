@@ -4,7 +4,7 @@ sessions a killed process left open, retention, and ``GET /api/v1/collection``."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,62 +16,13 @@ from cidash.store.collection import (
     PROCESS_ENDED,
     STALE_AFTER,
     PassIndex,
-    PassRecord,
     covering_pass,
     find_gaps,
     server_timeline,
 )
 from tests.support.api import client_for, settings_for
 from tests.support.clock import T0
-
-SERVER = "review"
-MIN = timedelta(minutes=1)
-
-
-def _t0() -> datetime:
-    """A whole hour a few hours ago: every instant below is relative to it (no fixed date)."""
-    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
-
-
-async def _session(store: Store, start: datetime, end: datetime | None, reason: str = "ConnectionError") -> int:
-    session_id = await store.open_stream_session(SERVER, start)
-    if end is not None:
-        await store.close_stream_session(session_id, end, reason)
-    return session_id
-
-
-async def _pass(store: Store, since: datetime, until: datetime, finished: datetime, outcome: str = "ok") -> int:
-    record = PassRecord(
-        started_at=until,
-        finished_at=finished,
-        outcome=outcome,
-        since=since,
-        until=until,
-        changes=3,
-        comments=9,  # type: ignore[arg-type]
-    )
-    return await store.record_backfill_pass(SERVER, record)
-
-
-async def _history(store: Store, t0: datetime) -> dict[str, int]:
-    """Four sessions and the gaps between them (minutes after t0):
-
-    session 0-60, gap 60-70 covered by pass A (since 55, until 71, finished 72);
-    session 70-120, gap 120-130 read to 125 only (by B, 100-125; C failed);
-    session 130-200, gap 200-210 covered by D and E together (D 195-205, E 204-212, finished 213);
-    session 210-240, then an open gap from 240.
-    """
-    await _session(store, t0, t0 + 60 * MIN)
-    await _session(store, t0 + 70 * MIN, t0 + 120 * MIN, "TimeoutError: no data for 60 s (watchdog)")
-    await _session(store, t0 + 130 * MIN, t0 + 200 * MIN)
-    await _session(store, t0 + 210 * MIN, t0 + 240 * MIN)
-    return {
-        "A": await _pass(store, t0 + 55 * MIN, t0 + 71 * MIN, t0 + 72 * MIN),
-        "B": await _pass(store, t0 + 100 * MIN, t0 + 125 * MIN, t0 + 126 * MIN),
-        "C": await _pass(store, t0 + 110 * MIN, t0 + 135 * MIN, t0 + 136 * MIN, "failed"),
-        "D": await _pass(store, t0 + 195 * MIN, t0 + 205 * MIN, t0 + 206 * MIN),
-        "E": await _pass(store, t0 + 204 * MIN, t0 + 212 * MIN, t0 + 213 * MIN),
-    }
+from tests.support.collection import MIN, SERVER, backfill_pass, history, start_hour, stream_session
 
 
 async def _timeline(store: Store, low: datetime, high: datetime, now: datetime) -> dict[str, object]:
@@ -83,8 +34,8 @@ async def _timeline(store: Store, low: datetime, high: datetime, now: datetime) 
 
 
 async def test_gaps_covered_uncovered_and_open(store: Store) -> None:
-    t0 = _t0()
-    ids = await _history(store, t0)
+    t0 = start_hour()
+    ids = await history(store, t0)
     now = t0 + 250 * MIN
     timeline = await _timeline(store, t0, now, now)
     gaps = [(g["start"], g["end"], g["state"], g["covered_by"]) for g in timeline["gaps"]]  # type: ignore[attr-defined]
@@ -121,8 +72,8 @@ async def test_gaps_covered_uncovered_and_open(store: Store) -> None:
 
 
 async def test_a_window_inside_the_history_and_a_cover_after_it(store: Store) -> None:
-    t0 = _t0()
-    ids = await _history(store, t0)
+    t0 = start_hour()
+    ids = await history(store, t0)
     # the window 65-128: it starts inside the first gap, ends inside the second; the first gap's pass
     # finished inside it, the second gap is read to 125 only; every instant is clipped to the window
     timeline = await _timeline(store, t0 + 65 * MIN, t0 + 128 * MIN, t0 + 250 * MIN)
@@ -133,7 +84,7 @@ async def test_a_window_inside_the_history_and_a_cover_after_it(store: Store) ->
     assert (summary["connected_s"], summary["covered_s"], summary["uncovered_s"]) == (3000.0, 600.0, 180.0)
     assert summary["completeness"] == pytest.approx(60 / 63)
     # a later pass that reads the whole second gap covers it, in a window that ended before it ran
-    late = await _pass(store, t0 + 115 * MIN, t0 + 300 * MIN, t0 + 301 * MIN)
+    late = await backfill_pass(store, t0 + 115 * MIN, t0 + 300 * MIN, t0 + 301 * MIN)
     timeline = await _timeline(store, t0 + 65 * MIN, t0 + 128 * MIN, t0 + 302 * MIN)
     assert [g["covered_by"] for g in timeline["gaps"]] == [ids["A"], late]  # type: ignore[attr-defined]
     assert late in [p["id"] for p in timeline["passes"]]  # type: ignore[attr-defined]
@@ -141,7 +92,7 @@ async def test_a_window_inside_the_history_and_a_cover_after_it(store: Store) ->
 
 
 async def test_a_killed_process_leaves_a_session_its_successor_closes(store: Store) -> None:
-    t0 = _t0()
+    t0 = start_hour()
     killed = await store.open_stream_session(SERVER, t0)
     await store.touch_stream_session(killed, t0 + 10 * MIN)
     # read while its heartbeat is fresh, it is connected; once stale, it ended at the last beat
@@ -154,7 +105,7 @@ async def test_a_killed_process_leaves_a_session_its_successor_closes(store: Sto
     # the next collector's start writes that down
     assert await store.close_abandoned_sessions(SERVER) == 1
     assert await store.close_abandoned_sessions(SERVER) == 0
-    await _session(store, t0 + 20 * MIN, None)
+    await stream_session(store, t0 + 20 * MIN, None)
     timeline = await _timeline(store, t0, t0 + 21 * MIN, t0 + 21 * MIN)
     first, second = timeline["sessions"]  # type: ignore[misc]
     assert (first["disconnected_at"], first["reason"]) == (t0 + 10 * MIN, PROCESS_ENDED)
@@ -165,8 +116,8 @@ async def test_a_killed_process_leaves_a_session_its_successor_closes(store: Sto
 
 
 async def test_retention_keeps_open_sessions(store: Store) -> None:
-    t0 = _t0()
-    await _history(store, t0)
+    t0 = start_hour()
+    await history(store, t0)
     still_open = await store.open_stream_session(SERVER, t0 + 300 * MIN)
     removed = await store.purge_collection(t0 + 150 * MIN)
     assert removed == 2 + 3  # sessions that ended at 60 and 120; passes that finished by 136
@@ -246,8 +197,8 @@ def test_a_fully_covered_window_is_exactly_complete() -> None:
 
 
 async def test_collection_route(store: Store, tmp_path: Path) -> None:
-    t0 = _t0()
-    ids = await _history(store, t0)
+    t0 = start_hour()
+    ids = await history(store, t0)
     app = create_app(settings_for(store), store, frontend_dir=tmp_path / "none")
     async with client_for(app) as client:
         params = {"from": t0.isoformat(), "to": (t0 + 250 * MIN).isoformat()}
