@@ -128,6 +128,9 @@ class ApiConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)  # any request body (413 above), any websocket message
     max_live_clients: int = Field(default=10_000, ge=1)  # websocket + SSE subscribers of this process
+    # open connections uvicorn serves (limit_concurrency; 503 past it): above max_live_clients, so the live
+    # clients' own clear refusal (1013 / 503 Retry-After) is what a crowd of subscribers sees first
+    max_connections: int = Field(default=12_000, ge=1)
 
 
 # "recovered" is accepted from older configs and does nothing: an incident's resolve edge says it

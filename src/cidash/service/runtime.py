@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,7 +27,7 @@ from cidash.alerts.engine import AlertEngine
 from cidash.alerts.webhooks import WebhookSender
 from cidash.collector.election import Leadership
 from cidash.collector.service import ServerCollector
-from cidash.config import GerritServer, Settings
+from cidash.config import ApiConfig, GerritServer, Settings
 from cidash.domain.views import FeedMessage, ServerStatus
 from cidash.live.bus import Bus, make_bus
 from cidash.parsing import CommentParser
@@ -168,16 +169,7 @@ class Runtime:
         app.state.alerts = self.alerts
         self.app = app
         api = self.settings.api
-        config = uvicorn.Config(
-            app,
-            host=api.host,
-            port=api.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws_max_size=api.max_body_bytes,  # a bigger websocket message closes the socket (1009)
-        )
-        self._http = QuietServer(config)
+        self._http = QuietServer(api_server_config(app, api))
         self._http_task = asyncio.create_task(self._http.serve(), name="api")
         while not self._http.started:
             if self._http_task.done():
@@ -319,3 +311,19 @@ class _CollectorSlot:
         collector, self.collector = self.collector, None
         if collector is not None:
             await collector.stop()
+
+
+def api_server_config(app: Any, api: ApiConfig) -> uvicorn.Config:
+    """uvicorn's settings for the API from `api`: its address and the server-side limits."""
+    return uvicorn.Config(
+        app,
+        host=api.host,
+        port=api.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ws_max_size=api.max_body_bytes,  # a bigger websocket message closes the socket (1009)
+        # past it uvicorn answers 503 before the app runs; uvicorn counts the asking connection among
+        # the open ones (it refuses at >= limit), so N connections served is a limit of N + 1
+        limit_concurrency=api.max_connections + 1,
+    )
