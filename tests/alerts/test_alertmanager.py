@@ -24,9 +24,10 @@ from cidash.alerts.engine import AlertEngine
 from cidash.config import AlertmanagerConfig
 from cidash.store import Store, alerts_store
 from cidash.store import feed as feed_module
-from tests.alerts.test_alerts import NOVA, ZUUL, World, _reference, rule
+from tests.support.alerts_world import NOVA, World, reference_config, rule
 from tests.support.loopback_http import Request, answer, loopback_server
 from tests.support.soak_mariadb import free_port
+from tests.support.store_fixtures import ZUUL
 
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 CINDER = "openstack/cinder"
@@ -132,7 +133,7 @@ async def test_incidents_fire_and_resolve_in_alertmanager(store: Store, alertman
     per_project = rule("blame", "failure", per_project=True, for_s=0, clear_s=0, severity="critical")
     engine = AlertEngine(store, [per_project], clock=lambda: now[0])
     world = World(store, engine, now, t=now[0] - timedelta(minutes=10))  # a post is a minute later each
-    await store.sync_ci_configs([_reference("zuul")], ["review"])  # type: ignore[list-item]
+    await store.sync_ci_configs([reference_config("zuul")], ["review"])  # type: ignore[list-item]
     pusher = AlertmanagerPusher(
         store, AlertmanagerConfig(url=alertmanager, resend_s=1, dashboard_url="http://dash.example")
     )
@@ -182,7 +183,7 @@ async def test_an_escalation_ends_the_old_label_set_after_a_restart(
     escalating = rule("blame", "failure", for_s=0, clear_s=0, severity="warning", escalate_after_s=3600)
     engine = AlertEngine(store, [escalating], clock=lambda: datetime.now(UTC) + ahead[0])
     world = World(store, engine, [datetime.now(UTC)])
-    await store.sync_ci_configs([_reference("zuul")], ["review"])  # type: ignore[list-item]
+    await store.sync_ci_configs([reference_config("zuul")], ["review"])  # type: ignore[list-item]
     # endsAt a few minutes ahead: the pushes here are by hand, and the firing one must outlast the test
     config = AlertmanagerConfig(url=alertmanager, resend_s=60, dashboard_url="http://dash.example")
     first = AlertmanagerPusher(store, config)

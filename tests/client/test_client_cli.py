@@ -1011,7 +1011,7 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
 async def test_incidents_and_ack_against_the_real_api(migrated_db_url: str, store: Store, tmp_path: Path) -> None:
     from cidash.api.app import create_app
     from cidash.api.routes import alerts as alert_routes
-    from tests.alerts.test_alerts import STREAK, fail_where_reference_passed, rule, with_reference
+    from tests.support.alerts_world import STREAK, fail_where_reference_passed, rule, with_reference
 
     rules = [rule("consecutive-failures", "consecutive_failures", **STREAK), rule("each-failure", "failure")]
     world = await with_reference(store, rules)
