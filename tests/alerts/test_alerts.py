@@ -15,11 +15,11 @@ import httpx
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from fastapi import FastAPI
 
 from cidash.alerts.engine import DEFAULT_RULES, AlertEngine, silence_incident
 from cidash.alerts.webhooks import WebhookSender, verify
-from cidash.api.routes import alerts as alert_routes
+from cidash.api.app import create_app
+from cidash.api.state import state_of
 from cidash.config import AlertRuleConfig, Settings, WebhookConfig
 from cidash.domain.urls import redact_url
 from cidash.domain.views import AlertOut, FeedMessage, IncidentOut
@@ -472,9 +472,7 @@ async def test_incident_and_alert_routes(store: Store) -> None:
         await fail_where_reference_passed(world, change)
     incident = (await stored_incidents(store))[0]
     settings = Settings(api={"write_token": "w-token"})  # type: ignore[arg-type]
-    app = FastAPI()
-    app.include_router(alert_routes.router)
-    app.state.store, app.state.settings, app.state.alerts = store, settings, world.engine
+    app = create_app(settings, store, alerts=world.engine)
     transport = httpx.ASGITransport(app=app)
     auth = {"Authorization": "Bearer w-token"}
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -543,7 +541,7 @@ async def test_incident_and_alert_routes(store: Store) -> None:
         assert (await client.get("/api/v1/alerts", params={"kind": "bogus"})).status_code == 422
         rules = (await client.get("/api/v1/alerts/rules")).json()
         assert rules[0]["params"]["count"] == 3 and rules[0]["params"]["clear_s"] == 0
-        del app.state.alerts  # an API replica without the engine lists the default rules
+        state_of(app).alerts = None  # an API replica without the engine lists the default rules
         assert [r["name"] for r in (await client.get("/api/v1/alerts/rules")).json()] == [r.name for r in DEFAULT_RULES]
 
 

@@ -4,6 +4,7 @@ the dashboard's static files and the security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import xml.etree.ElementTree as ET
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import websockets
 from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -25,6 +27,7 @@ from cidash import metrics
 from cidash.api import create_app
 from cidash.api.app import content_security_policy
 from cidash.api.routes.runs import CSV_COLUMNS
+from cidash.api.ws import CLOSE_UNAVAILABLE
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import ServerStatus
 from cidash.sim.world import World
@@ -33,7 +36,7 @@ from cidash.store import schema as m
 from cidash.store.engine import create_engine
 from cidash.store.rollups import rebuild_rollups
 from cidash.store.schema import rollups_t
-from tests.support.api import SERVER, WRITE, client_for, load_history, settings_for
+from tests.support.api import SERVER, WRITE, client_for, load_history, served, settings_for
 from tests.support.paths import REPO
 from tests.support.store_fixtures import observed, parsed
 from tests.support.stored import ci_systems
@@ -559,6 +562,7 @@ async def test_probes_and_metrics(store: Store, tmp_path: Path) -> None:
                 unavailable = await client.get("/api/v1/projects")
                 assert unavailable.status_code == 503
                 assert unavailable.json()["detail"] == "the database is unavailable"
+                assert unavailable.headers["retry-after"] == "5"
         finally:
             await broken.close()
 
@@ -569,7 +573,7 @@ async def test_dashboard_files_fallback_and_security_headers(store: Store, tmp_p
     (dist / "index.html").write_text("<!doctype html><title>dash</title><script src='assets/app.js'></script>")
     (dist / "assets" / "app.js").write_text("console.log('hi')")
     settings = settings_for(store, cors_origins=["https://dash.example"])
-    extra = APIRouter(prefix="/api/v1")  # the live feed and the alerts come like this
+    extra = APIRouter(prefix="/api/v1")  # a router of the caller's own, included as it is
 
     @extra.get("/extra-thing")
     async def extra_thing() -> dict[str, int]:
@@ -681,3 +685,20 @@ async def test_same_ci_name_on_two_servers(loaded: Loaded) -> None:
     assert sorted(s["server"] for s in systems if s["name"] == "zuul") == ["another", SERVER]
     badge = await client.get("/api/v1/badge/zuul.svg", params={"server": SERVER})
     assert badge.status_code == 200 and "Zuul" in badge.text
+
+
+async def test_create_app_alone_serves_every_route_and_says_when_it_has_no_live_feed(
+    store: Store, tmp_path: Path
+) -> None:
+    app = create_app(settings_for(store), store, frontend_dir=tmp_path)  # no runtime, no bus, no engine
+    documented = set(app.openapi()["paths"])
+    assert {"/api/v1/events", "/api/v1/incidents", "/api/v1/alerts/rules", "/api/v1/systems"} <= documented
+    async with client_for(app) as client:
+        events = await client.get("/api/v1/events")
+        assert events.status_code == 503 and "no live feed" in events.json()["detail"]
+        assert (await client.get("/api/v1/incidents")).json()["items"] == []
+    async with served(app) as url:
+        async with websockets.connect(url.replace("http", "ws", 1) + "/api/v1/ws") as socket:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_UNAVAILABLE

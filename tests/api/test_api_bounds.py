@@ -39,7 +39,6 @@ from cidash.api import sse as sse_feed
 from cidash.api import ws as ws_feed
 from cidash.api.app import content_security_policy
 from cidash.api.live_slots import CLOSE_TRY_AGAIN
-from cidash.api.routes import alerts as alert_routes
 from cidash.config import ApiConfig, Settings
 from cidash.domain.views import ServerStatus
 from cidash.store import Store
@@ -310,7 +309,6 @@ def _client(store: Store, tmp_path: Path, **api: Any) -> httpx.AsyncClient:
         _settings(store, **api),
         store,
         status=lambda: STATUSES,
-        extra_routers=[ws_feed.router, sse_feed.router, alert_routes.router],
         frontend_dir=tmp_path / "none",
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cidash.test")

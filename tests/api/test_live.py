@@ -29,9 +29,11 @@ from cidash.api import sse as sse_feed
 from cidash.api import ws as ws_feed
 from cidash.api.live_slots import live_clients
 from cidash.api.routes import alerts as alert_routes
+from cidash.api.state import AppState, attach_state, state_of
 from cidash.config import AlertRuleConfig, CISystemConfig, Settings
 from cidash.domain.comments import AccountRef
 from cidash.domain.views import FeedMessage
+from cidash.health import HealthCache
 from cidash.live import hub as live
 from cidash.live.bus import Bus, LocalBus, RedisBus
 from cidash.live.hub import LiveOptions
@@ -95,7 +97,8 @@ class Site:
             return await feed_module.messages_since(conn, since, feed_module.FeedFilter.of(kinds=kinds), limit=100_000)
 
     def hub(self) -> live.FeedHub:
-        hub: live.FeedHub = self.app.state.live_hub
+        hub = state_of(self.app).live_hub
+        assert hub is not None, "no live client has connected yet"
         return hub
 
 
@@ -108,13 +111,22 @@ async def running(
     engine = AlertEngine(store, rules, clock=lambda: T0 + timedelta(hours=2), notify_within_s=86400)
     await store.sync_ci_configs([CISystemConfig(account="zuul", reference=True)], ["review"])
     bus = bus or LocalBus()
+    # the live routes alone, without the API's guard and middleware, over the app state create_app makes
     app = FastAPI()
     app.include_router(ws_feed.router)
     app.include_router(sse_feed.router)
     app.include_router(alert_routes.router)
-    app.state.store, app.state.bus, app.state.alerts = store, bus, engine
-    app.state.settings = settings or Settings()
-    app.state.live_options = options
+    attach_state(
+        app,
+        AppState(
+            settings=settings or Settings(),
+            store=store,
+            health_cache=HealthCache(ttl_s=30, stale_s=0),
+            bus=bus,
+            alerts=engine,
+            live_options=options,
+        ),
+    )
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=3
     )

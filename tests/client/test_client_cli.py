@@ -958,7 +958,6 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     """The real `/api/v1/ws` (cidash.live.hub) over runs written through the store: a replay with
     ``--since-id``, then a burst into a tiny server queue (a slow-consumer close, resumed with
     ``since``); every id once, in order."""
-    from cidash.api import ws
     from cidash.api.app import create_app
     from cidash.api.live_slots import close_live, live_clients
     from cidash.live import hub as live
@@ -973,11 +972,8 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
     store.after_insert = feed_only
     bus = make_bus(None)
     await bus.start()
-    app = create_app(Settings(), store, frontend_dir=tmp_path)
-    # the live router where the dashboard and this client look for it: /api/v1/ws
-    app.include_router(ws.router)
-    app.state.bus = bus
-    app.state.live_options = live.LiveOptions(queue_size=2, ping_interval_s=0.3)
+    options = live.LiveOptions(queue_size=2, ping_interval_s=0.3)
+    app = create_app(Settings(), store, bus=bus, live_options=options, frontend_dir=tmp_path)
     now = datetime.now(UTC).replace(microsecond=0)
 
     async def write(first_change: int, count: int) -> None:
@@ -1010,7 +1006,6 @@ async def test_watch_against_the_real_live_feed(store: Store, tmp_path: Path) ->
 
 async def test_incidents_and_ack_against_the_real_api(migrated_db_url: str, store: Store, tmp_path: Path) -> None:
     from cidash.api.app import create_app
-    from cidash.api.routes import alerts as alert_routes
     from tests.support.alerts_world import STREAK, fail_where_reference_passed, rule, with_reference
 
     rules = [rule("consecutive-failures", "consecutive_failures", **STREAK), rule("each-failure", "failure")]
@@ -1018,8 +1013,7 @@ async def test_incidents_and_ack_against_the_real_api(migrated_db_url: str, stor
     for change in (1, 2, 3):
         await fail_where_reference_passed(world, change)
     settings = Settings(database_url=migrated_db_url, api={"write_token": TOKEN})  # type: ignore[arg-type]
-    app = create_app(settings, store, extra_routers=[alert_routes.router], frontend_dir=tmp_path)
-    app.state.alerts = world.engine
+    app = create_app(settings, store, alerts=world.engine, frontend_dir=tmp_path)
 
     async with served(app) as url:
 

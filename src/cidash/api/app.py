@@ -28,16 +28,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import cidash
 from cidash import metrics
+from cidash.alerts.engine import AlertEngine
+from cidash.api import sse, ws
 from cidash.api.guard import RequestGuard, document_refusals
+from cidash.api.routes import alerts as alert_routes
 from cidash.api.routes import api_router
+from cidash.api.state import AppState, attach_state, state_of
 from cidash.config import Settings
 from cidash.domain.views import ServerStatus
 from cidash.health import HealthCache
+from cidash.live.bus import Bus
+from cidash.live.hub import LiveOptions
 from cidash.store import Store, reads
 
 log = logging.getLogger(__name__)
 
 FRONTEND_ENV = "CIDASH_FRONTEND_DIR"
+DATABASE_RETRY_AFTER_S = 5  # a restarting MariaDB is usually back within seconds (the soak restarts it)
 HEALTH_CACHE_TTL_S = 30.0
 # For 5 min more a cached value is served at once while it is recomputed in the background: the
 # run-level metrics (coverage, agreement) take 0.5-2 s on big histories, and no request should wait.
@@ -165,7 +172,11 @@ async def _query_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-    return JSONResponse({"detail": "the database is unavailable"}, status_code=503)
+    return JSONResponse(
+        {"detail": "the database is unavailable"},
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
 
 
 def create_app(
@@ -173,15 +184,20 @@ def create_app(
     store: Store,
     *,
     status: Callable[[], list[ServerStatus]] | None = None,
+    bus: Bus | None = None,
+    alerts: AlertEngine | None = None,
+    live_options: LiveOptions | None = None,
     extra_routers: Sequence[APIRouter] = (),
     frontend_dir: Path | None = None,
 ) -> FastAPI:
-    """The cidash web application over `store`.
+    """The cidash web application over `store`, with every route: the reads, the live feed
+    (``/api/v1/ws``, ``/api/v1/events``) and the incidents and alerts.
 
-    `status` reports each Gerrit server's collector (``/readyz``); `extra_routers` (the live
-    feed, the alerts) are included as they are, with their own ``/api/v1`` prefix; every route
-    reads ``app.state.settings`` / ``app.state.store``. The built dashboard is served at ``/``
-    from `frontend_dir` (default :func:`default_frontend_dir`) when it holds an ``index.html``.
+    `status` reports each Gerrit server's collector (``/readyz``); `bus` carries the live feed
+    (without one, the websocket closes 1011 and ``/events`` answers 503); `alerts` is the incident
+    engine (without one, the configured rules are listed as the defaults). `extra_routers` are
+    included as they are (tests add their own). The built dashboard is served at ``/`` from
+    `frontend_dir` (default :func:`default_frontend_dir`) when it holds an ``index.html``.
     """
     app = FastAPI(
         lifespan=_lifespan,
@@ -192,22 +208,35 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.status = status
-    app.state.health_cache = HealthCache(ttl_s=HEALTH_CACHE_TTL_S, stale_s=HEALTH_CACHE_STALE_S)
+    attach_state(
+        app,
+        AppState(
+            settings=settings,
+            store=store,
+            health_cache=HealthCache(ttl_s=HEALTH_CACHE_TTL_S, stale_s=HEALTH_CACHE_STALE_S),
+            status=status,
+            bus=bus,
+            alerts=alerts,
+            live_options=live_options or LiveOptions(),
+        ),
+    )
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(reads.params.QueryError, _query_error)
     app.add_exception_handler(DBAPIError, _database_error)
 
-    app.include_router(api_router())
-    for router in extra_routers:  # they carry their own prefix (the live feed, the alerts: /api/v1)
+    for router in (api_router(), ws.router, sse.router, alert_routes.router, *extra_routers):
         app.include_router(router)
     # probes and metrics also at the root, where orchestrators and Prometheus look for them
     app.include_router(_root_probes())
 
-    directory = frontend_dir if frontend_dir is not None else default_frontend_dir()
+    _serve_frontend(app, frontend_dir if frontend_dir is not None else default_frontend_dir())
+    _add_middleware(app, settings)
+    return app
+
+
+def _serve_frontend(app: FastAPI, directory: Path) -> None:
+    """The built dashboard at ``/``, or a page saying how to build it."""
     if (directory / "index.html").is_file():
         app.mount("/", StaticFiles(directory=directory, html=True), name="frontend")
     else:
@@ -216,6 +245,9 @@ def create_app(
         async def fallback() -> HTMLResponse:
             return HTMLResponse(FALLBACK_PAGE)
 
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost last: metrics around CORS around the request guard."""
     document_refusals(app)
     app.add_middleware(RequestGuard, settings=settings)  # inside CORS: its refusals get CORS headers too
     if settings.api.cors_origins:
@@ -227,15 +259,12 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(Observe, templates=_route_templates(app))
-    return app
 
 
 async def close_app(app: FastAPI) -> None:
     """Stop what the application runs in the background (health refreshes). The lifespan does it;
     call it yourself when the server runs with ``lifespan="off"``."""
-    cache: HealthCache | None = getattr(app.state, "health_cache", None)
-    if cache is not None:
-        await cache.close()
+    await state_of(app).health_cache.close()
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from cidash.api.state import request_state
 from cidash.config import ApiConfig
 
 bearer = HTTPBearer(auto_error=False, description="api.write_token for changes; api.read_token for reads when set")
@@ -30,8 +31,7 @@ READ_TOKEN_REQUIRED = "a token is required: Authorization: Bearer <token> or ?to
 
 
 def _api(request: Request) -> ApiConfig:
-    config: ApiConfig = request.app.state.settings.api
-    return config
+    return request_state(request).settings.api
 
 
 def _matches(given: str | None, *tokens: SecretStr | None) -> bool:

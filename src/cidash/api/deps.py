@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cidash.api.state import request_state
 from cidash.config import Settings
 from cidash.domain.views import ErrorOut
 from cidash.health import HealthCache
@@ -27,18 +28,15 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descript
 
 
 def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return request_state(request).settings
 
 
 def store_of(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+    return request_state(request).store
 
 
 def cache_of(request: Request) -> HealthCache:
-    cache: HealthCache = request.app.state.health_cache
-    return cache
+    return request_state(request).health_cache
 
 
 async def connection(request: Request) -> AsyncIterator[AsyncConnection]:

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from cidash import metrics
-from cidash.config import Settings
-from cidash.live.hub import FeedHub, LiveOptions, Transport
+from cidash.api.state import state_of
+from cidash.live.hub import FeedHub, Transport
 
 CLOSE_TRY_AGAIN = 1013  # the websocket close code (and the SSE close event's) of a client beyond the cap
 
@@ -31,14 +31,12 @@ def _count(transport: Transport, delta: int) -> None:
     metrics.WEBSOCKET_CLIENTS.labels(transport=transport).set(_counts[transport])
 
 
-def _max_clients(app: FastAPI) -> int | None:
-    settings: Settings | None = getattr(app.state, "settings", None)
-    return settings.api.max_live_clients if settings is not None else None
+def _max_clients(app: FastAPI) -> int:
+    return state_of(app).settings.api.max_live_clients
 
 
 def slots_full(app: FastAPI) -> bool:
-    limit = _max_clients(app)
-    return limit is not None and live_clients() >= limit
+    return live_clients() >= _max_clients(app)
 
 
 def take_slot(app: FastAPI, transport: Transport) -> bool:
@@ -54,24 +52,16 @@ def full_reason(app: FastAPI) -> str:
     return f"too many live clients (api.max_live_clients = {_max_clients(app)}); try again later"
 
 
-def options_of(app: FastAPI) -> LiveOptions:
-    options = getattr(app.state, "live_options", None)
-    return options if isinstance(options, LiveOptions) else LiveOptions()
-
-
 async def hub_of(app: FastAPI) -> FeedHub:
-    """The application's hub, started on first use (needs ``app.state.bus`` and ``.store``)."""
-    hub: FeedHub | None = getattr(app.state, "live_hub", None)
-    if hub is None:
-        hub = FeedHub(app.state.bus, app.state.store, options_of(app))
-        app.state.live_hub = hub
+    """The application's hub, started on first use (LiveFeedUnavailableError without a bus)."""
+    hub = state_of(app).hub()
     await hub.start()
     return hub
 
 
 async def close_live(app: FastAPI) -> None:
     """Stop the hub (the live routers' lifespan does it at shutdown)."""
-    hub: FeedHub | None = getattr(app.state, "live_hub", None)
+    hub = state_of(app).live_hub
     if hub is not None:
         await hub.stop()
 

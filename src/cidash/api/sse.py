@@ -29,6 +29,7 @@ from cidash.api.live_slots import (
     take_slot,
 )
 from cidash.api.params import feed_filter, resume_point
+from cidash.api.state import LiveFeedUnavailableError
 from cidash.live.hub import CLOSE_GOING_AWAY, GONE, FeedHub, Subscriber
 from cidash.store import MAX_ID
 
@@ -43,7 +44,10 @@ router = APIRouter(prefix=API_PREFIX, tags=["live"], lifespan=close_live_at_shut
     "/events",
     dependencies=[Depends(require_read)],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The feed as server-sent events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The feed as server-sent events"},
+        503: {"description": "Too many live clients (Retry-After), or no live feed on this replica"},
+    },
 )
 async def feed_events(
     request: Request,
@@ -59,7 +63,10 @@ async def feed_events(
         raise HTTPException(422, str(exc)) from None
     if slots_full(request.app):
         raise HTTPException(503, full_reason(request.app), headers={"Retry-After": str(SSE_RETRY_AFTER_S)})
-    hub = await hub_of(request.app)
+    try:
+        hub = await hub_of(request.app)
+    except LiveFeedUnavailableError:
+        raise HTTPException(503, "no live feed on this replica (built without a bus)") from None
     client = Subscriber("sse", hub.options.queue_size, asyncio.get_running_loop().time())
     hub.subscribe(client, feed_filter([kinds], [ci], [projects]), resume)
     return StreamingResponse(

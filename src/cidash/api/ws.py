@@ -46,6 +46,7 @@ from cidash.api.live_slots import (
     take_slot,
 )
 from cidash.api.params import feed_filter, resume_point
+from cidash.api.state import state_of
 from cidash.config import Settings
 from cidash.live.hub import GONE, FeedHub, Subscriber
 from cidash.store import FeedFilter
@@ -133,7 +134,7 @@ async def _read_socket(websocket: WebSocket, hub: FeedHub, client: Subscriber) -
 async def feed_socket(websocket: WebSocket) -> None:
     app: FastAPI = websocket.app
     if not _token_ok(
-        getattr(app.state, "settings", None),
+        state_of(app).settings,
         websocket.headers.get("authorization"),
         websocket.query_params.get("token"),
     ):

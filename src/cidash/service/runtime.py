@@ -25,6 +25,8 @@ from fastapi import FastAPI
 from cidash.alerts.alertmanager import AlertmanagerPusher
 from cidash.alerts.engine import AlertEngine
 from cidash.alerts.webhooks import WebhookSender
+from cidash.api.app import close_app, create_app
+from cidash.api.live_slots import close_live
 from cidash.collector.election import Leadership
 from cidash.collector.service import ServerCollector
 from cidash.config import ApiConfig, GerritServer, Settings
@@ -154,19 +156,14 @@ class Runtime:
                     await collector.backfilled.wait()
 
     async def _start_api(self) -> None:
-        from cidash.api import sse, ws
-        from cidash.api.app import create_app
-        from cidash.api.routes import alerts as alert_routes
-
         app = create_app(
             self.settings,
             self.store,
             status=self.server_status,
-            extra_routers=[ws.router, sse.router, alert_routes.router],
+            bus=self.bus,
+            alerts=self.alerts,
             frontend_dir=self._frontend_dir,
         )
-        app.state.bus = self.bus
-        app.state.alerts = self.alerts
         self.app = app
         api = self.settings.api
         self._http = QuietServer(api_server_config(app, api))
@@ -253,9 +250,6 @@ class Runtime:
                 log.warning("stopping: %s failed (%s: %s); going on", what, type(exc).__name__, exc)
 
         if self.app is not None:
-            from cidash.api.app import close_app
-            from cidash.api.live_slots import close_live
-
             app = self.app
             await step("the live feed", lambda: close_live(app))
             await step("the API's background work", lambda: close_app(app))

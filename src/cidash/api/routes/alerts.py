@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cidash.alerts.engine import DEFAULT_RULES, AlertEngine, acknowledge, judge_runs, rule_views, silence_incident
 from cidash.api.auth import require_read, require_write
+from cidash.api.deps import ERRORS, settings_of, store_of
 from cidash.api.params import Instant, StoredId, decode_id_cursor, encode_id_cursor
-from cidash.config import AlertKind, Settings
+from cidash.api.state import request_state
+from cidash.config import AlertKind
 from cidash.domain.urls import log_url
 from cidash.domain.views import (
     AckIn,
@@ -30,13 +32,8 @@ from cidash.domain.views import (
     SilenceIn,
     TimelineRun,
 )
-from cidash.store import Store, alerts_store, to_aware_utc
+from cidash.store import alerts_store, to_aware_utc
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut, "description": "A token is required"},
-    403: {"model": ErrorOut, "description": "Wrong token, or writes disabled"},
-    422: {"model": ErrorOut, "description": "A parameter is invalid"},
-}
 ALERT_KINDS = frozenset(get_args(AlertKind))
 MAX_LIMIT = 500
 
@@ -52,8 +49,7 @@ INCIDENT_CURSOR_PREFIX = "i"
 
 
 def _engine(request: Request) -> AlertEngine | None:
-    engine = getattr(request.app.state, "alerts", None)
-    return engine if isinstance(engine, AlertEngine) else None
+    return request_state(request).alerts
 
 
 @router.get("/alerts", response_model=AlertPage, dependencies=[Depends(require_read)])
@@ -70,7 +66,7 @@ async def list_alerts(
     unknown = sorted(set(kinds) - ALERT_KINDS)
     if unknown:
         raise HTTPException(422, f"kind: unknown alert kind {unknown[0]!r}; use {', '.join(sorted(ALERT_KINDS))}")
-    store: Store = request.app.state.store
+    store = store_of(request)
     before = decode_id_cursor(CURSOR_PREFIX, cursor) if cursor else None
     async with store.engine.connect() as conn:
         items = await alerts_store.list_alerts(
@@ -92,7 +88,7 @@ async def list_rules(request: Request) -> list[AlertRuleOut]:
     engine = _engine(request)
     if engine is not None:
         return engine.rule_views()
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     return rule_views(settings.alerts or DEFAULT_RULES)
 
 
@@ -108,7 +104,7 @@ async def list_incidents(
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
 ) -> IncidentPage:
     """Incidents, newest first; ``state=firing`` for the open ones."""
-    store: Store = request.app.state.store
+    store = store_of(request)
     before = decode_id_cursor(INCIDENT_CURSOR_PREFIX, cursor) if cursor else None
     async with store.engine.connect() as conn:
         items = await alerts_store.list_incidents(conn, state=state, ci=_split(ci), before_id=before, limit=limit + 1)
@@ -128,7 +124,7 @@ async def list_incidents(
 async def get_incident(request: Request, incident_id: StoredId) -> IncidentDetail:
     """One incident: its runs beside the reference CI's results on the same patch sets, its
     notifications, acks and silences."""
-    store: Store = request.app.state.store
+    store = store_of(request)
     async with store.engine.connect() as conn:
         incident = await alerts_store.get_incident(conn, incident_id)
         if incident is None:
@@ -164,7 +160,7 @@ async def _changed(
     if found is None:
         raise HTTPException(404, f"no incident {incident_id}")
     incident, messages = found
-    bus = getattr(request.app.state, "bus", None)
+    bus = request_state(request).bus
     if bus is not None and messages:
         await bus.publish(messages)
     return incident
@@ -177,7 +173,7 @@ async def _changed(
     responses=NOT_FOUND,
 )
 async def ack_incident(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
-    store: Store = request.app.state.store
+    store = store_of(request)
     return await _changed(request, await acknowledge(store, incident_id, body.author, body.note), incident_id)
 
 
@@ -188,7 +184,7 @@ async def ack_incident(request: Request, incident_id: StoredId, body: AckIn) -> 
     responses=NOT_FOUND,
 )
 async def unack_incident(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
-    store: Store = request.app.state.store
+    store = store_of(request)
     found = await acknowledge(store, incident_id, body.author, body.note, undo=True)
     return await _changed(request, found, incident_id)
 
@@ -201,7 +197,7 @@ async def unack_incident(request: Request, incident_id: StoredId, body: AckIn) -
 )
 async def silence(request: Request, incident_id: StoredId, body: SilenceIn) -> IncidentOut:
     """Silence until `until`, or until the incident resolves: its edges notify no one meanwhile."""
-    store: Store = request.app.state.store
+    store = store_of(request)
     until = to_aware_utc(body.until) if body.until is not None else None
     found = await silence_incident(store, incident_id, body.author, body.reason, until)
     return await _changed(request, found, incident_id)
@@ -214,7 +210,7 @@ async def silence(request: Request, incident_id: StoredId, body: SilenceIn) -> I
     responses=NOT_FOUND,
 )
 async def unsilence(request: Request, incident_id: StoredId, body: AckIn) -> IncidentOut:
-    store: Store = request.app.state.store
+    store = store_of(request)
     found = await silence_incident(store, incident_id, body.author, body.note, None, undo=True)
     return await _changed(request, found, incident_id)
 
@@ -224,7 +220,7 @@ async def list_maintenance(
     request: Request, ci: Annotated[str | None, Query(max_length=255)] = None
 ) -> list[MaintenanceOut]:
     """Maintenance windows that have not ended (of one CI with `ci`), earliest first."""
-    store: Store = request.app.state.store
+    store = store_of(request)
     async with store.engine.connect() as conn:
         return await alerts_store.list_maintenance(conn, ending_after=datetime.now(UTC), ci_name=ci)
 
@@ -241,7 +237,7 @@ async def list_maintenance(
 async def delete_maintenance(request: Request, window_id: StoredId) -> MaintenanceOut:
     """Withdraw a window declared ahead, before it begins (one that has begun stays in the history);
     the withdrawn window."""
-    store: Store = request.app.state.store
+    store = store_of(request)
 
     async def work(conn: AsyncConnection) -> MaintenanceOut:
         found = await alerts_store.list_maintenance(conn, window_id=window_id)
@@ -268,7 +264,7 @@ async def add_maintenance(request: Request, body: MaintenanceIn) -> MaintenanceO
     starts, ends = to_aware_utc(body.starts_at), to_aware_utc(body.ends_at)
     if ends <= starts:
         raise HTTPException(422, "ends_at: must be after starts_at")
-    store: Store = request.app.state.store
+    store = store_of(request)
     async with store.engine.connect() as conn:
         refs = [ref for ref in await alerts_store.all_ci_refs(conn) if ref.name == body.ci]
     if body.server is not None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from cidash import metrics
 from cidash.api.auth import badges_public, reads_open_to
 from cidash.api.deps import NOT_FOUND, cache_of, connection, not_found, settings_of, store_of, system_or_404
+from cidash.api.state import request_state
 from cidash.domain.views import ChangeView, ErrorOut, Grid, Readiness, ReadinessWords, ServerStatus, State
 from cidash.health.systems import systems_summary_one
 from cidash.store import reads
@@ -165,7 +166,7 @@ async def _database_ok(request: Request) -> bool:
 
 
 async def _servers(request: Request) -> list[ServerStatus]:
-    status = request.app.state.status
+    status = request_state(request).status
     if status is None:
         return []
     found = status()
