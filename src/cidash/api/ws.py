@@ -88,9 +88,7 @@ def _from_message(data: dict[str, Any]) -> Subscription:
     return flt, resume_point(data.get("since"))
 
 
-def _token_ok(settings: Settings | None, header: str | None, query_token: str | None) -> bool:
-    if settings is None:
-        return True
+def _token_ok(settings: Settings, header: str | None, query_token: str | None) -> bool:
     return read_allowed(settings.api, bearer_token(header) or query_token)
 
 
